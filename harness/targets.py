@@ -1,0 +1,82 @@
+"""Targets and budgets per hardware class.
+
+Each workload ships defaults measured on the reference machine
+(``Workload.default_budget``). ``timetrial calibrate`` measures them on the
+machine at hand and writes ``<targets dir>/<hardware_class>.yaml``::
+
+    lm:
+      tiny:
+        default: {validation_target_value: 5.2, max_allowed_runtime_sec: 180,
+                  eval_period_time_sec: 10, step_hint: 900}
+
+The targets dir is ``$TIMETRIAL_TARGETS_DIR``, else
+``~/.config/timetrial/targets``. A calibrated entry replaces the shipped one
+for that hardware class only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import yaml
+
+from harness import results
+from harness.spec import Budget, UserInputError
+
+TARGETS_ENV = 'TIMETRIAL_TARGETS_DIR'
+FIELDS = ('validation_target_value', 'max_allowed_runtime_sec', 'eval_period_time_sec',
+          'step_hint', 'test_target_value')
+
+
+def targets_dir() -> Path:
+    if os.environ.get(TARGETS_ENV):
+        return Path(os.environ[TARGETS_ENV]).expanduser()
+    config = os.environ.get('XDG_CONFIG_HOME') or os.path.join(os.path.expanduser('~'), '.config')
+    return Path(config) / 'timetrial' / 'targets'
+
+
+def targets_file(hardware_class: str) -> Path:
+    return targets_dir() / f'{hardware_class}.yaml'
+
+
+def _read(path: Path) -> Dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding='utf-8')) or {}
+    except yaml.YAMLError as e:
+        raise UserInputError(f'Targets file {path} is not valid YAML: {e}. Fix it or delete it '
+                             'and run `timetrial calibrate` again.') from None
+    if not isinstance(data, dict):
+        raise UserInputError(f'Targets file {path} must map workload -> size -> variant.')
+    return data
+
+
+def calibrated_budget(hardware_class: str, workload: str, size: str,
+                      variant: Optional[str]) -> Optional[Budget]:
+    path = targets_file(hardware_class)
+    entry = _read(path).get(workload, {}).get(size, {}).get(variant or 'default')
+    if entry is None:
+        return None
+    unknown = set(entry) - set(FIELDS)
+    missing = {'validation_target_value', 'max_allowed_runtime_sec', 'eval_period_time_sec',
+               'step_hint'} - set(entry)
+    if unknown or missing:
+        raise UserInputError(
+            f'Targets file {path}, entry {workload}/{size}/{variant or "default"}: '
+            + (f'unknown key(s) {sorted(unknown)} ' if unknown else '')
+            + (f'missing key(s) {sorted(missing)} ' if missing else '')
+            + f'(valid keys: {", ".join(FIELDS)}).')
+    return Budget(**{k: entry[k] for k in FIELDS if k in entry})
+
+
+def write_calibrated_budget(hardware_class: str, workload: str, size: str,
+                            variant: Optional[str], budget: Budget) -> Path:
+    path = targets_file(hardware_class)
+    data = _read(path)
+    entry = {k: getattr(budget, k) for k in FIELDS if getattr(budget, k) is not None}
+    data.setdefault(workload, {}).setdefault(size, {})[variant or 'default'] = entry
+    results.atomic_write_yaml(path, data)
+    return path

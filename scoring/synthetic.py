@@ -1,0 +1,117 @@
+"""Generate a results tree of made-up trials, in the layout the harness writes.
+
+Used by ``benchmarks/scoring.py`` (10,000 trials) and by tests and demos of the
+report. Nothing here runs a model: each trial's validation loss follows
+``floor + (start - floor) * exp(-time / scale)`` with a per-submission speed, a
+per-study offset and per-trial noise, evaluated every ``eval_period_s`` seconds of
+submission time up to the budget. Deterministic in ``seed``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import yaml
+
+_YAML_DUMPER = getattr(yaml, 'CSafeDumper', yaml.SafeDumper)
+
+HARDWARE = {'accelerator': None, 'accelerator_count': 0, 'cpu_model': 'Synthetic CPU',
+            'cpu_cores': 2, 'memory_gib': 24.0}
+HARDWARE_CLASS = 'cpu-synthetic-2c'
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write(text)
+
+
+def write_trial(trial_dir: Path, *, config: dict, evals: Sequence[dict],
+                result: Optional[dict], hardware_class: Optional[str] = HARDWARE_CLASS,
+                meta_extra: Optional[dict] = None) -> Path:
+    """Write one trial's files (no result.json when ``result`` is None: unfinished)."""
+    trial_dir = Path(trial_dir)
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    d = str(trial_dir)
+    _write(os.path.join(d, 'trial.yaml'), yaml.dump(config, Dumper=_YAML_DUMPER,
+                                                    sort_keys=False))
+    meta = {'hardware': HARDWARE, 'hardware_class': hardware_class, **(meta_extra or {})}
+    _write(os.path.join(d, 'meta.json'), json.dumps(meta))
+    _write(os.path.join(d, 'evals.jsonl'),
+           ''.join(json.dumps(row, sort_keys=True) + '\n' for row in evals))
+    if result is not None:
+        _write(os.path.join(d, 'result.json'), json.dumps(result))
+    return trial_dir
+
+
+def generate(root: Path, *, n_workloads: int = 3, n_submissions: int = 3, n_studies: int = 3,
+             n_trials: int = 4, n_evals: int = 20, experiment: str = 'synthetic',
+             framework: str = 'jax', ruleset: str = 'external', seed: int = 0,
+             variants: bool = False, stop_at_target: bool = True) -> Path:
+    """Write ``n_workloads x n_submissions x n_studies x n_trials`` trials; returns the
+    experiment directory. With ``variants``, workload 0 also gets a variant ``wide``.
+    ``stop_at_target=False`` keeps every trial to ``n_evals`` evaluations (the
+    harness's continue-past-target mode), as the speed benchmark wants.
+    """
+    rng = np.random.default_rng(seed)
+    exp_dir = Path(root) / experiment
+    budget_s = 1000.0
+    eval_period_s = budget_s / n_evals
+    workloads = [(f'wl{w:02d}', None) for w in range(n_workloads)]
+    if variants and n_workloads:
+        workloads.append(('wl00', 'wide'))
+    targets = {wl: 1.0 + 0.1 * i for i, wl in enumerate(workloads)}
+    for s in range(n_submissions):
+        submission = f'sub{s:02d}'
+        # Each submission is faster on some workloads than others.
+        speed = rng.uniform(0.5, 2.0, size=len(workloads))
+        for w, (workload, variant) in enumerate(workloads):
+            wl_dir = f'{workload}-{variant}' if variant else workload
+            target = targets[(workload, variant)]
+            for study in range(n_studies):
+                study_offset = rng.normal(0.0, 0.1)
+                for trial in range(n_trials):
+                    lr = float(10 ** rng.uniform(-4, -2))
+                    scale = 150.0 / speed[w] * math.exp(study_offset + rng.normal(0.0, 0.3))
+                    floor = target * rng.uniform(0.85, 1.05)
+                    start = target * 4.0
+                    evals, hit = [], None
+                    for e in range(1, n_evals + 1):
+                        t = e * eval_period_s
+                        loss = floor + (start - floor) * math.exp(-t / scale)
+                        step = e * 100
+                        evals.append({
+                            'step': step, 'submission_time_s': t,
+                            'wall_time_s': t * 1.1 + e * 2.0, 'eval_time_s': 2.0,
+                            'examples_seen': step * 128,
+                            'validation/loss': loss, 'train/loss': loss * 0.95,
+                        })
+                        if hit is None and loss <= target:
+                            hit = evals[-1]
+                            if stop_at_target:
+                                break
+                    last = evals[-1]
+                    result = {
+                        'status': 'reached' if hit else 'budget_exhausted',
+                        'time_to_target_s': hit['submission_time_s'] if hit else None,
+                        'steps_to_target': hit['step'] if hit else None,
+                        'examples_to_target': hit['examples_seen'] if hit else None,
+                        'final_step': last['step'],
+                        'submission_time_s': last['submission_time_s'], 'error': None,
+                    }
+                    config = {
+                        'workload': workload, 'variant': variant, 'size': 'tiny',
+                        'framework': framework, 'submission': submission,
+                        'ruleset': ruleset, 'study': study, 'trial': trial,
+                        'hparams': {'learning_rate': lr}, 'seed': int(rng.integers(2**31)),
+                        'target': {'metric': 'validation/loss', 'value': target,
+                                   'mode': 'min'},
+                    }
+                    trial_dir = (exp_dir / submission / f'{wl_dir}_{framework}'
+                                 / f'study_{study}' / f'trial_{trial}')
+                    write_trial(trial_dir, config=config, evals=evals, result=result)
+    return exp_dir

@@ -1,0 +1,1 @@
+"""Code shared by the shipped submissions (optimizers, train steps); not a submission."""
