@@ -63,6 +63,8 @@ class Counters:
     last_eval_submission_time_s: float = 0.0
     num_evals: int = 0
     resumes: int = 0
+    #: JAX compilations inside update/data selection after the second step.
+    recompiles_after_warmup: int = 0
     eval_results: List[Any] = dataclasses.field(default_factory=list)
     reached: Optional[Dict[str, Any]] = None
 
@@ -202,6 +204,8 @@ class TrialRunner:
     def run(self, saved: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         self._session_wall_start = self.wall_clock()
         self._last_checkpoint_wall = self._session_wall_start
+        # A resumed process compiles again: count recompiles per process session.
+        self._session_steps = 0
         try:
             self.setup(saved)
             self.log(event='start' if saved is None else 'resume', step=self.c.step,
@@ -228,6 +232,7 @@ class TrialRunner:
             ds_rng, update_rng, eval_rng = self.backend.step_rngs(self.base_rng, self.c.step)
             self._eval_rng = eval_rng
             complete = False
+            compiles_before = self.backend.compile_count()
             t0 = self.clock()
             try:
                 batch = self._call(
@@ -256,6 +261,13 @@ class TrialRunner:
                 return
             self.c.step += 1
             self.c.examples_seen += _batch_examples(batch, self.batch_size)
+            compiles = self.backend.compile_count() - compiles_before
+            self._session_steps += 1
+            if compiles and self._session_steps > 2:
+                # Compiling after the first steps usually means shapes or static
+                # arguments change every step: slow, and on the clock.
+                self.c.recompiles_after_warmup += compiles
+                self.log(event='recompile', step=self.c.step, compiles=compiles)
 
             # Off the clock from here on.
             records = self.metrics_logger.drain()
@@ -391,6 +403,7 @@ class TrialRunner:
             'budget_s': self.budget_s,
             'num_evals': self.c.num_evals,
             'resumes': self.c.resumes,
+            'recompiles_after_warmup': self.c.recompiles_after_warmup,
             'global_batch_size': getattr(self, 'batch_size', None),
             'param_count': getattr(self, 'param_count', None),
             'error': self.error,

@@ -32,6 +32,15 @@ SCALINGS = ('linear', 'log')
 
 def load(path: Union[str, Path]) -> SearchSpace:
     """Read and validate; every problem is reported at once."""
+    problems, space = load_with_problems(path)
+    if problems:
+        raise UserInputError(f'Search space {path} has {len(problems)} problem(s):\n  - '
+                             + '\n  - '.join(problems))
+    return space
+
+
+def load_with_problems(path: Union[str, Path]):
+    """(problems, normalized space or None), for reporting alongside other problems."""
     path = Path(path)
     try:
         text = path.read_text(encoding='utf-8')
@@ -42,10 +51,7 @@ def load(path: Union[str, Path]) -> SearchSpace:
     except (json.JSONDecodeError, yaml.YAMLError) as e:
         raise UserInputError(f'Search space {path} is not valid {path.suffix[1:].upper()}: {e}') from None
     problems = validate(raw)
-    if problems:
-        raise UserInputError(f'Search space {path} has {len(problems)} problem(s):\n  - '
-                             + '\n  - '.join(problems))
-    return normalize(raw)
+    return problems, (None if problems else normalize(raw))
 
 
 def validate(raw: Any) -> List[str]:

@@ -618,7 +618,16 @@ class ArrivedUpdates:
 class FederatedWorkload(Workload):
     """A workload with clients. Besides the centralized API (``model_fn`` and
     ``loss_fn`` must accept functional params and be vmappable), it gives the
-    harness the clients' data and a per-client-group evaluation."""
+    harness the clients' data, a per-client-group evaluation, and the small
+    framework glue the framework-free federated runner needs."""
+
+    #: Latency model of each variant (None = the base workload), as mappings
+    #: for ``harness.federated.latency.from_config``.
+    latency_configs: Dict[Optional[str], Dict[str, Any]] = {}
+
+    @abc.abstractmethod
+    def load_clients(self, data_dir: str) -> None:
+        """Harness only: read the prepared clients (DataNotPreparedError if missing)."""
 
     @property
     @abc.abstractmethod
@@ -644,6 +653,32 @@ class FederatedWorkload(Workload):
         data: ``validation/<metric>`` over all clients and
         ``validation/<metric>_<group>`` over each group (``client_groups``
         maps a group name to a boolean numpy mask over clients)."""
+
+    # Framework glue for the runner (trees are the framework's params trees).
+
+    @abc.abstractmethod
+    def tree_stack(self, trees: List[Any]) -> Any:
+        """Stack trees along a new leading axis."""
+
+    @abc.abstractmethod
+    def tree_unstack(self, tree: Any, count: int) -> List[Any]:
+        """The first ``count`` slices of a stacked tree."""
+
+    @abc.abstractmethod
+    def tree_to_numpy(self, tree: Any) -> Any:
+        """Device arrays -> numpy, for checkpoints (containers kept)."""
+
+    @abc.abstractmethod
+    def tree_from_numpy(self, tree: Any) -> Any:
+        """The inverse of ``tree_to_numpy``."""
+
+    @abc.abstractmethod
+    def make_rng(self, seed: int) -> RandomState:
+        """The framework's RandomState for an integer seed."""
+
+    @abc.abstractmethod
+    def synchronize(self, tree: Any) -> None:
+        """Wait until the device has computed ``tree`` (for honest compute times)."""
 
 
 def get_round_config(workload_name: str, hyperparameters: Hyperparameters) -> RoundConfig:

@@ -179,10 +179,11 @@ def check_submission(name_or_path: str, frameworks: Optional[Sequence[str]] = No
                             'ruleset needs one (self-tuning does not)')
     else:
         try:
-            space = search_space.load(space_file)
+            space_problems, space = search_space.load_with_problems(space_file)
         except UserInputError as e:
-            problems.append(str(e))
-        else:
+            space_problems, space = [str(e)], None
+        problems.extend(f'{space_file.name}: {p}' for p in space_problems)
+        if space is not None:
             for fw, module in modules.items():
                 validate = getattr(module, 'validate_hyperparameters', None)
                 if validate is None:

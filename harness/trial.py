@@ -50,8 +50,14 @@ def build_workload(config: TrialConfig):
     """The workload with this hardware class's calibrated budget, if any."""
     registry.validate_workload_choice(config.workload, config.size, config.variant,
                                       config.framework)
-    hw_class = hardware.hardware_class(hardware.fingerprint())
-    budget = targets.calibrated_budget(hw_class, config.workload, config.size, config.variant)
+    if config.budget_override:
+        from harness.spec import Budget
+
+        budget = Budget(**config.budget_override)
+    else:
+        hw_class = hardware.hardware_class(hardware.fingerprint())
+        budget = targets.calibrated_budget(hw_class, config.workload, config.size,
+                                           config.variant)
     return registry.make_workload(config.workload, config.framework, config.size,
                                   config.variant, budget=budget)
 

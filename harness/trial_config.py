@@ -43,6 +43,9 @@ class TrialConfig:
     checkpoint_every_s: float = 60.0
     #: Name of the submission as shown in results (folder or file stem).
     submission_name: Optional[str] = None
+    #: Replaces the workload's target and budget (spec.Budget fields); used by
+    #: ``timetrial calibrate``, whose tuning runs need a generous budget.
+    budget_override: Optional[Dict[str, Any]] = None
 
     @property
     def display_submission(self) -> str:

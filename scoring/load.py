@@ -474,7 +474,8 @@ def _add_labels(trials: pd.DataFrame) -> None:
     multi_size = set(size_count[size_count > 1].index)
 
     def label(workload: str, variant: Optional[str], size: str) -> str:
-        name = f'{workload}-{variant}' if variant else workload
+        # variant is None, or NaN once pandas stores it in a string column
+        name = f'{workload}-{variant}' if isinstance(variant, str) else workload
         return f'{name}@{size}' if workload in multi_size else name
 
     trials['workload_id'] = [label(w, v, s) for w, v, s in

@@ -9,6 +9,18 @@ import jax
 import numpy as np
 
 
+_COMPILES = [0]
+_BACKEND_COMPILE_EVENT = '/jax/core/compile/backend_compile_duration'
+
+
+def _count_compiles(event: str, duration_s: float, **kwargs) -> None:
+    if event == _BACKEND_COMPILE_EVENT:
+        _COMPILES[0] += 1
+
+
+jax.monitoring.register_event_duration_secs_listener(_count_compiles)
+
+
 def _is_array(x) -> bool:
     return isinstance(x, (jax.Array, np.ndarray))
 
@@ -33,6 +45,10 @@ class JaxBackend:
         """
         keys = jax.random.split(jax.random.fold_in(base_rng, 2**31 - 1), 3)
         return base_rng, keys[1], keys[2]
+
+    def compile_count(self) -> int:
+        """XLA compilations so far in this process (to flag recompiling submissions)."""
+        return _COMPILES[0]
 
     def sync(self, *trees) -> None:
         """Wait for every array in ``trees``: the clock is read only after this."""

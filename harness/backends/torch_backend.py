@@ -35,6 +35,10 @@ class TorchBackend:
         return np.asarray(base_rng, dtype=np.uint32), _rng_array(*b, 2**31 - 1, 1), \
             _rng_array(*b, 2**31 - 1, 2)
 
+    def compile_count(self) -> int:
+        """Eager PyTorch does not compile; torch.compile recompiles are not counted."""
+        return 0
+
     def sync(self, *trees) -> None:
         if self.device.type == 'cuda':
             torch.cuda.synchronize()

@@ -116,6 +116,7 @@ class ParsedBlock:
     sparse: np.ndarray  # (n, 26) int64 indices in [0, vocab)
     bad_lines: List[Tuple[int, str]]  # (0-based line index in the block, reason)
     num_lines: int  # lines in the block, blank ones included
+    file_index: int = 0  # which of the reader's files the block comes from
 
 
 def parse_block(block: bytes, vocab_sizes: np.ndarray) -> ParsedBlock:
@@ -214,8 +215,10 @@ class CriteoTsvReader:
         self.stats = ReaderStats()
 
     def __iter__(self) -> Iterator[ParsedBlock]:
-        for path in self.paths:
-            yield from self._read_file(path)
+        for file_index, path in enumerate(self.paths):
+            for block in self._read_file(path):
+                block.file_index = file_index
+                yield block
             self.stats.files += 1
 
     def _blocks(self, path: Path) -> Iterator[bytes]:

@@ -278,7 +278,8 @@ def eval_windows(tokens: np.ndarray, seq_len: int, max_sequences: int) -> np.nda
     """
     _check_length(tokens, seq_len, 'evaluation')
     count = num_eval_windows(len(tokens), seq_len, max_sequences)
-    stride = (len(tokens) - 1 - seq_len) // max(count - 1, 1)
-    starts = np.arange(count) * stride
+    # Spacing >= seq_len (count <= (n - 1) // seq_len), so rounded starts never overlap.
+    spacing = (len(tokens) - 1 - seq_len) / max(count - 1, 1)
+    starts = np.round(np.arange(count) * spacing).astype(np.int64)
     return np.asarray(tokens[starts[:, None] + np.arange(seq_len + 1)], dtype=np.int32)
 

@@ -7,9 +7,9 @@ the statistics with eps * I instead of a relative ridge at root time (and its
 SVD path has no ridge at all); has no Adam grafting; its Schur-Newton root
 syncs with the host at every iteration; and its Nesterov step differs from the
 JAX one. Its plain ``Shampoo`` has no blocking, grafting or start step.
-heavyball's Shampoo variants are built around its own caution/foreach
-machinery with none of these options as named here. Writing ours keeps JAX and
-PyTorch on the same math, which the parity tests check.
+heavyball 3.2.1 has SOAP and KL-Shampoo but no grafted, blocked Shampoo.
+Writing ours keeps JAX and PyTorch on the same math, which the parity tests
+check.
 """
 
 from __future__ import annotations

@@ -1,0 +1,141 @@
+"""The figures: performance profiles and per-workload validation curves.
+
+Uses ``matplotlib.figure.Figure`` directly (no pyplot): no global backend switch
+and no GUI needed, so scoring runs the same on a head-less cluster node.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+import pandas as pd
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+_LINESTYLES = ('-', '--', '-.', ':')
+_TIME_LABELS = {'seconds': 'submission time', 'steps': 'steps', 'examples': 'examples'}
+
+
+def entrant_colors(entrants: List[str]) -> Dict[str, tuple]:
+    """A fixed colour per entrant (sorted names), shared by every figure."""
+    from matplotlib import colormaps
+    cmap = colormaps['tab10' if len(entrants) <= 10 else 'tab20']
+    return {e: cmap(i % cmap.N) for i, e in enumerate(sorted(entrants))}
+
+
+def slug(text: str) -> str:
+    return re.sub(r'[^A-Za-z0-9_.-]+', '_', text).strip('_') or 'workload'
+
+
+def profile_figure(steps: pd.DataFrame, scores: pd.DataFrame, r_max: float, time_col: str,
+                   colors: Dict[str, tuple], title: str, subtitle: str) -> Figure:
+    """Step-function profiles, best score first; the legend carries B_s and its CI."""
+    n = len(scores)
+    wide_legend = n > 8
+    fig = Figure(figsize=(11.5 if wide_legend else 9.5, 5.8), layout='constrained')
+    ax = fig.add_subplot()
+    for i, row in enumerate(scores.itertuples()):
+        part = steps[steps['entrant'] == row.entrant]
+        label = f'{row.entrant}   B = {row.score:.3f}'
+        if np.isfinite(getattr(row, 'score_ci_low', np.nan)):
+            label += f' [{row.score_ci_low:.3f}, {row.score_ci_high:.3f}]'
+        ax.step(part['tau'], part['rho'], where='post', color=colors[row.entrant],
+                linestyle=_LINESTYLES[i % len(_LINESTYLES)], linewidth=2.2, alpha=0.9,
+                label=label)
+    if r_max > 10:
+        ax.set_xscale('log')
+    ax.set_xlim(1.0, r_max)
+    ax.set_ylim(-0.03, 1.03)
+    unit = _TIME_LABELS[time_col]
+    ax.set_xlabel(f'τ: {unit} to target ÷ fastest entrant\'s {unit} on that workload')
+    ax.set_ylabel('ρ(τ): fraction of workloads within τ')
+    ax.grid(True, alpha=0.35)
+    ax.set_title(f'{title}\n{subtitle}', fontsize=11)
+    if wide_legend:
+        ax.legend(loc='upper left', bbox_to_anchor=(1.01, 1.0), fontsize=9,
+                  title='entrant, score [95% CI]', title_fontsize=9)
+    else:
+        ax.legend(loc='lower right', fontsize=9, title='entrant, score [95% CI]',
+                  title_fontsize=9, framealpha=0.9)
+    return fig
+
+
+def curves_figure(workload_id: str, trials: pd.DataFrame, evals: pd.DataFrame,
+                  best_trial_ids: Dict[str, int], colors: Dict[str, tuple]) -> Figure:
+    """Target metric against submission time for every trial of one workload.
+
+    Thin lines: every trial, coloured by entrant. Thick line: the entrant's best trial
+    (fastest to target, else best metric), a star where it first met the target.
+    Dashed black: the target. The y axis is logarithmic when a positive metric spans
+    more than a factor 20; the top is clipped to the 99.5th percentile so that a
+    diverged trial does not flatten the rest.
+    """
+    metric = trials['target_metric'].iloc[0]
+    target = float(trials['target_value'].iloc[0])
+    mode = trials['target_mode'].iloc[0]
+    fig = Figure(figsize=(9.5, 5.4), layout='constrained')
+    ax = fig.add_subplot()
+    rows = evals[evals['trial_id'].isin(trials['trial_id'])]
+    rows = rows[['trial_id', 'submission_time_s', metric]].dropna() if metric in rows else \
+        rows.iloc[0:0]
+    handles = []
+    all_values = rows[metric].to_numpy() if len(rows) else np.array([])
+    by_trial = {tid: g for tid, g in rows.groupby('trial_id', sort=False)}
+    for entrant, group in trials.groupby('entrant', sort=True):
+        color = colors[entrant]
+        segments = [by_trial[t][['submission_time_s', metric]].to_numpy()
+                    for t in group['trial_id'] if t in by_trial]
+        if segments:
+            ax.add_collection(LineCollection(segments, colors=[color], linewidths=0.8,
+                                             alpha=0.3))
+        best = best_trial_ids.get(entrant)
+        if best is not None and best in by_trial:
+            curve = by_trial[best]
+            ax.plot(curve['submission_time_s'], curve[metric], color=color, linewidth=2.4)
+            hit = trials.loc[trials['trial_id'] == best]
+            t_hit = float(hit['evals_time_to_target_s'].iloc[0])
+            if hit['reached'].iloc[0] and np.isfinite(t_hit):
+                y_hit = curve.loc[curve['submission_time_s'] == t_hit, metric]
+                if len(y_hit):
+                    ax.plot([t_hit], [y_hit.iloc[0]], marker='*', markersize=13,
+                            color=color, markeredgecolor='black', zorder=5)
+        handles.append(Line2D([], [], color=color, linewidth=2.4,
+                              label=f'{entrant} ({len(group)} trials)'))
+    ax.axhline(target, color='black', linestyle='--', linewidth=1.3)
+    handles.append(Line2D([], [], color='black', linestyle='--',
+                          label=f'target {metric} {"≤" if mode == "min" else "≥"} {target:g}'))
+    finite = all_values[np.isfinite(all_values)]
+    if len(finite):
+        lo = min(float(finite.min()), target)
+        hi = max(float(np.percentile(finite, 99.5)), target)
+        if lo > 0 and hi / lo > 20:
+            ax.set_yscale('log')
+            ax.set_ylim(lo / 1.1, hi * 1.1)
+        else:
+            pad = 0.05 * (hi - lo or abs(hi) or 1.0)
+            ax.set_ylim(lo - pad, hi + pad)
+        ax.set_xlim(0.0, float(rows['submission_time_s'].max()) * 1.02 or 1.0)
+    ax.set_xlabel('submission time (s)')
+    ax.set_ylabel(metric)
+    ax.grid(True, alpha=0.35)
+    ax.set_title(f'{workload_id}: {metric} during training '
+                 '(thin: every trial; thick: best trial per entrant; ★: target reached)',
+                 fontsize=10)
+    ax.legend(handles=handles, fontsize=8.5, loc='best', framealpha=0.9)
+    return fig
+
+
+def save(fig: Figure, path: Path, dpi: int = 120, svg: bool = False) -> List[Path]:
+    path = Path(path)
+    fig.savefig(path, dpi=dpi)
+    written = [path]
+    if svg:
+        svg_path = path.with_suffix('.svg')
+        fig.savefig(svg_path)
+        written.append(svg_path)
+    return written
+

@@ -1,0 +1,17 @@
+"""Click-through-rate prediction: DCN-V2 on MovieLens-100k, synthetic or Criteo data.
+
+Imports no framework (the registry reads ``INFO`` without torch or jax).
+"""
+
+from harness.spec import WorkloadInfo
+
+INFO = WorkloadInfo(
+    name='ctr',
+    sizes=('tiny', 'base'),
+    variants=('lowrank', 'moe', 'parallel', 'synthetic', 'criteo'),
+    classes={'jax': 'workloads.ctr.jax_impl:CtrJaxWorkload',
+             'pytorch': 'workloads.ctr.torch_impl:CtrTorchWorkload'},
+    prepare='workloads.ctr.data:prepare',
+    description='DCN-V2 click-through-rate prediction (sigmoid cross-entropy; '
+                'validation log loss, AUC, calibration).',
+)

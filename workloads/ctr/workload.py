@@ -1,0 +1,225 @@
+"""The ``ctr`` workload, framework-free: sizes, variants, targets, data, metrics.
+
+Click-through-rate prediction with DCN-V2 (see ``model.py``). The loss, written
+once as math (``jax_impl`` and ``torch_impl`` implement exactly this):
+
+    per_example_i = w_i [max(z_i, 0) - z_i y~_i + log(1 + exp(-|z_i|))]
+    y~_i = y_i (1 - s) + s / 2        (label smoothing s, 0 by default)
+
+which is -[y~ log σ(z) + (1 - y~) log(1 - σ(z))] computed without overflow;
+``summed`` = Σ per_example, ``n_valid_examples`` = Σ w_i (w = mask, 1 without).
+
+Metrics (numpy, ``metrics.py``), each on a fixed set of rows: ``loss`` (mean
+log loss, the target, lower is better), ``auc`` (ROC AUC) and ``calibration``
+(Σ predicted probability / Σ clicks; 1 is calibrated), for ``validation`` and
+for an equally large strided subset of ``train``.
+
+Variants keep the budget of their size and set their own target:
+``lowrank`` (cross layers W ≈ U Vᵀ, rank D/4), ``moe`` (4 low-rank experts of
+rank D/8 with softmax gates), ``parallel`` (cross ‖ deep), and the data
+variants ``synthetic`` (generated, Criteo schema) and ``criteo`` (your Criteo
+files). Without a data variant, ``tiny`` trains on MovieLens-100k and ``base``
+on the synthetic set (MovieLens cannot fill a million-row table or a GPU).
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Dict, Optional
+
+import numpy as np
+
+from harness import spec
+from harness.errors import unknown_name_error
+from workloads.ctr import data, metrics, movielens, synthetic
+from workloads.ctr.model import ModelConfig, flops_per_example
+
+SIZES = ('tiny', 'base')
+MODEL_VARIANTS = ('lowrank', 'moe', 'parallel')
+DATA_VARIANTS = ('synthetic', 'criteo')
+VARIANTS = MODEL_VARIANTS + DATA_VARIANTS
+
+# Width of the network per size; embed_dim is the width of every embedding.
+_SIZE_MODEL = {
+    'tiny': dict(embed_dim=16, num_cross_layers=2, deep_widths=(128, 64)),
+    'base': dict(embed_dim=16, num_cross_layers=3, deep_widths=(1024, 1024, 512)),
+}
+# Rows of each Criteo table per size (the prepared ids are folded modulo this).
+_CRITEO_TABLE_CAP = {'tiny': 1 << 14, 'base': 1 << 20}
+_DEFAULT_BATCH = {'tiny': 256, 'base': 8192}
+_EVAL_BATCH = {'tiny': 4096, 'base': 1 << 15}
+
+# Targets and budgets of the reference hardware class of each size. tiny: the
+# 2-core CPU of notes/environment.md; base: one GPU (uncalibrated: run
+# `timetrial calibrate ctr --size base` on yours).
+# tiny, measured (see benchmarks/ctr_input.py and the report): PLACEHOLDER.
+BUDGETS: Dict[tuple, spec.Budget] = {
+    ('tiny', None): spec.Budget(0.0, 180.0, 10.0, 1000),
+}
+
+
+def source_of(size: str, variant: Optional[str]) -> str:
+    return data.source_for(size, variant)
+
+
+def _tables(size: str, source: str):
+    """(number of dense features, rows of each embedding table)."""
+    if source == 'movielens':
+        return len(movielens.DENSE_FEATURES), tuple(movielens.SPARSE_FEATURES.values())
+    if source == 'criteo':
+        cap = _CRITEO_TABLE_CAP[size]
+        return 13, tuple(min(v, cap) for v in data.CRITEO_VOCAB_SIZES)
+    gen = synthetic.SPECS[source.split('-', 1)[1]]
+    return 13, tuple(int(c) for c in synthetic.cardinalities(gen))
+
+
+def model_config(size: str, variant: Optional[str]) -> ModelConfig:
+    num_dense, tables = _tables(size, source_of(size, variant))
+    kwargs = dict(_SIZE_MODEL[size], num_dense=num_dense, table_sizes=tables)
+    width = ModelConfig(**kwargs).input_dim
+    if variant == 'lowrank':
+        kwargs.update(cross='lowrank', rank=max(1, width // 4))
+    elif variant == 'moe':
+        kwargs.update(cross='moe', rank=max(1, width // 8), num_experts=4)
+    elif variant == 'parallel':
+        kwargs.update(structure='parallel')
+    return ModelConfig(**kwargs)
+
+
+class CtrWorkload(spec.Workload):
+    """Framework-free part of ``ctr``; ``jax_impl`` and ``torch_impl`` add the model."""
+
+    name = 'ctr'
+    sizes = SIZES
+    variants = VARIANTS
+
+    def __init__(self, size: Optional[str] = None, variant: Optional[str] = None,
+                 budget: Optional[spec.Budget] = None, *args, **kwargs):
+        super().__init__(size, variant, budget, *args, **kwargs)
+        self.config = model_config(self.size, variant)
+        self.source = source_of(self.size, variant)
+        self._data: Optional[data.CtrData] = None
+
+    # ---- budget, sizes, counts --------------------------------------------------
+
+    def default_budget(self, size: Optional[str], variant: Optional[str]) -> spec.Budget:
+        if size not in SIZES:
+            raise unknown_name_error("size of workload 'ctr'", str(size), SIZES)
+        if variant is not None and variant not in VARIANTS:
+            raise unknown_name_error("variant of workload 'ctr'", str(variant), VARIANTS)
+        return BUDGETS[(size, variant)]
+
+    @property
+    def target_metric_name(self) -> str:
+        return 'loss'
+
+    @property
+    def loss_type(self) -> spec.LossType:
+        return spec.LossType.SIGMOID_CROSS_ENTROPY
+
+    @property
+    def default_batch_size(self) -> int:
+        return _DEFAULT_BATCH[self.size]
+
+    @property
+    def eval_batch_size(self) -> int:
+        return _EVAL_BATCH[self.size]
+
+    def _counts(self):
+        """(train rows, validation rows) of the source, from its definition or its meta."""
+        if self.source == 'movielens':
+            train = int(round(movielens.NUM_ROWS * movielens.TRAIN_FRACTION))
+            return train, movielens.NUM_ROWS - train
+        if self.source.startswith('synthetic-'):
+            gen = synthetic.SPECS[self.source.split('-', 1)[1]]
+            return gen.num_train, gen.num_validation
+        if self._data is None:
+            raise ValueError('The criteo example counts are known once the data is opened '
+                             '(eval_model or _build_input_queue with its data_dir).')
+        return self._data.num_train, self._data.num_rows - self._data.num_train
+
+    @property
+    def num_train_examples(self) -> int:
+        return self._counts()[0]
+
+    @property
+    def num_validation_examples(self) -> int:
+        return min(self._counts()[1], data.MAX_EVAL_EXAMPLES)
+
+    def flops_per_example(self) -> float:
+        return flops_per_example(self.config)
+
+    def eval_metric_keys(self):
+        return ['validation/loss', 'validation/auc', 'validation/calibration', 'train/loss']
+
+    # ---- data ---------------------------------------------------------------------
+
+    def check_data(self, data_dir: str) -> None:
+        data.check_prepared(data_dir, self.source)
+
+    def _open(self, data_dir) -> data.CtrData:
+        directory = data.check_prepared(data_dir, self.source)
+        if self._data is None or self._data.directory != directory:
+            self._data = data.CtrData(directory)
+            expected = self.config.num_dense, len(self.config.table_sizes)
+            found = self._data.dense.shape[1], self._data.sparse.shape[1]
+            if expected != found:
+                raise spec.UserInputError(
+                    f'{directory} holds {found[0]} dense and {found[1]} categorical features, '
+                    f'the ctr model expects {expected[0]} and {expected[1]}: re-run '
+                    f'`{data.prepare_command(self.source)} --data-dir {data_dir}`.')
+        return self._data
+
+    def _numpy_train_batches(self, seed: int, data_dir, global_batch_size: int):
+        return data.TrainBatches(self._open(data_dir), seed, global_batch_size,
+                                 self.config.table_sizes)
+
+    # ---- evaluation ---------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _eval_logits(self, params, model_state, inputs: np.ndarray) -> np.ndarray:
+        """Logits (B,) of one padded eval batch, gathered to the host as float32."""
+
+    def _split_logits(self, params, model_state, data_dir, split: str):
+        """(labels, logits) over the split's fixed eval rows, in row order."""
+        ctr_data = self._open(data_dir)
+        rows = ctr_data.eval_rows(split, self.num_validation_examples)
+        logits = [self._eval_logits(params, model_state, batch['inputs'])
+                  for batch in data.eval_batches(ctr_data, rows, self.eval_batch_size,
+                                                 self.config.table_sizes)]
+        logits = np.concatenate(logits)[:len(rows)]
+        return np.asarray(ctr_data.labels[rows]), logits
+
+    def _evaluate(self, params, model_state, data_dir) -> Dict[str, float]:
+        results = {}
+        for split in ('train', 'validation'):
+            labels, logits = self._split_logits(params, model_state, data_dir, split)
+            for key, value in metrics.ctr_metrics(labels, logits).items():
+                results[f'{split}/{key}'] = value
+        return results
+
+    def validation_predictions(self, params, model_state, data_dir) -> np.ndarray:
+        """Click probabilities (float32) of the validation rows, in their fixed order.
+
+        The harness saves them at the end of a trial; the replica prediction
+        difference compares them between identically trained replicas.
+        """
+        _, logits = self._split_logits(params, model_state, data_dir, 'validation')
+        return metrics.sigmoid(logits).astype(np.float32)
+
+    def _check_split(self, split: str) -> None:
+        if split != 'train':
+            raise ValueError(f'ctr builds input queues for the train split only, not '
+                             f'{split!r}: evaluation reads its fixed rows in eval_model.')
+
+
+def numpy_loss(label_batch, logits_batch, mask_batch=None, label_smoothing: float = 0.0):
+    """The loss of the module docstring in numpy (the reference for both frameworks)."""
+    y = np.asarray(label_batch, np.float64)
+    y = y * (1.0 - label_smoothing) + 0.5 * label_smoothing
+    per_example = metrics.sigmoid_cross_entropy(y, logits_batch)
+    mask = np.ones_like(per_example) if mask_batch is None else np.asarray(mask_batch)
+    per_example = per_example * mask
+    return {'summed': per_example.sum(), 'n_valid_examples': mask.sum(),
+            'per_example': per_example}
+

@@ -1,0 +1,316 @@
+"""Federated Shakespeare: next-character prediction, one client per speaking role.
+
+Framework-free parts: sizes, latency variants, targets and budgets (on the
+simulated clock), the numpy weights both frameworks load, the client data and
+the evaluation bookkeeping. ``jax_impl.py`` and ``torch_impl.py`` hold the
+model and the framework glue, same functions in the same order.
+
+Model (chosen for CPU speed over LEAF/TFF's 2-layer LSTM of 256 units: a
+causal transformer runs the 80 positions in parallel, while an LSTM is 80
+sequential steps, each too small to use a CPU well, and vmaps poorly in
+PyTorch): a pre-LayerNorm causal transformer over characters, learned
+positional embeddings, tanh-approximated GELU, untied output head.
+
+Loss (written once; both frameworks implement it): per target character t
+with mask w_t and label smoothing s over V classes,
+    ce_t = -sum_k q_tk log softmax(logits_t)_k,  q_t = (1 - s) onehot(y_t) + s / V,
+``summed`` = sum_t w_t ce_t, ``n_valid_examples`` = sum_t w_t (characters, not
+sequences), ``per_example`` = w_t ce_t with the logits' leading shape.
+
+Metrics: ``validation/accuracy`` is the fraction of held-out characters
+predicted exactly (argmax), pooled over every client's evaluation chunks;
+``validation/loss`` the mean cross-entropy per character; ``_<group>``
+suffixed versions pool only the clients of a latency group (``fast``,
+``stragglers``).
+
+Clock: budgets and evaluation periods are simulated seconds (see
+``harness.federated``); ``step_hint`` counts server updates.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from harness import spec
+from harness.errors import unknown_name_error
+from workloads.federated_shakespeare import data
+
+# Per size: model shape, role filter, evaluation subset and a centralized batch size.
+SIZES: Dict[str, Dict[str, Any]] = {
+    # 2-core CPU demo: ~0.1M parameters; roles with >= 40 lines (~500 clients).
+    'tiny': dict(d_model=64, num_layers=2, num_heads=4, d_ff=256, min_lines=40,
+                 eval_chunks_per_client=4, eval_batch_size=256, batch_size=32),
+    # One GPU: ~3.2M parameters; the LEAF-style population (>= 10 lines, 856 clients).
+    'base': dict(d_model=256, num_layers=4, num_heads=4, d_ff=1024, min_lines=10,
+                 eval_chunks_per_client=None, eval_batch_size=512, batch_size=64),
+}
+
+HOUR_S = 3600.0
+DAY_S = 24 * HOUR_S
+FAST_S = {'median_s': 120.0, 'sigma': 0.5}  # a phone trains and uploads in ~2 minutes
+
+# Each variant's clients are split into the same 80% `fast` and 20% `stragglers`
+# (population_seed 0); only how late the stragglers report changes.
+LATENCY_CONFIGS: Dict[Optional[str], Dict[str, Any]] = {
+    # Base: stragglers report tens of minutes to a few hours late.
+    None: {'kind': 'speed_classes', 'population_seed': 0, 'classes': {
+        'fast': {'fraction': 0.8, 'kind': 'lognormal', **FAST_S},
+        'stragglers': {'fraction': 0.2, 'kind': 'lognormal', 'median_s': 1800.0,
+                       'sigma': 0.7}}},
+    # No stragglers: the `stragglers` group reports as fast as the others, so
+    # its accuracy can be compared with the other variants'.
+    'no_stragglers': {'kind': 'speed_classes', 'population_seed': 0, 'classes': {
+        'fast': {'fraction': 0.8, 'kind': 'lognormal', **FAST_S},
+        'stragglers': {'fraction': 0.2, 'kind': 'lognormal', **FAST_S}}},
+    # Heavy stragglers: a heavy-tailed mixture, median 6 hours, 5%-95% about
+    # 1 hour to 1.5 days, and one report in ten takes days.
+    'heavy_stragglers': {'kind': 'speed_classes', 'population_seed': 0, 'classes': {
+        'fast': {'fraction': 0.8, 'kind': 'lognormal', **FAST_S},
+        'stragglers': {'fraction': 0.2, 'kind': 'mixture', 'tail_prob': 0.1,
+                       'base': {'median_s': 6 * HOUR_S, 'sigma': 1.0},
+                       'tail': {'median_s': 3 * DAY_S, 'sigma': 0.5}}}},
+}
+
+# (size, variant) -> target and budget on the simulated clock; validation
+# accuracy targets from reference runs of fedavg (see the module README).
+BUDGETS: Dict[tuple, spec.Budget] = {
+    ('tiny', None): spec.Budget(0.36, 2 * DAY_S, HOUR_S, 600),
+    ('tiny', 'no_stragglers'): spec.Budget(0.36, 2 * DAY_S, HOUR_S, 600),
+    ('tiny', 'heavy_stragglers'): spec.Budget(0.36, 2 * DAY_S, HOUR_S, 600),
+    ('base', None): spec.Budget(0.52, 4 * DAY_S, 2 * HOUR_S, 1500),
+    ('base', 'no_stragglers'): spec.Budget(0.52, 4 * DAY_S, 2 * HOUR_S, 1500),
+    ('base', 'heavy_stragglers'): spec.Budget(0.52, 4 * DAY_S, 2 * HOUR_S, 1500),
+}
+VARIANTS = ('no_stragglers', 'heavy_stragglers')
+
+
+def init_weights(seed: int, d_model: int, num_layers: int, num_heads: int, d_ff: int,
+                 vocab_size: int = data.VOCAB_SIZE, seq_len: int = data.SEQ_LEN
+                 ) -> Dict[str, Any]:
+    """The initial weights as nested numpy dicts, in flax's layout (Dense
+    kernels are (in, out)). GPT-2 style: N(0, 0.02), residual projections
+    scaled by 1/sqrt(2 * num_layers), biases 0, LayerNorm scales 1."""
+    del num_heads  # the head count splits d_model; it has no weights of its own
+    rng = np.random.default_rng([int(seed), 271828])
+    std, proj_std = 0.02, 0.02 / math.sqrt(2 * num_layers)
+
+    def normal(shape, s=std):
+        return (s * rng.standard_normal(shape)).astype(np.float32)
+
+    def dense(n_in, n_out, s=std):
+        return {'kernel': normal((n_in, n_out), s), 'bias': np.zeros(n_out, np.float32)}
+
+    def norm():
+        return {'scale': np.ones(d_model, np.float32), 'bias': np.zeros(d_model, np.float32)}
+
+    params: Dict[str, Any] = {'embed': {'embedding': normal((vocab_size, d_model))},
+                              'pos_embedding': normal((seq_len, d_model))}
+    for i in range(num_layers):
+        params[f'block_{i}'] = {
+            'ln1': norm(), 'qkv': dense(d_model, 3 * d_model), 'out': dense(d_model, d_model,
+                                                                             proj_std),
+            'ln2': norm(), 'fc': dense(d_model, d_ff), 'proj': dense(d_ff, d_model, proj_std)}
+    params['ln_f'] = norm()
+    params['head'] = dense(d_model, vocab_size)
+    return params
+
+
+def param_type(path: List[str]) -> spec.ParameterType:
+    """AlgoPerf parameter type from a flax-layout path."""
+    leaf, parent = path[-1], path[-2] if len(path) > 1 else ''
+    if parent == 'embed' or leaf == 'pos_embedding':
+        return spec.ParameterType.EMBEDDING
+    if parent.startswith('ln'):
+        return (spec.ParameterType.LAYER_NORM_SCALE if leaf == 'scale'
+                else spec.ParameterType.LAYER_NORM_BIAS)
+    if parent == 'qkv':
+        return (spec.ParameterType.ATTENTION_QKV if leaf == 'kernel'
+                else spec.ParameterType.ATTENTION_BIAS)
+    if parent == 'out':
+        return (spec.ParameterType.ATTENTION_OUT if leaf == 'kernel'
+                else spec.ParameterType.ATTENTION_BIAS)
+    return spec.ParameterType.WEIGHT if leaf == 'kernel' else spec.ParameterType.BIAS
+
+
+class PooledBatches(spec.BatchIterator):
+    """Centralized view: batches of training chunks pooled over all clients.
+
+    Batch i is drawn from (seed, i); for a centralized baseline and tests."""
+
+    def __init__(self, clients: data.ClientData, seed: int, batch_size: int, to_device):
+        self.clients, self.seed, self.batch_size = clients, int(seed), batch_size
+        self.to_device = to_device
+        self.position = 0
+
+    def __next__(self):
+        rng = np.random.default_rng([self.seed, 314159, self.position])
+        rows = rng.integers(0, len(self.clients.train), self.batch_size)
+        self.position += 1
+        return self.to_device(data.split_chunks(self.clients.train[rows]))
+
+
+class FederatedShakespeareWorkload(spec.FederatedWorkload):
+    """Framework-free base; ``jax_impl`` and ``torch_impl`` subclass it."""
+
+    name = 'federated_shakespeare'
+    sizes = ('tiny', 'base')
+    variants = VARIANTS
+    latency_configs = LATENCY_CONFIGS
+
+    def __init__(self, size=None, variant=None, budget=None, *args, **kwargs):
+        size = size or self.sizes[0]
+        if size not in SIZES:
+            raise unknown_name_error(f'size of workload {self.name!r} (size)', size, SIZES)
+        if variant is not None and variant not in VARIANTS:
+            raise unknown_name_error(f'variant of workload {self.name!r} (variant)', variant,
+                                     VARIANTS)
+        super().__init__(size, variant, budget, *args, **kwargs)
+        self.config = dict(SIZES[size])
+        self.clients: Optional[data.ClientData] = None
+        self._eval_cache = None
+
+    # ---- targets and sizes ----------------------------------------------------
+
+    @property
+    def target_metric_name(self) -> str:
+        return 'accuracy'
+
+    def default_budget(self, size, variant) -> spec.Budget:
+        return BUDGETS[(size, variant)]
+
+    @property
+    def loss_type(self) -> spec.LossType:
+        return spec.LossType.SOFTMAX_CROSS_ENTROPY
+
+    @property
+    def default_batch_size(self) -> int:
+        return self.config['batch_size']
+
+    @property
+    def eval_batch_size(self) -> int:
+        return self.config['eval_batch_size']
+
+    @property
+    def num_train_examples(self) -> int:
+        return int(self._clients().num_train.sum())
+
+    @property
+    def num_validation_examples(self) -> int:
+        return len(self._eval_set()[0])
+
+    @property
+    def tokens_per_example(self) -> int:
+        return data.SEQ_LEN
+
+    def flops_per_example(self) -> float:
+        """Training FLOPs per sequence: 6 per weight per token plus attention."""
+        c = self.config
+        d, f, n = c['d_model'], c['d_ff'], c['num_layers']
+        weights = n * (4 * d * d + 2 * d * f) + d * data.VOCAB_SIZE
+        attention = n * 2 * data.SEQ_LEN * d  # QK^T and AV per token, causal half
+        return float(3 * 2 * (weights + attention) * data.SEQ_LEN)
+
+    def check_data(self, data_dir: str) -> None:
+        data.check(data_dir)
+
+    def eval_metric_keys(self) -> List[str]:
+        return ['validation/accuracy', 'validation/loss']
+
+    # ---- clients -----------------------------------------------------------------
+
+    def load_clients(self, data_dir: str) -> None:
+        if self.clients is None:
+            self.clients = data.load(data_dir, self.config['min_lines'])
+            self._eval_cache = None
+
+    def _clients(self) -> data.ClientData:
+        if self.clients is None:
+            raise ValueError('workload.load_clients(data_dir) must be called first.')
+        return self.clients
+
+    @property
+    def num_clients(self) -> int:
+        return self._clients().num_clients
+
+    @property
+    def client_num_examples(self) -> np.ndarray:
+        return self._clients().num_train
+
+    @property
+    def client_ids(self) -> List[str]:
+        return self._clients().client_ids
+
+    def client_batches(self, client_indices, dispatch_ids, seed, local_steps, batch_size):
+        batches = self._clients().local_batches(client_indices, dispatch_ids, seed,
+                                                local_steps, batch_size)
+        return self._to_device(batches)
+
+    def _eval_set(self):
+        """(batches of eval chunks padded to eval_batch_size, owner per chunk)."""
+        if self._eval_cache is None:
+            chunks, owners = self._clients().eval_chunks(self.config['eval_chunks_per_client'])
+            self._eval_cache = (chunks, owners)
+        return self._eval_cache
+
+    def eval_clients(self, params, client_groups: Dict[str, np.ndarray]) -> Dict[str, float]:
+        chunks, owners = self._eval_set()
+        batch = self.eval_batch_size
+        n = self.num_clients
+        correct, loss, count = np.zeros(n), np.zeros(n), np.zeros(n)
+        for lo in range(0, len(chunks), batch):
+            part = chunks[lo:lo + batch]
+            pad = batch - len(part)
+            if pad:  # a fixed shape: one compilation; padded rows have zero weight
+                part = np.concatenate([part, np.zeros((pad,) + part.shape[1:], part.dtype)])
+            c, lsum, cnt = self._eval_batch(params, data.split_chunks(part))
+            rows = owners[lo:lo + batch]
+            k = len(rows)
+            correct += np.bincount(rows, c[:k], n)
+            loss += np.bincount(rows, lsum[:k], n)
+            count += np.bincount(rows, cnt[:k], n)
+        metrics = _pooled('', correct, loss, count, np.ones(n, bool))
+        for group, mask in client_groups.items():
+            metrics.update(_pooled(f'_{group}', correct, loss, count, np.asarray(mask)))
+        return metrics
+
+    # ---- framework parts (jax_impl / torch_impl) -------------------------------------
+
+    @abc.abstractmethod
+    def _to_device(self, batch: Dict[str, np.ndarray]) -> Dict[str, Any]:
+        """numpy batch -> the framework's arrays on the device."""
+
+    @abc.abstractmethod
+    def _eval_batch(self, params, batch):
+        """Per chunk: (correct characters, summed loss, counted characters), numpy."""
+
+    def _build_input_queue(self, data_rng, split, data_dir, global_batch_size, cache=None,
+                           repeat_final_dataset=None, num_batches=None):
+        """Centralized pooled training batches (the federated runner does not use it)."""
+        if split != 'train':
+            raise ValueError(f'federated_shakespeare has a pooled input queue for the train '
+                             f'split only, not {split!r}; evaluation uses eval_clients.')
+        self.load_clients(data_dir)
+        seed = self._rng_to_seed(data_rng)
+        return PooledBatches(self._clients(), seed, global_batch_size, self._to_device)
+
+    def eval_model(self, global_batch_size, params, model_state, rng, data_dir,
+                   imagenet_v2_data_dir, global_step):
+        self.load_clients(data_dir)
+        return self.eval_clients(params, {})
+
+    @abc.abstractmethod
+    def _rng_to_seed(self, rng) -> int:
+        """The integer seed behind a framework RandomState."""
+
+
+def _pooled(suffix: str, correct, loss, count, mask) -> Dict[str, float]:
+    total = float(count[mask].sum())
+    if total == 0:
+        return {f'validation/accuracy{suffix}': float('nan'),
+                f'validation/loss{suffix}': float('nan')}
+    return {f'validation/accuracy{suffix}': float(correct[mask].sum()) / total,
+            f'validation/loss{suffix}': float(loss[mask].sum()) / total}
