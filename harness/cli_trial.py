@@ -32,6 +32,9 @@ def add_trial_arguments(parser: argparse.ArgumentParser) -> None:
                    help='continue an unfinished trial from its checkpoint')
     g.add_argument('--no-stop-at-target', action='store_true',
                    help='keep training to the budget after the target is met')
+    g.add_argument('--checkpoint-every-s', type=float, default=60.0,
+                   help='wall seconds between checkpoints besides those at evaluations '
+                        '(default 60): a killed trial loses at most this much work')
 
 
 def _load_hparams(path: str) -> Dict[str, Any]:
@@ -82,6 +85,7 @@ def config_from_args(args) -> TrialConfig:
         experiment=args.experiment, results_dir=args.results_dir, data_dir=args.data_dir,
         max_steps=args.max_steps, stop_at_target=not args.no_stop_at_target,
         budget_factor=1.5 if args.ruleset == 'self' else 1.0,
+        checkpoint_every_s=args.checkpoint_every_s,
         submission_name=registry.submission_name(path))
 
 

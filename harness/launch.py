@@ -132,10 +132,16 @@ def _note_slurm_requeues(trial_dir: Path, job_id: Optional[str]) -> None:
 
 
 class TrialTask(submitit.helpers.Checkpointable):
-    """One trial as a submitit job; requeued with the same config on preemption."""
+    """One trial as a submitit job; requeued with the same config on preemption.
 
-    def __init__(self, config: TrialConfig):
+    ``run_fn`` replaces ``harness.trial.run_trial`` (a module-level function, so
+    that it pickles): tests and benchmarks use it to launch without training.
+    """
+
+    def __init__(self, config: TrialConfig,
+                 run_fn: Optional[Callable[[TrialConfig], Dict[str, Any]]] = None):
         self.config = config
+        self.run_fn = run_fn
 
     def __call__(self) -> Dict[str, Any]:
         trial_dir = self.config.trial_dir()
@@ -146,7 +152,7 @@ class TrialTask(submitit.helpers.Checkpointable):
         fd = os.open(trial_dir / TRIAL_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
-                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 holder = results.read_json(trial_dir / JOB_JSON) or {}
                 raise RuntimeError(
@@ -155,6 +161,8 @@ class TrialTask(submitit.helpers.Checkpointable):
             results.atomic_write_json(trial_dir / JOB_JSON, {
                 'host': socket.gethostname(), 'pid': os.getpid(), 'job_id': job_id,
                 'started_at': _now()})
+            if self.run_fn is not None:
+                return self.run_fn(self.config)
             from harness.trial import run_trial
 
             return run_trial(self.config)
@@ -296,15 +304,26 @@ def job_failure_message(run: Running) -> str:
             + (f'; last lines of {job.paths.stderr}:\n{log}' if log else ''))
 
 
+def failure_summary(message: str) -> str:
+    """One line: a traceback's exception line, else the message's first line."""
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    if not lines:
+        return ''
+    if any(ln.startswith('Traceback') for ln in lines):
+        return lines[-1][:200]
+    return lines[0][:200]
+
+
 def finish(run: Running, exp_dir: Path) -> Dict[str, Any]:
     """The trial's outcome once its job is done: its result, or a recorded job failure."""
     trial_dir = run.config.trial_dir()
     result = results.read_json(trial_dir / results.RESULT_JSON)
     if result is not None:
         return result
+    message = job_failure_message(run)
     failure = {'status': 'failed', 'job_failure': True, 'at': _now(),
                'job_id': getattr(run.job, 'job_id', None) or (run.record or {}).get('job_id'),
-               'error': job_failure_message(run)}
+               'summary': failure_summary(message), 'error': message}
     results.atomic_write_json(trial_dir / JOB_FAILURE_JSON, failure)
     return failure
 
@@ -352,15 +371,15 @@ def sbatch_parameters(suite: Suite) -> Dict[str, Any]:
     return params
 
 
-def submit(executor, name: str, configs: Sequence[TrialConfig]) -> List[Any]:
+def submit(executor, name: str, configs: Sequence[TrialConfig], run_fn=None) -> List[Any]:
     """Submit trials; Slurm gets them as arrays (one sbatch per MAX_ARRAY_TASKS)."""
     if name != 'slurm':
-        return [executor.submit(TrialTask(c)) for c in configs]
+        return [executor.submit(TrialTask(c, run_fn)) for c in configs]
     jobs: List[Any] = []
     for start in range(0, len(configs), MAX_ARRAY_TASKS):
         chunk = configs[start:start + MAX_ARRAY_TASKS]
         with executor.batch():
-            batch = [executor.submit(TrialTask(c)) for c in chunk]
+            batch = [executor.submit(TrialTask(c, run_fn)) for c in chunk]
         jobs.extend(batch)
     return jobs
 
@@ -399,8 +418,11 @@ class LaunchReport:
 
 def run_suite(suite: Suite, trials: Sequence[TrialConfig], executor: str, *,
               parallelism: Optional[int] = None, wait: bool = True, poll_s: float = 1.0,
-              log: Callable[[str], None] = print) -> LaunchReport:
-    """Launch the unfinished trials and (by default) wait for all of them."""
+              log: Callable[[str], None] = print, run_fn=None) -> LaunchReport:
+    """Launch the unfinished trials and (by default) wait for all of them.
+
+    ``run_fn``: see ``TrialTask`` (tests and benchmarks only).
+    """
     exp_dir = suite.experiment_dir()
     with ExperimentLock(exp_dir) as lock:
         if lock.took_over:
@@ -425,7 +447,7 @@ def run_suite(suite: Suite, trials: Sequence[TrialConfig], executor: str, *,
         pending = list(todo)
         t0 = time.perf_counter()
         if executor == 'slurm' and pending:
-            _launch(ex, executor, pending, running, jobs, exp_dir, folder)
+            _launch(ex, executor, pending, running, jobs, exp_dir, folder, run_fn)
             pending = []
             report.submit_time_s = time.perf_counter() - t0
             log(f'submitted:{len(todo)} trials as Slurm array(s) in '
@@ -435,7 +457,7 @@ def run_suite(suite: Suite, trials: Sequence[TrialConfig], executor: str, *,
             return report
         try:
             _wait(ex, executor, pending, running, jobs, exp_dir, folder, capacity, poll_s,
-                  report, log)
+                  report, log, run_fn)
         except KeyboardInterrupt:
             if executor == 'slurm':
                 log(f'stopped waiting; the jobs keep running on the cluster. Follow them with '
@@ -447,10 +469,10 @@ def run_suite(suite: Suite, trials: Sequence[TrialConfig], executor: str, *,
 
 
 def _launch(ex, executor: str, configs: List[TrialConfig], running: List[Running],
-            jobs: Dict[str, Dict[str, Any]], exp_dir: Path, folder: Path) -> None:
+            jobs: Dict[str, Dict[str, Any]], exp_dir: Path, folder: Path, run_fn=None) -> None:
     for c in configs:
         (c.trial_dir() / JOB_FAILURE_JSON).unlink(missing_ok=True)
-    for c, job in zip(configs, submit(ex, executor, configs)):
+    for c, job in zip(configs, submit(ex, executor, configs, run_fn)):
         tid = trial_id(c)
         attempt = int(jobs.get(tid, {}).get('attempt', 0)) + 1
         if executor != 'debug':
@@ -461,7 +483,7 @@ def _launch(ex, executor: str, configs: List[TrialConfig], running: List[Running
 
 
 def _wait(ex, executor, pending, running, jobs, exp_dir, folder, capacity, poll_s,
-          report: LaunchReport, log) -> None:
+          report: LaunchReport, log, run_fn=None) -> None:
     from submitit.slurm.slurm import SlurmJob
 
     last_sacct = 0.0
@@ -469,7 +491,7 @@ def _wait(ex, executor, pending, running, jobs, exp_dir, folder, capacity, poll_
         free = capacity - len(running)
         if pending and free > 0:
             batch, pending[:] = pending[:free], pending[free:]
-            _launch(ex, executor, batch, running, jobs, exp_dir, folder)
+            _launch(ex, executor, batch, running, jobs, exp_dir, folder, run_fn)
         if any(isinstance(r.job, SlurmJob) for r in running):
             # One sacct call for all jobs, at most every 5 s.
             if time.monotonic() - last_sacct >= 5.0:

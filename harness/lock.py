@@ -3,9 +3,11 @@
 ``timetrial run`` holds ``<experiment>/.timetrial/driver.lock`` while it
 launches and waits; a second driver on the same experiment refuses with the
 holder's host and PID instead of launching the same trials twice. The lock is
-a POSIX record lock (``fcntl.lockf``, which also works over NFS), so the
-kernel releases it when its process dies, even by SIGKILL: a stale lock file
-from a dead driver is simply taken over. The file's content (host, pid, start
+``fcntl.flock`` on the file: the kernel releases it when its process dies, even
+by SIGKILL, so a stale lock file from a dead driver is simply taken over. (Not
+``lockf``: a POSIX record lock is dropped as soon as the process closes *any*
+descriptor of the file, e.g. by reading the holder record. On NFS, Linux maps
+flock to a server-side lock, so drivers on two hosts exclude each other too.) The file's content (host, pid, start
 time, command) is information for people and for ``timetrial status`` /
 ``cancel``, not the lock itself.
 """
@@ -78,13 +80,13 @@ class ExperimentLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
             os.close(fd)
             if e.errno not in (errno.EACCES, errno.EAGAIN):
                 raise UserInputError(
                     f'Cannot lock {self.path}: {e.strerror}. The experiment directory must be '
-                    'on a file system with POSIX locks (local disk or NFS with lockd).') from None
+                    'on a file system with locks (local disk, or NFS with lockd).') from None
             holder = read_holder(self.experiment_dir) or {}
             raise UserInputError(
                 f'Experiment {self.experiment_dir} is in use by another `timetrial run` '
@@ -115,7 +117,7 @@ class ExperimentLock:
             return
         # Empty the record first: an empty file means "no driver".
         os.ftruncate(self._fd, 0)
-        fcntl.lockf(self._fd, fcntl.LOCK_UN)
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
         os.close(self._fd)
         self._fd = None
 

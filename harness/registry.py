@@ -103,6 +103,30 @@ def builtin_submissions() -> Dict[str, Path]:
     }
 
 
+def submission_kind(path: Path) -> str:
+    """'federated' if the submission defines ``client_update``, else 'centralized'.
+
+    Read from the source (no import), so listing submissions imports no framework.
+    """
+    import ast
+
+    files = [path] if path.is_file() else [path / m for m in SUBMISSION_MODULES.values()]
+    for file in files:
+        if not file.exists():
+            continue
+        try:
+            tree = ast.parse(file.read_text(encoding='utf-8'))
+        except (SyntaxError, UnicodeDecodeError):
+            continue
+        names = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.Assign))
+                 and hasattr(n, 'name')}
+        names |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets
+                  if isinstance(t, ast.Name)}
+        if 'client_update' in names:
+            return 'federated'
+    return 'centralized'
+
+
 def resolve_submission(name_or_path: str) -> Path:
     """A built-in submission name, a submission folder, or a single .py file."""
     path = Path(name_or_path).expanduser()

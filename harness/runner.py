@@ -201,17 +201,23 @@ class TrialRunner:
 
     # ---- the loop ------------------------------------------------------------
 
-    def run(self, saved: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    def begin(self, saved: Optional[Dict[str, Any]] = None) -> None:
+        """Start a session: build data and model, init or restore the optimizer.
+
+        Raises SubmissionError if submission code fails here.
+        """
         self._session_wall_start = self.wall_clock()
         self._last_checkpoint_wall = self._session_wall_start
         # A resumed process compiles again: count recompiles per process session.
         self._session_steps = 0
+        self.setup(saved)
+        self.log(event='start' if saved is None else 'resume', step=self.c.step,
+                 batch_size=self.batch_size, params=self.param_count, budget_s=self.budget_s,
+                 submission_time_s=self.c.submission_time_s, resumes=self.c.resumes)
+
+    def run(self, saved: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         try:
-            self.setup(saved)
-            self.log(event='start' if saved is None else 'resume', step=self.c.step,
-                     batch_size=self.batch_size, params=self.param_count,
-                     budget_s=self.budget_s, submission_time_s=self.c.submission_time_s,
-                     resumes=self.c.resumes)
+            self.begin(saved)
             self._loop()
             # The final state lands in the checkpoint too: the latest checkpoint
             # of a finished trial holds its final parameters.
@@ -224,75 +230,80 @@ class TrialRunner:
         return self._result()
 
     def _loop(self) -> None:
-        max_steps = self.config.max_steps
-        while True:
-            if max_steps is not None and self.c.step >= max_steps:
-                self._final_eval('budget_exhausted')
-                return
-            ds_rng, update_rng, eval_rng = self.backend.step_rngs(self.base_rng, self.c.step)
-            self._eval_rng = eval_rng
-            complete = False
-            compiles_before = self.backend.compile_count()
-            t0 = self.clock()
-            try:
-                batch = self._call(
-                    'data_selection', self.sub.data_selection, workload=self.view,
-                    input_queue=self.input_queue, optimizer_state=self.opt_state,
-                    current_param_container=self.params, model_state=self.model_state,
-                    hyperparameters=self.hparams, global_step=self.c.step, rng=ds_rng)
-                kwargs = dict(
-                    workload=self.view, current_param_container=self.params,
-                    current_params_types=self.workload.model_params_types,
-                    model_state=self.model_state, hyperparameters=self.hparams, batch=batch,
-                    loss_type=self.workload.loss_type, optimizer_state=self.opt_state,
-                    eval_results=list(self.c.eval_results), global_step=self.c.step,
-                    rng=update_rng)
-                if self.sub.accepts_train_state:
-                    kwargs['train_state'] = self._train_state()
-                out = self._call('update_params', self.sub.update_params, **kwargs)
-                self.opt_state, self.params, self.model_state = out
-            except TrainingCompleteError:
-                complete = True
-            self.backend.sync(self.params, self.opt_state, self.model_state)
-            self.c.submission_time_s += self.clock() - t0
-            if complete:
-                self.log(event='training_complete', step=self.c.step)
-                self._final_eval('training_complete')
-                return
-            self.c.step += 1
-            self.c.examples_seen += _batch_examples(batch, self.batch_size)
-            compiles = self.backend.compile_count() - compiles_before
-            self._session_steps += 1
-            if compiles and self._session_steps > 2:
-                # Compiling after the first steps usually means shapes or static
-                # arguments change every step: slow, and on the clock.
-                self.c.recompiles_after_warmup += compiles
-                self.log(event='recompile', step=self.c.step, compiles=compiles)
+        while not self.train_one_step():
+            pass
 
-            # Off the clock from here on.
-            records = self.metrics_logger.drain()
-            for r in records:
-                self.log(**r)
-            bad = self.metrics_logger.non_finite_loss()
-            step_info = {'step': self.c.step, 'submission_time_s': self.c.submission_time_s,
-                         'budget_s': self.budget_s, **self.metrics_logger.last}
-            self.on_event('step', step_info)
-            if bad is not None:
-                self.status = 'diverged'
-                self.error = f'non-finite {bad} reported at step {self.c.step}'
-                self.log(event='diverged', step=self.c.step, metric=bad)
-                return
-            if self.c.submission_time_s >= self.budget_s:
-                self._final_eval('budget_exhausted')
-                return
-            due = (self.c.submission_time_s - self.c.last_eval_submission_time_s
-                   >= self.workload.eval_period_time_sec)
-            if due:
-                if self._evaluate():
-                    return
-                self._checkpoint()
-            elif self.wall_clock() - self._last_checkpoint_wall >= self.config.checkpoint_every_s:
-                self._checkpoint()
+    def train_one_step(self) -> bool:
+        """One timed step plus its off-the-clock bookkeeping; True when the trial ends."""
+        max_steps = self.config.max_steps
+        if max_steps is not None and self.c.step >= max_steps:
+            self._final_eval('budget_exhausted')
+            return True
+        ds_rng, update_rng, eval_rng = self.backend.step_rngs(self.base_rng, self.c.step)
+        self._eval_rng = eval_rng
+        complete = False
+        compiles_before = self.backend.compile_count()
+        t0 = self.clock()
+        try:
+            batch = self._call(
+                'data_selection', self.sub.data_selection, workload=self.view,
+                input_queue=self.input_queue, optimizer_state=self.opt_state,
+                current_param_container=self.params, model_state=self.model_state,
+                hyperparameters=self.hparams, global_step=self.c.step, rng=ds_rng)
+            kwargs = dict(
+                workload=self.view, current_param_container=self.params,
+                current_params_types=self.workload.model_params_types,
+                model_state=self.model_state, hyperparameters=self.hparams, batch=batch,
+                loss_type=self.workload.loss_type, optimizer_state=self.opt_state,
+                eval_results=list(self.c.eval_results), global_step=self.c.step,
+                rng=update_rng)
+            if self.sub.accepts_train_state:
+                kwargs['train_state'] = self._train_state()
+            out = self._call('update_params', self.sub.update_params, **kwargs)
+            self.opt_state, self.params, self.model_state = out
+        except TrainingCompleteError:
+            complete = True
+        self.backend.sync(self.params, self.opt_state, self.model_state)
+        self.c.submission_time_s += self.clock() - t0
+        if complete:
+            self.log(event='training_complete', step=self.c.step)
+            self._final_eval('training_complete')
+            return True
+        self.c.step += 1
+        self.c.examples_seen += _batch_examples(batch, self.batch_size)
+        compiles = self.backend.compile_count() - compiles_before
+        self._session_steps += 1
+        if compiles and self._session_steps > 2:
+            # Compiling after the first steps usually means shapes or static
+            # arguments change every step: slow, and on the clock.
+            self.c.recompiles_after_warmup += compiles
+            self.log(event='recompile', step=self.c.step, compiles=compiles)
+
+        # Off the clock from here on.
+        records = self.metrics_logger.drain()
+        for r in records:
+            self.log(**r)
+        bad = self.metrics_logger.non_finite_loss()
+        step_info = {'step': self.c.step, 'submission_time_s': self.c.submission_time_s,
+                     'budget_s': self.budget_s, **self.metrics_logger.last}
+        self.on_event('step', step_info)
+        if bad is not None:
+            self.status = 'diverged'
+            self.error = f'non-finite {bad} reported at step {self.c.step}'
+            self.log(event='diverged', step=self.c.step, metric=bad)
+            return True
+        if self.c.submission_time_s >= self.budget_s:
+            self._final_eval('budget_exhausted')
+            return True
+        due = (self.c.submission_time_s - self.c.last_eval_submission_time_s
+               >= self.workload.eval_period_time_sec)
+        if due:
+            if self._evaluate():
+                return True
+            self._checkpoint()
+        elif self.wall_clock() - self._last_checkpoint_wall >= self.config.checkpoint_every_s:
+            self._checkpoint()
+        return False
 
     # ---- evaluation ------------------------------------------------------------
 

@@ -269,7 +269,8 @@ def _mapping(ctx: _Context, path: tuple, raw: Dict[str, Any], keys: Dict[str, tu
     """Check a mapping against its schema: unknown keys (with close matches), types, defaults."""
     for key in raw:
         if key not in keys:
-            close = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
+            close = (difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
+                     or [k for k in keys if key in k][:3])
             hint = f' Did you mean: {", ".join(close)}?' if close else ''
             ctx.error(path + (key,), f'unknown {what} key {key!r}.{hint} '
                                      f'Valid keys: {", ".join(keys)}.')
@@ -424,8 +425,10 @@ def _workloads(ctx: _Context, top: Dict[str, Any], frameworks: Tuple[str, ...]):
             if variant == 'base' and 'base' not in info.variants:
                 variant = None
             if variant is not None and variant not in info.variants:
-                ctx.error(where, str(unknown_name_error(f'variant of workload {info.name!r}',
-                                                        variant, info.variants)))
+                close = difflib.get_close_matches(variant, info.variants, n=2)
+                ctx.error(where, f'workload {info.name!r} has no variant {variant!r}.'
+                                 + (f' Did you mean: {", ".join(close)}?' if close else '')
+                                 + f' Its variants: {", ".join(info.variants) or "(none)"}.')
                 continue
             entry = WorkloadEntry(info.name, size, variant, tuple(own) if own else None)
             if entry.key in seen:

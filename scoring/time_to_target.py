@@ -110,9 +110,8 @@ def wide_times(times: pd.DataFrame, entrants: List[str], workloads: List[str]) -
     return wide.reindex(index=entrants, columns=workloads).fillna(np.inf).astype(np.float64)
 
 
-def apply_rules(wide: pd.DataFrame, variants: Dict[str, str], scored: List[str],
-                r_max: float) -> pd.DataFrame:
-    """The r_max cut-off then the held-out rule; returns the scored columns only."""
+def apply_rules(wide: pd.DataFrame, variants: Dict[str, str], r_max: float) -> pd.DataFrame:
+    """The r_max cut-off then the held-out rule, on every column (select the scored ones)."""
     values = wide.to_numpy(dtype=np.float64).copy()
     values = _cutoff(values, r_max)
     cols = {w: i for i, w in enumerate(wide.columns)}
@@ -120,8 +119,7 @@ def apply_rules(wide: pd.DataFrame, variants: Dict[str, str], scored: List[str],
         if variant in cols and base in cols:
             missed = np.isinf(values[:, cols[variant]])
             values[missed, cols[base]] = np.inf
-    out = pd.DataFrame(values, index=wide.index, columns=wide.columns)
-    return out[scored]
+    return pd.DataFrame(values, index=wide.index, columns=wide.columns)
 
 
 def _cutoff(values: np.ndarray, r_max: float) -> np.ndarray:

@@ -54,7 +54,7 @@ def load_numpy_params(module: torch.nn.Module, arrays: Mapping[str, np.ndarray])
         raise ValueError('Cannot load weights into the module: ' + '; '.join(problems))
     with torch.no_grad():
         for name, param in params.items():
-            param.copy_(torch.from_numpy(np.asarray(arrays[name])).to(param.dtype))
+            param.copy_(torch.as_tensor(np.array(arrays[name], copy=True), dtype=param.dtype))
 
 
 def module_to_numpy(module: torch.nn.Module) -> Dict[str, np.ndarray]:

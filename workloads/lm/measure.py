@@ -107,6 +107,9 @@ def main(argv=None) -> None:
     parser.add_argument('--steps', type=int, default=600)
     parser.add_argument('--warmup', type=int, default=None, help='default: 5%% of --steps')
     parser.add_argument('--eval-every-s', type=float, default=10.0)
+    parser.add_argument('--eval-every-steps', type=int, default=None,
+                        help='evaluate every this many steps instead (loss-vs-step curves '
+                             'do not depend on machine load)')
     parser.add_argument('--max-train-s', type=float, default=None,
                         help='stop after this much training time')
     parser.add_argument('--seed', type=int, default=0)
@@ -155,7 +158,10 @@ def main(argv=None) -> None:
         if not math.isfinite(loss):
             print(f'step:{i + 1} diverged loss:{loss}')
             return
-        if train_s >= next_eval_s:
+        if args.eval_every_steps:
+            if (i + 1) % args.eval_every_steps == 0 and i + 1 < args.steps:
+                evaluate(i + 1)
+        elif train_s >= next_eval_s:
             evaluate(i + 1)
             next_eval_s += args.eval_every_s
         if args.max_train_s is not None and train_s >= args.max_train_s:

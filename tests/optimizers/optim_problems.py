@@ -49,11 +49,11 @@ KRON = dict(block_size=2, start_preconditioning_step=5, beta2=0.99)
 ZOO = {
     'nesterov': ({'beta1': 0.9}, {'quadratic': 0.02, 'rosenbrock': 2e-4}),
     'momentum': ({'beta1': 0.9}, {'quadratic': 0.02, 'rosenbrock': 2e-4}),
-    'lamb': ({'beta1': 0.9, 'beta2': 0.99}, {'quadratic': 0.02, 'rosenbrock': 0.01}),
-    'lars': ({'beta1': 0.9, 'trust_coefficient': 0.1}, {'quadratic': 0.05, 'rosenbrock': 0.02}),
+    'lamb': ({'beta1': 0.9, 'beta2': 0.99}, {'quadratic': 0.05, 'rosenbrock': 0.05}),
+    'lars': ({'beta1': 0.9, 'trust_coefficient': 1.0}, {'quadratic': 0.005, 'rosenbrock': 2e-4}),
     'shampoo': ({**KRON, 'precondition_every': 3}, {'quadratic': 0.05, 'rosenbrock': 0.01}),
     'sketchy': ({**KRON, 'rank': 1}, {'quadratic': 0.05, 'rosenbrock': 0.01}),
-    'sonew': ({'beta2': 0.99}, {'quadratic': 0.05, 'rosenbrock': 0.01}),
+    'sonew': ({'beta2': 0.99}, {'quadratic': 0.3, 'rosenbrock': 0.1}),
 }
 NUM_STEPS = 150
 

@@ -1,0 +1,68 @@
+"""Every registered submission × every workload's smoke config, a few steps, both frameworks.
+
+One shared conformance suite over all of submissions/ (optax's habit): each
+trial must end cleanly (not failed or diverged) and a JAX submission must not
+recompile after its second step.
+"""
+
+import pytest
+
+from harness import registry
+from harness.submission_loader import frameworks_of
+from harness.trial import run_trial
+from harness.trial_config import TrialConfig
+
+pytestmark = pytest.mark.integration
+MAX_STEPS = 4
+
+
+def _cases():
+    cases = []
+    for name, path in registry.builtin_submissions().items():
+        if registry.submission_kind(path) != 'centralized':
+            continue
+        for info in registry.workload_infos().values():
+            if info.kind != 'centralized':
+                continue
+            size = 'smoke' if 'smoke' in info.sizes else info.sizes[0]
+            for fw in frameworks_of(path):
+                if fw in info.classes:
+                    cases.append(pytest.param(name, info.name, size, fw,
+                                              id=f'{name}-{info.name}-{fw}'))
+    return cases
+
+
+@pytest.mark.parametrize('submission, workload, size, framework', _cases())
+def test_submission_runs_on_workload(submission, workload, size, framework, data_dir,
+                                     tmp_path):
+    from harness.prepare import ensure_prepared
+    from harness.search_space import load, sample
+    from harness.submission_loader import search_space_path
+    from harness.trial import build_workload
+
+    path = registry.resolve_submission(submission)
+    hparams = sample(load(search_space_path(path)), 0, 0)
+    config = TrialConfig(workload=workload, framework=framework, submission=str(path),
+                         size=size, hparams=hparams, max_steps=MAX_STEPS, data_dir=data_dir,
+                         results_dir=str(tmp_path), submission_name=submission,
+                         stop_at_target=False)
+    ensure_prepared(build_workload(config), workload, None, data_dir, log=lambda m: None)
+    result = run_trial(config)
+    assert result['status'] == 'budget_exhausted', result.get('error')
+    assert result['final_step'] == MAX_STEPS
+    assert result['recompiles_after_warmup'] == 0
+
+
+def test_algoperf_style_submission_runs_unmodified(data_dir, tmp_path):
+    """tests/algoperf_style was written against MLCommons AlgoPerf's API."""
+    from harness.search_space import load, sample
+
+    for framework in ('jax', 'pytorch'):
+        config = TrialConfig(workload='lm', framework=framework, submission='tests/algoperf_style',
+                             size='tiny', max_steps=MAX_STEPS, data_dir=data_dir,
+                             results_dir=str(tmp_path), stop_at_target=False,
+                             hparams=sample(load('tests/algoperf_style/tuning_search_space.json'),
+                                            0, 0))
+        result = run_trial(config)
+        assert result['status'] == 'budget_exhausted', result.get('error')
+        assert result['recompiles_after_warmup'] == 0

@@ -1,0 +1,137 @@
+"""`timetrial status` states and `timetrial cancel`, on hand-made experiment directories."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from harness import results, status
+from harness.launch import PREEMPTIONS_JSON, read_jobs, run_suite, write_jobs
+from harness.suite import expand, load_suite, trial_id
+from tests.suites import fakes
+from tests.suites.conftest import BASIC
+
+# A stand-in for a local job's controller: `submitit` in its command line, sleeps.
+_CONTROLLER = 'import time, sys; sys.argv.append("submitit"); time.sleep(60)'
+
+
+@pytest.fixture
+def experiment(write_suite, tmp_path):
+    suite = load_suite(write_suite(BASIC.format(results=tmp_path / 'results')))
+    trials = expand(suite)
+    run_suite(suite, trials[:1], 'debug', run_fn=fakes.fake_run, log=lambda _: None)
+    run_suite(suite, trials[1:2], 'debug', run_fn=fakes.crash_run, log=lambda _: None)
+    # The rest only planned (the manifest lists every trial).
+    from harness.launch import write_manifest
+
+    write_manifest(suite.experiment_dir(), suite, trials)
+    return suite, trials
+
+
+def _local_record(pid: int) -> dict:
+    import socket
+
+    return {'executor': 'local', 'job_id': str(pid), 'host': socket.gethostname(),
+            'folder': '/nowhere/%j', 'attempt': 1}
+
+
+def test_states_from_files_and_jobs(experiment, monkeypatch):
+    suite, trials = experiment
+    exp = suite.experiment_dir()
+    ids = [trial_id(t) for t in trials]
+    controller = subprocess.Popen([sys.executable, '-c', _CONTROLLER, 'submitit'])
+    try:
+        jobs = read_jobs(exp)
+        jobs[ids[2]] = _local_record(controller.pid)
+        results.atomic_write_json(trials[2].trial_dir() / PREEMPTIONS_JSON, {'count': 1})
+        jobs[ids[3]] = _local_record(controller.pid)
+        jobs[ids[4]] = _local_record(2 ** 22 + 4321)           # a controller that is gone
+        fakes.fake_run(trials[4])
+        (trials[4].trial_dir() / results.RESULT_JSON).unlink()  # started, never finished
+        jobs[ids[5]] = {'executor': 'slurm', 'job_id': '77_5', 'folder': '/x/%j'}
+        jobs[ids[6]] = {'executor': 'slurm', 'job_id': '77_6', 'folder': '/x/%j'}
+        write_jobs(exp, jobs)
+        monkeypatch.setattr(status, 'slurm_states',
+                            lambda job_ids: {'77_5': 'PENDING', '77_6': 'RUNNING'})
+        by_id = {s.trial: s for s in status.collect(exp)}
+        assert len(by_id) == len(trials)
+        first = by_id[ids[0]]
+        assert (first.state, first.step, first.metric, first.metric_value) == (
+            'reached', 10, 'validation/loss', 2.5)
+        assert first.note == 'time to target 1.5s'
+        assert by_id[ids[1]].state == 'failed' and 'caught fire' in by_id[ids[1]].note
+        assert (by_id[ids[2]].state, by_id[ids[2]].preemptions) == ('resumed', 1)
+        assert by_id[ids[3]].state == 'running'
+        assert by_id[ids[3]].job_id == str(controller.pid)
+        assert by_id[ids[4]].state == 'stopped' and by_id[ids[4]].step == 10
+        assert by_id[ids[5]].state == 'pending' and by_id[ids[5]].job_id == '77_5'
+        assert by_id[ids[6]].state == 'running'
+        assert by_id[ids[7]].state == 'pending' and by_id[ids[7]].job_id is None
+
+        from rich.console import Console
+
+        out = io.StringIO()
+        status.render(list(by_id.values()), exp, Console(file=out, width=200))
+        text = out.getvalue()
+        assert 'validation/loss' in text and 'resumed' in text and '77_5' in text
+        assert 'failed:1' in text and 'reached:1' in text
+    finally:
+        controller.kill()
+        controller.wait()
+
+
+def test_cancel_stops_local_controllers_and_scancels_slurm_jobs(experiment, monkeypatch):
+    suite, trials = experiment
+    exp = suite.experiment_dir()
+    ids = [trial_id(t) for t in trials]
+    controller = subprocess.Popen([sys.executable, '-c', _CONTROLLER, 'submitit'])
+    try:
+        jobs = read_jobs(exp)
+        jobs[ids[2]] = _local_record(controller.pid)
+        jobs[ids[3]] = {'executor': 'slurm', 'job_id': '80_3', 'folder': '/x/%j'}
+        write_jobs(exp, jobs)
+        monkeypatch.setattr(status, 'slurm_states', lambda job_ids: {'80_3': 'RUNNING'})
+        calls = []
+        monkeypatch.setattr(status.subprocess, 'run', lambda cmd, **kw: calls.append(cmd))
+        lines = []
+        cancelled = status.cancel(exp, log=lines.append)
+        assert sorted(cancelled) == sorted([ids[2], ids[3]])
+        assert calls == [['scancel', '80_3']]
+        controller.wait(timeout=30)       # SIGINT ended it
+        assert any(line.startswith(f'cancelled:{ids[2]}') for line in lines)
+        monkeypatch.setattr(status, 'slurm_states', lambda job_ids: {'80_3': 'CANCELLED'})
+        by_id = {s.trial: s for s in status.collect(exp)}
+        assert by_id[ids[2]].state == 'failed' and 'cancelled' in by_id[ids[2]].note
+        assert by_id[ids[3]].state == 'failed'
+        assert status.cancel(exp, log=lines.append) == []
+        assert lines[-1].startswith('nothing to cancel')
+    finally:
+        if controller.poll() is None:
+            controller.kill()
+            controller.wait()
+
+
+def test_unknown_or_empty_experiment_directories(tmp_path, monkeypatch):
+    from harness.spec import UserInputError
+
+    with pytest.raises(UserInputError, match='does not exist'):
+        status.resolve_experiment_dir(str(tmp_path / 'nope'))
+    with pytest.raises(UserInputError, match='holds no trials'):
+        status.collect(tmp_path)
+    (tmp_path / 'results' / 'named').mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert status.resolve_experiment_dir('named') == tmp_path / 'results' / 'named'
+
+
+def test_last_eval_is_read_from_the_tail_and_a_torn_line_is_ignored(tmp_path):
+    path = tmp_path / 'evals.jsonl'
+    lines = [json.dumps({'step': step, 'validation/loss': 1.0 / (step + 1)})
+             for step in range(2000)]
+    # ... and a writer killed mid-line.
+    path.write_text('\n'.join(lines) + '\n{"step": 2000, "valid')
+    assert status._last_line(path, chunk_bytes=4096)['step'] == 1999
+    assert status._last_line(tmp_path / 'missing.jsonl') is None
