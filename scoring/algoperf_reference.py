@@ -31,14 +31,14 @@ import pandas as pd
 from scoring.time_to_target import _cutoff
 
 #: --time-col value -> the evals column AlgoPerf-style selection reads.
-EVAL_TIME_COLUMNS = {'seconds': 'submission_time_s', 'steps': 'step',
-                     'examples': 'examples_seen'}
+EVAL_TIME_COLUMNS = {'seconds': 'submission_time_s', 'steps': 'step', 'examples': 'examples_seen'}
 
 
 def first_hits(trials: pd.DataFrame, evals: pd.DataFrame, time_col: str) -> pd.DataFrame:
     """Per trial that ever meets its target: eval index and time of the first hit."""
-    merged = evals.merge(trials[['trial_id', 'target_metric', 'target_value', 'target_mode']],
-                         on='trial_id')
+    merged = evals.merge(
+        trials[['trial_id', 'target_metric', 'target_value', 'target_mode']], on='trial_id'
+    )
     hits = []
     for metric, group in merged.groupby('target_metric'):
         if metric not in group.columns:
@@ -55,8 +55,9 @@ def first_hits(trials: pd.DataFrame, evals: pd.DataFrame, time_col: str) -> pd.D
     return hit.rename(columns={EVAL_TIME_COLUMNS[time_col]: 'time'}).reset_index(drop=True)
 
 
-def algoperf_workload_times(trials: pd.DataFrame, evals: pd.DataFrame,
-                            time_col: str = 'seconds') -> pd.DataFrame:
+def algoperf_workload_times(
+    trials: pd.DataFrame, evals: pd.DataFrame, time_col: str = 'seconds'
+) -> pd.DataFrame:
     """(entrant, workload_id, time): median over studies of the earliest-index trial."""
     hits = first_hits(trials, evals, time_col)
     frame = trials[['trial_id', 'entrant', 'workload_id', 'experiment', 'study', 'trial']]
@@ -67,12 +68,18 @@ def algoperf_workload_times(trials: pd.DataFrame, evals: pd.DataFrame,
     best = frame.sort_values(keys + ['eval_index', 'trial']).drop_duplicates(keys)
     per_study = best[keys + ['time']]
     out = per_study.groupby(['entrant', 'workload_id'])['time'].agg(
-        lambda t: float(np.median(t.to_numpy())))
+        lambda t: float(np.median(t.to_numpy()))
+    )
     return out.reset_index()
 
 
-def algoperf_grid_scores(wide: pd.DataFrame, variants: Dict[str, str], scored: List[str],
-                         r_max: float = 4.0, num_points: int = 100) -> pd.Series:
+def algoperf_grid_scores(
+    wide: pd.DataFrame,
+    variants: Dict[str, str],
+    scored: List[str],
+    r_max: float = 4.0,
+    num_points: int = 100,
+) -> pd.Series:
     """Steps 3-5 on an entrants x workloads table of times (∞ = not reached)."""
     values = _cutoff(wide.to_numpy(dtype=np.float64), r_max)
     df = pd.DataFrame(values, index=wide.index, columns=wide.columns)
@@ -84,8 +91,7 @@ def algoperf_grid_scores(wide: pd.DataFrame, variants: Dict[str, str], scored: L
         ratios = df / df.min(axis=0)
     taus = np.linspace(1.0, r_max, num=num_points)
     n_workloads = max(len(scored), 1)
-    rho = np.stack([(ratios.to_numpy() <= tau).sum(axis=1) / n_workloads for tau in taus],
-                   axis=1)
+    rho = np.stack([(ratios.to_numpy() <= tau).sum(axis=1) / n_workloads for tau in taus], axis=1)
     area = np.trapezoid(rho, x=taus, axis=1)
     return pd.Series(area / (r_max - 1.0), index=wide.index, name='grid_score')
 

@@ -23,11 +23,20 @@ from harness.spec import UserInputError
 from scoring import ctr as ctr_mod
 from scoring import teacher as teacher_mod
 from scoring.bootstrap import bootstrap
-from scoring.load import LoadedResults, Problem, load_results
+from scoring.load import LoadedResults, load_results
+from scoring.problems import Problem
 from scoring.profiles import exact_scores, performance_ratios, profile_steps
 from scoring.speedup import resolve_reference, speedup_summary, speedups
-from scoring.time_to_target import (_cutoff, apply_rules, check_time_col, scored_workloads,
-                                    study_times, variant_map, wide_times, workload_times)
+from scoring.time_to_target import (
+    _cutoff,
+    apply_rules,
+    check_time_col,
+    scored_workloads,
+    study_times,
+    variant_map,
+    wide_times,
+    workload_times,
+)
 
 
 @dataclasses.dataclass
@@ -67,13 +76,22 @@ class ScoreReport:
 
 def _check_options(time_col: str, r_max: float, bootstrap_samples: int) -> None:
     check_time_col(time_col)
-    if isinstance(r_max, bool) or not isinstance(r_max, (int, float)) \
-            or not math.isfinite(r_max) or r_max <= 1.0:
+    if (
+        isinstance(r_max, bool)
+        or not isinstance(r_max, (int, float))
+        or not math.isfinite(r_max)
+        or r_max <= 1.0
+    ):
         raise UserInputError(f'r_max must be a number above 1 (AlgoPerf uses 4), got {r_max!r}.')
-    if isinstance(bootstrap_samples, bool) or not isinstance(bootstrap_samples, int) \
-            or bootstrap_samples < 0:
-        raise UserInputError('bootstrap_samples must be a whole number >= 0 (0 turns the '
-                             f'intervals off), got {bootstrap_samples!r}.')
+    if (
+        isinstance(bootstrap_samples, bool)
+        or not isinstance(bootstrap_samples, int)
+        or bootstrap_samples < 0
+    ):
+        raise UserInputError(
+            'bootstrap_samples must be a whole number >= 0 (0 turns the '
+            f'intervals off), got {bootstrap_samples!r}.'
+        )
 
 
 def _check_targets(trials: pd.DataFrame) -> None:
@@ -88,19 +106,27 @@ def _check_targets(trials: pd.DataFrame) -> None:
             name = f'{key[0]}-{key[1]}' if key[1] else key[0]
             lines = []
             for _, row in distinct.iterrows():
-                count = ((group['target_metric'] == row['target_metric'])
-                         & (group['target_value'] == row['target_value'])
-                         & (group['target_mode'] == row['target_mode'])).sum()
-                lines.append(f'    {row["target_metric"]} {row["target_mode"]} '
-                             f'{row["target_value"]!r}: {count} trials, e.g. '
-                             f'{row["trial_dir"]}/trial.yaml')
-            errors.append(f'  workload {name} (size {key[2]}) has {len(distinct)} '
-                          'different targets:\n' + '\n'.join(lines))
+                count = (
+                    (group['target_metric'] == row['target_metric'])
+                    & (group['target_value'] == row['target_value'])
+                    & (group['target_mode'] == row['target_mode'])
+                ).sum()
+                lines.append(
+                    f'    {row["target_metric"]} {row["target_mode"]} '
+                    f'{row["target_value"]!r}: {count} trials, e.g. '
+                    f'{row["trial_dir"]}/trial.yaml'
+                )
+            errors.append(
+                f'  workload {name} (size {key[2]}) has {len(distinct)} '
+                'different targets:\n' + '\n'.join(lines)
+            )
     if errors:
         raise UserInputError(
             'Trials of one workload must share one target to be compared:\n'
-            + '\n'.join(errors) + '\nScore the runs of each target separately (point '
-            'RESULTS_DIR at one experiment) or rerun with the current targets.')
+            + '\n'.join(errors)
+            + '\nScore the runs of each target separately (point '
+            'RESULTS_DIR at one experiment) or rerun with the current targets.'
+        )
 
 
 def _check_hardware(trials: pd.DataFrame, allow_mixed: bool) -> List[str]:
@@ -112,32 +138,42 @@ def _check_hardware(trials: pd.DataFrame, allow_mixed: bool) -> List[str]:
             rows = trials[trials['hardware_class'] == cls]
             lines.append(f'  {cls}: {len(rows)} trials, e.g. {rows["trial_dir"].iloc[0]}')
         raise UserInputError(
-            f'Found trials from {len(classes)} hardware classes:\n' + '\n'.join(lines)
+            f'Found trials from {len(classes)} hardware classes:\n'
+            + '\n'.join(lines)
             + '\nTimes from different machines are not comparable. Score one class at a '
             'time (point RESULTS_DIR at the runs of one machine) or pass '
-            '--allow-mixed-hardware (allow_mixed_hardware=True) to compare anyway.')
+            '--allow-mixed-hardware (allow_mixed_hardware=True) to compare anyway.'
+        )
     return classes
 
 
-def _times_table(times: pd.DataFrame, entrants: List[str], workloads: List[str],
-                 trials: pd.DataFrame, variants: Dict[str, str], scored: List[str],
-                 r_max: float, ratios: pd.DataFrame, time_ci: Optional[pd.DataFrame],
-                 time_col: str) -> pd.DataFrame:
+def _times_table(
+    times: pd.DataFrame,
+    entrants: List[str],
+    workloads: List[str],
+    trials: pd.DataFrame,
+    variants: Dict[str, str],
+    scored: List[str],
+    r_max: float,
+    ratios: pd.DataFrame,
+    time_ci: Optional[pd.DataFrame],
+    time_col: str,
+) -> pd.DataFrame:
     """Every (workload, entrant) pair with its time, interval, penalty and counts."""
     grid = pd.MultiIndex.from_product([workloads, entrants], names=['workload_id', 'entrant'])
     table = times.set_index(['workload_id', 'entrant']).reindex(grid).reset_index()
-    counts = ['n_studies', 'n_studies_reached', 'n_trials', 'n_trials_finished',
-              'n_trials_reached']
+    counts = ['n_studies', 'n_studies_reached', 'n_trials', 'n_trials_finished', 'n_trials_reached']
     table[counts] = table[counts].fillna(0).astype(np.int64)
     not_run = table['n_studies'] == 0
     table['time'] = table['time'].fillna(np.inf)
     wide = wide_times(times, entrants, workloads)
     cut = pd.DataFrame(_cutoff(wide.to_numpy(), r_max), index=wide.index, columns=wide.columns)
     ruled = apply_rules(wide, variants, r_max)
-    table['time_scored'] = [ruled.at[e, w] for w, e in zip(table['workload_id'],
-                                                           table['entrant'])]
-    table['ratio'] = [ratios.at[e, w] if w in ratios.columns else np.nan
-                      for w, e in zip(table['workload_id'], table['entrant'])]
+    table['time_scored'] = [ruled.at[e, w] for w, e in zip(table['workload_id'], table['entrant'])]
+    table['ratio'] = [
+        ratios.at[e, w] if w in ratios.columns else np.nan
+        for w, e in zip(table['workload_id'], table['entrant'])
+    ]
     notes = []
     for w, e, t, run in zip(table['workload_id'], table['entrant'], table['time'], ~not_run):
         if not run:
@@ -163,41 +199,81 @@ def _times_table(times: pd.DataFrame, entrants: List[str], workloads: List[str],
         table[col] = [info.at[w, col] for w in table['workload_id']]
     table['time_col'] = time_col
     table['ruleset'] = table['ruleset'].fillna('')
-    order = ['workload_id', 'base_id', 'is_variant', 'scored', 'entrant', 'ruleset', 'time',
-             'time_ci_low', 'time_ci_high', 'time_scored', 'ratio', 'note', 'n_studies',
-             'n_studies_reached', 'n_trials', 'n_trials_finished', 'n_trials_reached',
-             'target_metric', 'target_value', 'target_mode', 'time_col']
+    order = [
+        'workload_id',
+        'base_id',
+        'is_variant',
+        'scored',
+        'entrant',
+        'ruleset',
+        'time',
+        'time_ci_low',
+        'time_ci_high',
+        'time_scored',
+        'ratio',
+        'note',
+        'n_studies',
+        'n_studies_reached',
+        'n_trials',
+        'n_trials_finished',
+        'n_trials_reached',
+        'target_metric',
+        'target_value',
+        'target_mode',
+        'time_col',
+    ]
     return table[order]
 
 
-def _notes(trials: pd.DataFrame, studies: pd.DataFrame, scored: List[str],
-           variants: Dict[str, str], classes: List[str]) -> List[str]:
+def _notes(
+    trials: pd.DataFrame,
+    studies: pd.DataFrame,
+    scored: List[str],
+    variants: Dict[str, str],
+    classes: List[str],
+) -> List[str]:
     notes = []
     orphans = sorted(set(trials.loc[trials['variant'].notna(), 'workload_id']) - set(variants))
     if orphans:
-        notes.append('Variants without their base workload in the data are scored as '
-                     f'workloads of their own: {", ".join(orphans)}.')
+        notes.append(
+            'Variants without their base workload in the data are scored as '
+            f'workloads of their own: {", ".join(orphans)}.'
+        )
     rulesets = sorted(set(trials['ruleset']))
     if len(rulesets) > 1:
-        notes.append('Both rulesets are present (external and self tuning); AlgoPerf ranks '
-                     'them on separate leaderboards. Each entrant is timed under its own.')
+        notes.append(
+            'Both rulesets are present (external and self tuning); AlgoPerf ranks '
+            'them on separate leaderboards. Each entrant is timed under its own.'
+        )
     multi = studies[(studies['ruleset'] == 'self') & (studies['n_trials'] > 1)]
     if len(multi):
-        notes.append(f'{len(multi)} self-tuning studies hold more than one trial; their '
-                     'fastest trial was used.')
+        notes.append(
+            f'{len(multi)} self-tuning studies hold more than one trial; their '
+            'fastest trial was used.'
+        )
     if len(classes) > 1:
-        notes.append(f'Mixed hardware allowed by the user: {", ".join(classes)}. Times '
-                     'from different machines are compared as if equal.')
+        notes.append(
+            f'Mixed hardware allowed by the user: {", ".join(classes)}. Times '
+            'from different machines are compared as if equal.'
+        )
     unknown = int(trials['hardware_class'].isna().sum())
     if unknown:
-        notes.append(f'{unknown} trials have no hardware class (meta.json missing or '
-                     'incomplete); they are scored with the rest.')
+        notes.append(
+            f'{unknown} trials have no hardware class (meta.json missing or '
+            'incomplete); they are scored with the rest.'
+        )
     return notes
 
 
-def compute(loaded: LoadedResults, reference: Optional[str] = None, time_col: str = 'seconds',
-            r_max: float = 4.0, allow_mixed_hardware: bool = False,
-            bootstrap_samples: int = 1000, seed: int = 0) -> ScoreReport:
+def compute(
+    loaded: LoadedResults,
+    reference: Optional[str] = None,
+    time_col: str = 'seconds',
+    r_max: float = 4.0,
+    allow_mixed_hardware: bool = False,
+    bootstrap_samples: int = 1000,
+    seed: int = 0,
+) -> ScoreReport:
     """Score already-loaded results (``score`` = ``load_results`` + this + outputs)."""
     _check_options(time_col, r_max, bootstrap_samples)
     r_max = float(r_max)
@@ -205,13 +281,15 @@ def compute(loaded: LoadedResults, reference: Optional[str] = None, time_col: st
     root = loaded.root
     if trials.empty:
         shown = '\n'.join(f'  {p}' for p in loaded.problems[:20])
-        raise UserInputError(f'No readable trials under {str(root)!r}; every trial directory '
-                             f'was skipped:\n{shown}')
+        raise UserInputError(
+            f'No readable trials under {str(root)!r}; every trial directory was skipped:\n{shown}'
+        )
     if not trials['finished'].any():
         raise UserInputError(
             f'No finished trials under {str(root)!r}: {len(trials)} trials found, none has a '
             'result.json yet. Wait for the runs to end (`timetrial status EXPERIMENT_DIR` '
-            'shows where they stand), then score again.')
+            'shows where they stand), then score again.'
+        )
     _check_targets(trials)
     classes = _check_hardware(trials, allow_mixed_hardware)
     reference = resolve_reference(reference, trials)
@@ -229,29 +307,35 @@ def compute(loaded: LoadedResults, reference: Optional[str] = None, time_col: st
 
     score_ci = time_ci = None
     if bootstrap_samples:
-        score_ci, time_ci = bootstrap(studies, entrants, workloads, variants, scored, r_max,
-                                      bootstrap_samples, seed)
+        score_ci, time_ci = bootstrap(
+            studies, entrants, workloads, variants, scored, r_max, bootstrap_samples, seed
+        )
     scores = pd.DataFrame({'entrant': entrants, 'score': score.reindex(entrants).to_numpy()})
     if score_ci is not None:
         scores = scores.merge(score_ci, on='entrant')
     else:
         scores['score_ci_low'] = scores['score_ci_high'] = np.nan
     per_entrant = trials.groupby('entrant').agg(
-        n_trials=('trial_id', 'size'), n_trials_finished=('finished', 'sum'),
-        n_trials_reached=('reached', 'sum'))
+        n_trials=('trial_id', 'size'),
+        n_trials_finished=('finished', 'sum'),
+        n_trials_reached=('reached', 'sum'),
+    )
     scores = scores.join(per_entrant, on='entrant')
     scores['n_workloads_scored'] = len(scored)
-    scores['n_workloads_reached'] = [int(np.isfinite(wide.loc[e, scored]).sum())
-                                     for e in scores['entrant']]
-    scores['n_workloads_within_r_max'] = [int(np.isfinite(ratios.loc[e]).sum())
-                                          for e in scores['entrant']]
+    scores['n_workloads_reached'] = [
+        int(np.isfinite(wide.loc[e, scored]).sum()) for e in scores['entrant']
+    ]
+    scores['n_workloads_counted'] = [
+        int(np.isfinite(ratios.loc[e]).sum()) for e in scores['entrant']
+    ]
     scores['n_studies'] = [int((studies['entrant'] == e).sum()) for e in scores['entrant']]
     scores['rank'] = scores['score'].rank(ascending=False, method='min').astype(np.int64)
     scores = scores.sort_values(['rank', 'entrant'], kind='stable').reset_index(drop=True)
     scores.insert(0, 'rank', scores.pop('rank'))
 
-    table = _times_table(times, entrants, workloads, trials, variants, scored, r_max, ratios,
-                         time_ci, time_col)
+    table = _times_table(
+        times, entrants, workloads, trials, variants, scored, r_max, ratios, time_ci, time_col
+    )
     if reference is None:
         # No reference named: compare with the top-scoring entrant (said in the report).
         chosen_reference = scores['entrant'].iloc[0]
@@ -260,22 +344,50 @@ def compute(loaded: LoadedResults, reference: Optional[str] = None, time_col: st
     speed = speedups(times, chosen_reference)
     problems = list(loaded.problems)
     return ScoreReport(
-        results_dir=root, out_dir=None, time_col=time_col, r_max=r_max, trials=trials,
-        evals=loaded.evals, studies=studies, times=table, ratios=ratios, scores=scores,
-        profile=profile_steps(ratios, r_max), reference=chosen_reference, speedups=speed,
+        results_dir=root,
+        out_dir=None,
+        time_col=time_col,
+        r_max=r_max,
+        trials=trials,
+        evals=loaded.evals,
+        studies=studies,
+        times=table,
+        ratios=ratios,
+        scores=scores,
+        profile=profile_steps(ratios, r_max),
+        reference=chosen_reference,
+        speedups=speed,
         speedup_summary=speedup_summary(speed, list(scores['entrant'])),
         ctr=ctr_mod.ctr_table(trials, loaded.evals, studies, problems),
-        teacher=teacher_mod.teacher_table(trials, studies), hardware_classes=classes,
-        hardware=loaded.hardware, experiments=sorted(set(trials['experiment'])),
-        scored_workloads=scored, variants=variants, problems=problems,
+        teacher=teacher_mod.teacher_table(trials, studies),
+        hardware_classes=classes,
+        hardware=loaded.hardware,
+        experiments=sorted(set(trials['experiment'])),
+        scored_workloads=scored,
+        variants=variants,
+        problems=problems,
         notes=_notes(trials, studies, scored, variants, classes)
-        + ([] if reference else [f'No --reference given: speed-ups are against the '
-                                 f'top-scoring entrant, {chosen_reference}.']))
+        + (
+            []
+            if reference
+            else [
+                f'No --reference given: speed-ups are against the '
+                f'top-scoring entrant, {chosen_reference}.'
+            ]
+        ),
+    )
 
 
-def score(results_dir, out_dir=None, reference: Optional[str] = None,
-          time_col: str = 'seconds', r_max: float = 4.0, allow_mixed_hardware: bool = False,
-          bootstrap_samples: int = 1000, seed: int = 0) -> ScoreReport:
+def score(
+    results_dir,
+    out_dir=None,
+    reference: Optional[str] = None,
+    time_col: str = 'seconds',
+    r_max: float = 4.0,
+    allow_mixed_hardware: bool = False,
+    bootstrap_samples: int = 1000,
+    seed: int = 0,
+) -> ScoreReport:
     """Load, score and (when ``out_dir`` is given) write every output; see the module doc.
 
     Raises UserInputError for bad input: a missing or empty directory, no finished
@@ -283,10 +395,17 @@ def score(results_dir, out_dir=None, reference: Optional[str] = None,
     allowed), an unknown reference or time column, r_max <= 1.
     """
     _check_options(time_col, r_max, bootstrap_samples)
-    report = compute(load_results(Path(results_dir)), reference=reference, time_col=time_col,
-                     r_max=r_max, allow_mixed_hardware=allow_mixed_hardware,
-                     bootstrap_samples=bootstrap_samples, seed=seed)
+    report = compute(
+        load_results(Path(results_dir)),
+        reference=reference,
+        time_col=time_col,
+        r_max=r_max,
+        allow_mixed_hardware=allow_mixed_hardware,
+        bootstrap_samples=bootstrap_samples,
+        seed=seed,
+    )
     if out_dir is not None:
         from scoring.outputs import write_outputs  # matplotlib only when writing
+
         write_outputs(report, Path(out_dir))
     return report

@@ -32,9 +32,17 @@ from scoring.profiles import _ratios, _scores
 from scoring.time_to_target import _cutoff
 
 
-def bootstrap(studies: pd.DataFrame, entrants: List[str], workloads: List[str],
-              variants: Dict[str, str], scored: List[str], r_max: float, samples: int,
-              seed: int = 0, confidence: float = 0.95) -> Tuple[pd.DataFrame, pd.DataFrame]:
+def bootstrap(
+    studies: pd.DataFrame,
+    entrants: List[str],
+    workloads: List[str],
+    variants: Dict[str, str],
+    scored: List[str],
+    r_max: float,
+    samples: int,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> Tuple[pd.DataFrame, pd.DataFrame]:
     """(score intervals per entrant, time intervals per entrant and workload).
 
     ``workloads`` are all workload ids (variants included); ``scored`` the subset
@@ -54,26 +62,38 @@ def bootstrap(studies: pd.DataFrame, entrants: List[str], workloads: List[str],
         point_times[e_index[entrant], w_index[workload]] = np.median(times)
     lo_q, hi_q = (1.0 - confidence) / 2.0, 1.0 - (1.0 - confidence) / 2.0
     t_lo, t_hi = np.quantile(cube, [lo_q, hi_q], axis=0, method='inverted_cdf')
-    time_ci = pd.DataFrame({
-        'entrant': np.repeat(entrants, len(workloads)),
-        'workload_id': np.tile(workloads, len(entrants)),
-        'time_ci_low': t_lo.ravel(), 'time_ci_high': t_hi.ravel()})
+    time_ci = pd.DataFrame(
+        {
+            'entrant': np.repeat(entrants, len(workloads)),
+            'workload_id': np.tile(workloads, len(entrants)),
+            'time_ci_low': t_lo.ravel(),
+            'time_ci_high': t_hi.ravel(),
+        }
+    )
     ran = studies[['entrant', 'workload_id']].drop_duplicates()
     time_ci = time_ci.merge(ran, on=['entrant', 'workload_id'])
 
     scores = _cube_scores(cube, w_index, variants, scored, r_max)  # (samples, entrants)
     point_scores = _cube_scores(point_times[None], w_index, variants, scored, r_max)[0]
     s_lo, s_mid, s_hi = np.quantile(scores, [lo_q, 0.5, hi_q], axis=0, method='inverted_cdf')
-    score_ci = pd.DataFrame({
-        'entrant': entrants,
-        'score_ci_low': np.clip(point_scores + s_lo - s_mid, 0.0, 1.0),
-        'score_ci_high': np.clip(point_scores + s_hi - s_mid, 0.0, 1.0),
-        'score_bootstrap_median': s_mid})
+    score_ci = pd.DataFrame(
+        {
+            'entrant': entrants,
+            'score_ci_low': np.clip(point_scores + s_lo - s_mid, 0.0, 1.0),
+            'score_ci_high': np.clip(point_scores + s_hi - s_mid, 0.0, 1.0),
+            'score_bootstrap_median': s_mid,
+        }
+    )
     return score_ci, time_ci
 
 
-def _cube_scores(cube: np.ndarray, w_index: Dict[str, int], variants: Dict[str, str],
-                 scored: List[str], r_max: float) -> np.ndarray:
+def _cube_scores(
+    cube: np.ndarray,
+    w_index: Dict[str, int],
+    variants: Dict[str, str],
+    scored: List[str],
+    r_max: float,
+) -> np.ndarray:
     """(samples, entrants, workloads) of times -> (samples, entrants) of exact scores."""
     ruled = _cutoff(cube, r_max)
     for variant, base in variants.items():

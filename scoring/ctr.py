@@ -23,7 +23,7 @@ from typing import List, Optional
 import numpy as np
 import pandas as pd
 
-from scoring.load import Problem
+from scoring.problems import Problem
 
 AUC = 'validation/auc'
 CALIBRATION = 'validation/calibration'
@@ -54,30 +54,39 @@ def _load_predictions(trial_dir: str, problems: List[Problem]) -> Optional[np.nd
         problems.append(Problem(path, f'unreadable ({e}); left out of the RPD'))
         return None
     if values.ndim != 1 or not np.issubdtype(values.dtype, np.floating):
-        problems.append(Problem(path, f'expected a 1-D float array, found shape '
-                                      f'{values.shape} dtype {values.dtype}; left out of '
-                                      'the RPD'))
+        problems.append(
+            Problem(
+                path,
+                f'expected a 1-D float array, found shape '
+                f'{values.shape} dtype {values.dtype}; left out of '
+                'the RPD',
+            )
+        )
         return None
     return values
 
 
 def _mean_rpd(trial_dirs: List[str], problems: List[Problem]) -> tuple:
-    predictions = [(d, p) for d in trial_dirs
-                   if (p := _load_predictions(d, problems)) is not None]
+    predictions = [(d, p) for d in trial_dirs if (p := _load_predictions(d, problems)) is not None]
     values = []
     for (d1, p1), (d2, p2) in itertools.combinations(predictions, 2):
         if p1.shape != p2.shape:
-            problems.append(Problem(os.path.join(d2, PREDICTIONS_FILE),
-                                    f'{p2.shape[0]} predictions but {p1.shape[0]} in '
-                                    f'{os.path.join(d1, PREDICTIONS_FILE)}; pair left out '
-                                    'of the RPD'))
+            problems.append(
+                Problem(
+                    os.path.join(d2, PREDICTIONS_FILE),
+                    f'{p2.shape[0]} predictions but {p1.shape[0]} in '
+                    f'{os.path.join(d1, PREDICTIONS_FILE)}; pair left out '
+                    'of the RPD',
+                )
+            )
             continue
         values.append(replica_prediction_difference(p1, p2))
     return (float(np.mean(values)) if values else np.nan), len(values)
 
 
-def ctr_table(trials: pd.DataFrame, evals: pd.DataFrame, studies: pd.DataFrame,
-              problems: List[Problem]) -> Optional[pd.DataFrame]:
+def ctr_table(
+    trials: pd.DataFrame, evals: pd.DataFrame, studies: pd.DataFrame, problems: List[Problem]
+) -> Optional[pd.DataFrame]:
     """One row per (workload_id, entrant) of the CTR workloads; None when there are none."""
     if AUC not in evals.columns or CALIBRATION not in evals.columns:
         return None
@@ -94,14 +103,20 @@ def ctr_table(trials: pd.DataFrame, evals: pd.DataFrame, studies: pd.DataFrame,
     rows = []
     for (workload, entrant), group in chosen.groupby(['workload_id', 'entrant'], sort=True):
         sel = group['selected_trial_id'].to_numpy()
-        row = {'workload_id': workload, 'entrant': entrant, 'n_studies': len(sel),
-               'final_auc': float(np.median(auc.reindex(sel).dropna()))
-               if auc.reindex(sel).notna().any() else np.nan,
-               'final_calibration': float(np.median(calibration.reindex(sel).dropna()))
-               if calibration.reindex(sel).notna().any() else np.nan,
-               'rpd': np.nan, 'rpd_pairs': 0}
+        row = {
+            'workload_id': workload,
+            'entrant': entrant,
+            'n_studies': len(sel),
+            'final_auc': float(np.median(auc.reindex(sel).dropna()))
+            if auc.reindex(sel).notna().any()
+            else np.nan,
+            'final_calibration': float(np.median(calibration.reindex(sel).dropna()))
+            if calibration.reindex(sel).notna().any()
+            else np.nan,
+            'rpd': np.nan,
+            'rpd_pairs': 0,
+        }
         if (by_id.loc[sel, 'ruleset'] == 'self').all():
-            row['rpd'], row['rpd_pairs'] = _mean_rpd(list(by_id.loc[sel, 'trial_dir']),
-                                                     problems)
+            row['rpd'], row['rpd_pairs'] = _mean_rpd(list(by_id.loc[sel, 'trial_dir']), problems)
         rows.append(row)
     return pd.DataFrame(rows)

@@ -23,8 +23,15 @@ _QUOTED = re.compile(r"'([^'\n]*)'\Z")
 # Plain words PyYAML's safe loader types as bool or null (YAML 1.1), any case.
 _SPECIAL_WORDS = {'yes', 'no', 'true', 'false', 'on', 'off', 'null'}
 _FORBIDDEN = ('#', '"', '&', '*', '!', '|', '>', '\t', '%', '@', '`')
-_SCALARS = {'null': None, '~': None, 'true': True, 'false': False, '.inf': float('inf'),
-            '-.inf': float('-inf'), '.nan': float('nan')}
+_SCALARS = {
+    'null': None,
+    '~': None,
+    'true': True,
+    'false': False,
+    '.inf': float('inf'),
+    '-.inf': float('-inf'),
+    '.nan': float('nan'),
+}
 _FAIL = object()
 
 

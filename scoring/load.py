@@ -72,7 +72,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import pandas as pd
@@ -80,6 +80,8 @@ import yaml
 
 from harness.spec import UserInputError
 from scoring import fastyaml
+from scoring.evals_file import EvalColumns, number, parse_evals
+from scoring.problems import Problem
 
 _YAML_LOADER = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)  # libyaml: ~7x faster
 
@@ -87,10 +89,17 @@ STATUSES = ('reached', 'budget_exhausted', 'diverged', 'failed', 'training_compl
 UNFINISHED = 'unfinished'
 RULESETS = ('external', 'self')
 TARGET_MODES = ('min', 'max')
-REQUIRED_TRIAL_KEYS = ('workload', 'variant', 'size', 'framework', 'submission', 'ruleset',
-                       'study', 'trial', 'target')
-EVAL_FIXED_COLUMNS = ('step', 'submission_time_s', 'wall_time_s', 'eval_time_s',
-                      'examples_seen')
+REQUIRED_TRIAL_KEYS = (
+    'workload',
+    'variant',
+    'size',
+    'framework',
+    'submission',
+    'ruleset',
+    'study',
+    'trial',
+    'target',
+)
 # A trial dir is found this deep at most below RESULTS_DIR (a results root holding
 # experiments is 5 levels above its trial dirs); bounds the walk on odd trees.
 _MAX_DEPTH = 6
@@ -98,25 +107,45 @@ _TRIAL_RE = re.compile(r'trial_\d+\Z')
 _STUDY_RE = re.compile(r'study_\d+\Z')
 
 TRIAL_COLUMNS = (
-    'trial_id', 'experiment', 'submission', 'framework', 'entrant', 'workload', 'variant',
-    'size', 'workload_id', 'base_id', 'ruleset', 'study', 'trial', 'seed', 'hparams',
-    'target_metric', 'target_value', 'target_mode', 'hardware_class', 'status', 'finished',
-    'reached', 'time_to_target_s', 'steps_to_target', 'examples_to_target',
-    'evals_time_to_target_s', 'evals_steps_to_target', 'evals_examples_to_target',
-    'final_step', 'submission_time_s', 'error', 'n_evals', 'best_metric', 'final_metric',
-    'teacher_time_s', 'teacher_training_time_s', 'teacher_training_flops', 'trial_dir',
+    'trial_id',
+    'experiment',
+    'submission',
+    'framework',
+    'entrant',
+    'workload',
+    'variant',
+    'size',
+    'workload_id',
+    'base_id',
+    'ruleset',
+    'study',
+    'trial',
+    'seed',
+    'hparams',
+    'target_metric',
+    'target_value',
+    'target_mode',
+    'hardware_class',
+    'status',
+    'finished',
+    'reached',
+    'time_to_target_s',
+    'steps_to_target',
+    'examples_to_target',
+    'evals_time_to_target_s',
+    'evals_steps_to_target',
+    'evals_examples_to_target',
+    'final_step',
+    'submission_time_s',
+    'error',
+    'n_evals',
+    'best_metric',
+    'final_metric',
+    'teacher_time_s',
+    'teacher_training_time_s',
+    'teacher_training_flops',
+    'trial_dir',
 )
-
-
-@dataclasses.dataclass(frozen=True)
-class Problem:
-    """A file that could not be used, and why."""
-
-    path: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f'{self.path}: {self.reason}'
 
 
 @dataclasses.dataclass
@@ -143,8 +172,10 @@ def find_trial_dirs(root: Path) -> List[Path]:
     def visit(path: str, depth: int, parent_is_study: bool) -> None:
         try:
             with os.scandir(path) as it:
-                entries = sorted((e for e in it if e.is_dir() and not e.name.startswith('.')),
-                                 key=lambda e: e.name)
+                entries = sorted(
+                    (e for e in it if e.is_dir() and not e.name.startswith('.')),
+                    key=lambda e: e.name,
+                )
         except OSError:
             return
         for entry in entries:
@@ -163,13 +194,6 @@ def _read_text(path: str) -> Optional[str]:
             return f.read()
     except FileNotFoundError:
         return None
-
-
-def _number(value: Any) -> float:
-    """JSON number to float; null, bools and anything else to NaN."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return math.nan
 
 
 def _validate_trial_yaml(cfg: Any) -> List[str]:
@@ -196,124 +220,38 @@ def _validate_trial_yaml(cfg: Any) -> List[str]:
         else:
             if not isinstance(target.get('metric'), str):
                 errors.append(f"'target.metric' must be a string, found {target.get('metric')!r}")
-            if math.isnan(_number(target.get('value'))):
+            if math.isnan(number(target.get('value'))):
                 errors.append(f"'target.value' must be a number, found {target.get('value')!r}")
             if target.get('mode') not in TARGET_MODES:
                 errors.append(f"'target.mode' must be min or max, found {target.get('mode')!r}")
     return errors
 
 
-def _parse_evals(text: str, path: str, problems: List[Problem]) -> List[Dict[str, Any]]:
-    """Rows of evals.jsonl. Fast path: one json.loads over the whole file."""
-    if not text.endswith('\n'):
-        # A torn last line is a write in progress (append is one write call): ignore it.
-        text = text[:text.rfind('\n') + 1]
-    body = text.rstrip('\n')
-    if not body:
-        return []
-    try:
-        rows = json.loads('[' + body.replace('\n', ',') + ']')
-        if all(isinstance(r, dict) for r in rows):
-            return rows
-    except ValueError:
-        pass
-    rows = []  # slow path: find and report each bad line, keep the good ones
-    for number, line in enumerate(body.split('\n'), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as e:
-            problems.append(Problem(f'{path}:{number}', f'not valid JSON ({e}); line skipped'))
-            continue
-        if not isinstance(row, dict):
-            problems.append(Problem(f'{path}:{number}',
-                                    f'expected a JSON object, found {type(row).__name__}; '
-                                    'line skipped'))
-            continue
-        rows.append(row)
-    return rows
-
-
-def _floats(values: List[Any]) -> np.ndarray:
-    """JSON numbers to float64 with null as NaN; anything else (a string) becomes NaN too."""
-    try:
-        return np.asarray(values, dtype=np.float64)  # None -> NaN
-    except (TypeError, ValueError):
-        return np.asarray([_number(v) for v in values], dtype=np.float64)
-
-
-class _EvalColumns:
-    """Column lists for the evals frame, built once at the end (no per-file pandas)."""
-
-    def __init__(self) -> None:
-        self.n = 0
-        self.trial_ids: List[int] = []
-        self.eval_index: List[int] = []
-        self.fixed: Dict[str, List[Any]] = {c: [] for c in EVAL_FIXED_COLUMNS}
-        self.metrics: Dict[str, List[Any]] = {}
-
-    def add(self, trial_id: int, rows: List[Dict[str, Any]]) -> None:
-        n = len(rows)
-        if not n:
-            return
-        self.trial_ids.extend([trial_id] * n)
-        self.eval_index.extend(range(n))
-        for col, column in self.fixed.items():
-            column.extend([r.get(col) for r in rows])
-        keys = set().union(*rows)
-        keys.difference_update(EVAL_FIXED_COLUMNS)
-        for key in keys:
-            column = self.metrics.get(key)
-            if column is None:
-                column = self.metrics[key] = [None] * self.n
-            column.extend([r.get(key) for r in rows])
-        if len(keys) < len(self.metrics):
-            for key, column in self.metrics.items():
-                if key not in keys:
-                    column.extend([None] * n)
-        self.n += n
-
-    def frame(self) -> pd.DataFrame:
-        data = {'trial_id': np.asarray(self.trial_ids, dtype=np.int64),
-                'eval_index': np.asarray(self.eval_index, dtype=np.int64)}
-        for col, column in self.fixed.items():
-            data[col] = _floats(column)
-        for key in sorted(self.metrics):
-            values = _floats(self.metrics[key])
-            if not np.isnan(values).all():  # a key that never holds a number is not a metric
-                data[key] = values
-        return pd.DataFrame(data)
-
-
-def _flatten_metrics(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    if not any('metrics' in r for r in rows):
-        return rows
-    out = []
-    for r in rows:
-        nested = r.get('metrics')
-        if isinstance(nested, dict):
-            r = {**{k: v for k, v in r.items() if k != 'metrics'}, **nested}
-        out.append(r)
-    return out
-
-
-def _read_trial(trial_dir: Path, trial_id: int, problems: List[Problem],
-                evals: _EvalColumns, hardware: Dict[str, Dict[str, Any]]) -> Optional[dict]:
+def _read_trial(
+    trial_dir: Path,
+    trial_id: int,
+    problems: List[Problem],
+    evals: EvalColumns,
+    hardware: Dict[str, Dict[str, Any]],
+) -> Optional[dict]:
     d = str(trial_dir)
     cfg_path = os.path.join(d, 'trial.yaml')
     text = _read_text(cfg_path)
     if text is None:
-        problems.append(Problem(cfg_path, 'missing: without it the workload and target are '
-                                          'unknown; trial skipped'))
+        problems.append(
+            Problem(
+                cfg_path, 'missing: without it the workload and target are unknown; trial skipped'
+            )
+        )
         return None
     try:
         cfg = fastyaml.load(text)
         if cfg is None:
             cfg = yaml.load(text, Loader=_YAML_LOADER)
     except yaml.YAMLError as e:
-        problems.append(Problem(cfg_path, f'not valid YAML ({str(e).splitlines()[0]}); '
-                                          'trial skipped'))
+        problems.append(
+            Problem(cfg_path, f'not valid YAML ({str(e).splitlines()[0]}); trial skipped')
+        )
         return None
     errors = _validate_trial_yaml(cfg)
     if errors:
@@ -339,8 +277,9 @@ def _read_trial(trial_dir: Path, trial_id: int, problems: List[Problem],
         else:
             hardware_class = meta.get('hardware_class')
             if not isinstance(hardware_class, str) or not hardware_class:
-                problems.append(Problem(meta_path, "no 'hardware_class' string; "
-                                                   'hardware class unknown'))
+                problems.append(
+                    Problem(meta_path, "no 'hardware_class' string; hardware class unknown")
+                )
                 hardware_class = None
             elif hardware_class not in hardware:
                 hw = meta.get('hardware')
@@ -348,7 +287,7 @@ def _read_trial(trial_dir: Path, trial_id: int, problems: List[Problem],
 
     evals_path = os.path.join(d, 'evals.jsonl')
     text = _read_text(evals_path)
-    rows = _flatten_metrics(_parse_evals(text, evals_path, problems)) if text else []
+    rows = parse_evals(text, evals_path, problems) if text else []
     evals.add(trial_id, rows)
 
     result: Optional[Dict[str, Any]] = None
@@ -360,11 +299,11 @@ def _read_trial(trial_dir: Path, trial_id: int, problems: List[Problem],
             if not isinstance(result, dict):
                 raise ValueError(f'expected a JSON object, found {type(result).__name__}')
             if result.get('status') not in STATUSES:
-                raise ValueError(f"'status' must be one of {', '.join(STATUSES)}, "
-                                 f"found {result.get('status')!r}")
+                raise ValueError(
+                    f"'status' must be one of {', '.join(STATUSES)}, found {result.get('status')!r}"
+                )
         except ValueError as e:
-            problems.append(Problem(result_path, f'unreadable ({e}); trial counted as '
-                                                 'unfinished'))
+            problems.append(Problem(result_path, f'unreadable ({e}); trial counted as unfinished'))
             result = None
     res = result or {}
     teacher_cost = meta.get('teacher_training_cost')
@@ -392,16 +331,16 @@ def _read_trial(trial_dir: Path, trial_id: int, problems: List[Problem],
         'hardware_class': hardware_class,
         'status': res.get('status', UNFINISHED),
         'finished': result is not None,
-        'time_to_target_s': _number(res.get('time_to_target_s')),
-        'steps_to_target': _number(res.get('steps_to_target')),
-        'examples_to_target': _number(res.get('examples_to_target')),
-        'final_step': _number(res.get('final_step')),
-        'submission_time_s': _number(res.get('submission_time_s')),
+        'time_to_target_s': number(res.get('time_to_target_s')),
+        'steps_to_target': number(res.get('steps_to_target')),
+        'examples_to_target': number(res.get('examples_to_target')),
+        'final_step': number(res.get('final_step')),
+        'submission_time_s': number(res.get('submission_time_s')),
         'error': None if error is None else str(error),
         'n_evals': len(rows),
-        'teacher_time_s': _number(res.get('teacher_time_s')),
-        'teacher_training_time_s': _number(teacher_cost.get('time_s')),
-        'teacher_training_flops': _number(teacher_cost.get('flops')),
+        'teacher_time_s': number(res.get('teacher_time_s')),
+        'teacher_training_time_s': number(teacher_cost.get('time_s')),
+        'teacher_training_flops': number(teacher_cost.get('flops')),
         'trial_dir': d,
     }
 
@@ -435,10 +374,12 @@ def _from_evals(trials: pd.DataFrame, evals: pd.DataFrame, problems: List[Proble
         by_trial = frame.groupby('t')['v']
         mins, lasts = by_trial.min(), by_trial.last()
         idx = mins.index.to_numpy()
-        best[idx] = mins.to_numpy() * np.where(trials['target_mode'].to_numpy()[idx] == 'max',
-                                               -1.0, 1.0)
+        best[idx] = mins.to_numpy() * np.where(
+            trials['target_mode'].to_numpy()[idx] == 'max', -1.0, 1.0
+        )
         final[idx] = lasts.to_numpy() * np.where(
-            trials['target_mode'].to_numpy()[idx] == 'max', -1.0, 1.0)
+            trials['target_mode'].to_numpy()[idx] == 'max', -1.0, 1.0
+        )
     trials['evals_time_to_target_s'] = hit['submission_time_s']
     trials['evals_steps_to_target'] = hit['step']
     trials['evals_examples_to_target'] = hit['examples_seen']
@@ -448,16 +389,23 @@ def _from_evals(trials: pd.DataFrame, evals: pd.DataFrame, problems: List[Proble
     status = trials['status'].to_numpy()
     reached = (status == 'reached') | (
         np.isin(status, ('budget_exhausted', 'training_complete'))
-        & trials['time_to_target_s'].notna().to_numpy())
-    for col, from_evals in (('time_to_target_s', 'evals_time_to_target_s'),
-                            ('steps_to_target', 'evals_steps_to_target'),
-                            ('examples_to_target', 'evals_examples_to_target')):
+        & trials['time_to_target_s'].notna().to_numpy()
+    )
+    for col, from_evals in (
+        ('time_to_target_s', 'evals_time_to_target_s'),
+        ('steps_to_target', 'evals_steps_to_target'),
+        ('examples_to_target', 'evals_examples_to_target'),
+    ):
         trials[col] = trials[col].fillna(trials[from_evals])
     unknown = reached & trials['time_to_target_s'].isna().to_numpy()
     for d in trials.loc[unknown, 'trial_dir']:
-        problems.append(Problem(os.path.join(d, 'result.json'),
-                                'status reached but no time_to_target_s and no evaluation '
-                                'meets the target; counted as not reached'))
+        problems.append(
+            Problem(
+                os.path.join(d, 'result.json'),
+                'status reached but no time_to_target_s and no evaluation '
+                'meets the target; counted as not reached',
+            )
+        )
     reached &= ~unknown
     trials['reached'] = reached
     for col in ('time_to_target_s', 'steps_to_target', 'examples_to_target'):
@@ -468,8 +416,10 @@ def _add_labels(trials: pd.DataFrame) -> None:
     """entrant, workload_id and base_id: qualify names only where they would collide."""
     fw_count = trials.groupby('submission')['framework'].nunique()
     multi_fw = set(fw_count[fw_count > 1].index)
-    trials['entrant'] = [f'{s}@{f}' if s in multi_fw else s
-                         for s, f in zip(trials['submission'], trials['framework'])]
+    trials['entrant'] = [
+        f'{s}@{f}' if s in multi_fw else s
+        for s, f in zip(trials['submission'], trials['framework'])
+    ]
     size_count = trials.groupby('workload')['size'].nunique()
     multi_size = set(size_count[size_count > 1].index)
 
@@ -478,8 +428,9 @@ def _add_labels(trials: pd.DataFrame) -> None:
         name = f'{workload}-{variant}' if isinstance(variant, str) else workload
         return f'{name}@{size}' if workload in multi_size else name
 
-    trials['workload_id'] = [label(w, v, s) for w, v, s in
-                             zip(trials['workload'], trials['variant'], trials['size'])]
+    trials['workload_id'] = [
+        label(w, v, s) for w, v, s in zip(trials['workload'], trials['variant'], trials['size'])
+    ]
     trials['base_id'] = [label(w, None, s) for w, s in zip(trials['workload'], trials['size'])]
 
 
@@ -490,28 +441,40 @@ def load_results(results_dir: Path) -> LoadedResults:
     """
     root = Path(results_dir).expanduser()
     if not root.is_dir():
-        raise UserInputError(f'Results directory {str(root)!r} does not exist or is not a '
-                             'directory. Pass the directory that `timetrial run` wrote '
-                             '(default: results/ or results/<experiment>).')
+        raise UserInputError(
+            f'Results directory {str(root)!r} does not exist or is not a '
+            'directory. Pass the directory that `timetrial run` wrote '
+            '(default: results/ or results/<experiment>).'
+        )
     trial_dirs = find_trial_dirs(root)
     if not trial_dirs:
         raise UserInputError(
             f'No trials found under {str(root)!r}: expected trial directories laid out as '
             '<experiment>/<submission>/<workload>_<framework>/study_<s>/trial_<t>/. '
-            'Point RESULTS_DIR at a results root or one experiment directory.')
+            'Point RESULTS_DIR at a results root or one experiment directory.'
+        )
     problems: List[Problem] = []
-    evals = _EvalColumns()
+    evals = EvalColumns()
     hardware: Dict[str, Dict[str, Any]] = {}
     records = []
     for trial_dir in trial_dirs:
         record = _read_trial(trial_dir, len(records), problems, evals, hardware)
         if record is not None:
             records.append(record)
-    derived = ('entrant', 'workload_id', 'base_id', 'reached', 'evals_time_to_target_s',
-               'evals_steps_to_target', 'evals_examples_to_target', 'best_metric',
-               'final_metric')
+    derived = (
+        'entrant',
+        'workload_id',
+        'base_id',
+        'reached',
+        'evals_time_to_target_s',
+        'evals_steps_to_target',
+        'evals_examples_to_target',
+        'best_metric',
+        'final_metric',
+    )
     trials = pd.DataFrame.from_records(
-        records, columns=[c for c in TRIAL_COLUMNS if c not in derived])
+        records, columns=[c for c in TRIAL_COLUMNS if c not in derived]
+    )
     for col in ('study', 'trial', 'n_evals', 'trial_id'):
         trials[col] = trials[col].astype(np.int64)
     trials['finished'] = trials['finished'].astype(bool)
@@ -525,5 +488,6 @@ def load_results(results_dir: Path) -> LoadedResults:
         for col in ('entrant', 'workload_id', 'base_id'):
             trials[col] = pd.Series(dtype=object)
     trials = trials[list(TRIAL_COLUMNS)]
-    return LoadedResults(root=root, trials=trials, evals=evals_frame, problems=problems,
-                         hardware=hardware)
+    return LoadedResults(
+        root=root, trials=trials, evals=evals_frame, problems=problems, hardware=hardware
+    )

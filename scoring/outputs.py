@@ -41,17 +41,24 @@ def write_outputs(rep: ScoreReport, out_dir: Path) -> Dict[str, Path]:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise UserInputError(f'Cannot create the output directory {str(out_dir)!r}: {e}. '
-                             'Choose another with --out.') from e
+        raise UserInputError(
+            f'Cannot create the output directory {str(out_dir)!r}: {e}. Choose another with --out.'
+        ) from e
     paths: Dict[str, Path] = {}
     colors = plots.entrant_colors(list(rep.scores['entrant']))
     experiments = ', '.join(rep.experiments)
     hw = ', '.join(rep.hardware_classes) or 'unknown hardware'
     fig = plots.profile_figure(
-        rep.profile, rep.scores, rep.r_max, rep.time_col, colors,
+        rep.profile,
+        rep.scores,
+        rep.r_max,
+        rep.time_col,
+        colors,
         title=f'Performance profiles: {experiments}',
-        subtitle=f'{len(rep.scored_workloads)} workloads · time to target in {rep.time_col} · '
-                 f'r_max = {rep.r_max:g} · {hw}')
+        subtitle=f'{plots.plural(len(rep.scored_workloads), "workload")} · '
+        f'time to target in {rep.time_col} · '
+        f'r_max = {rep.r_max:g} · {hw}',
+    )
     png, svg = plots.save(fig, out_dir / 'performance_profile.png', dpi=150, svg=True)
     paths['performance_profile.png'], paths['performance_profile.svg'] = png, svg
 
@@ -62,8 +69,9 @@ def write_outputs(rep: ScoreReport, out_dir: Path) -> Dict[str, Path]:
         while name in used:
             name += '_'
         used.add(name)
-        fig = plots.curves_figure(workload_id, group, rep.evals, best_trials(rep, workload_id),
-                                  colors)
+        fig = plots.curves_figure(
+            workload_id, group, rep.evals, best_trials(rep, workload_id), colors
+        )
         curves[workload_id] = plots.save(fig, out_dir / f'curves_{name}.png', dpi=110)[0]
         paths[f'curves_{name}.png'] = curves[workload_id]
 
@@ -72,8 +80,9 @@ def write_outputs(rep: ScoreReport, out_dir: Path) -> Dict[str, Path]:
         paths[p.name] = p
     paths['scores.csv'] = tables.write_csv(rep.scores, out_dir / 'scores.csv')
     if rep.speedups is not None:
-        merged = rep.speedups.merge(rep.speedup_summary[['entrant', 'geomean_speedup']],
-                                    on='entrant')
+        merged = rep.speedups.merge(
+            rep.speedup_summary[['entrant', 'geomean_speedup']], on='entrant'
+        )
         merged.insert(0, 'reference', rep.reference)
         paths['speedups.csv'] = tables.write_csv(merged, out_dir / 'speedups.csv')
     if rep.ctr is not None:
@@ -86,4 +95,3 @@ def write_outputs(rep: ScoreReport, out_dir: Path) -> Dict[str, Path]:
     rep.out_dir = out_dir
     rep.paths = paths
     return paths
-

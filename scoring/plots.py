@@ -23,29 +23,46 @@ _TIME_LABELS = {'seconds': 'submission time', 'steps': 'steps', 'examples': 'exa
 def entrant_colors(entrants: List[str]) -> Dict[str, tuple]:
     """A fixed colour per entrant (sorted names), shared by every figure."""
     from matplotlib import colormaps
+
     cmap = colormaps['tab10' if len(entrants) <= 10 else 'tab20']
     return {e: cmap(i % cmap.N) for i, e in enumerate(sorted(entrants))}
+
+
+def plural(n: int, noun: str) -> str:
+    return f'{n} {noun}' if n == 1 else f'{n} {noun}s'
 
 
 def slug(text: str) -> str:
     return re.sub(r'[^A-Za-z0-9_.-]+', '_', text).strip('_') or 'workload'
 
 
-def profile_figure(steps: pd.DataFrame, scores: pd.DataFrame, r_max: float, time_col: str,
-                   colors: Dict[str, tuple], title: str, subtitle: str) -> Figure:
+def profile_figure(
+    steps: pd.DataFrame,
+    scores: pd.DataFrame,
+    r_max: float,
+    time_col: str,
+    colors: Dict[str, tuple],
+    title: str,
+    subtitle: str,
+) -> Figure:
     """Step-function profiles, best score first; the legend carries B_s and its CI."""
-    n = len(scores)
-    wide_legend = n > 8
-    fig = Figure(figsize=(11.5 if wide_legend else 9.5, 5.8), layout='constrained')
+    fig = Figure(figsize=(11.0, 5.8), layout='constrained')
     ax = fig.add_subplot()
     for i, row in enumerate(scores.itertuples()):
         part = steps[steps['entrant'] == row.entrant]
         label = f'{row.entrant}   B = {row.score:.3f}'
         if np.isfinite(getattr(row, 'score_ci_low', np.nan)):
             label += f' [{row.score_ci_low:.3f}, {row.score_ci_high:.3f}]'
-        ax.step(part['tau'], part['rho'], where='post', color=colors[row.entrant],
-                linestyle=_LINESTYLES[i % len(_LINESTYLES)], linewidth=2.2, alpha=0.9,
-                label=label)
+        ax.step(
+            part['tau'],
+            part['rho'],
+            where='post',
+            color=colors[row.entrant],
+            linestyle=_LINESTYLES[i % len(_LINESTYLES)],
+            linewidth=2.2,
+            alpha=0.9,
+            label=label,
+        )
     if r_max > 10:
         ax.set_xscale('log')
     ax.set_xlim(1.0, r_max)
@@ -55,17 +72,37 @@ def profile_figure(steps: pd.DataFrame, scores: pd.DataFrame, r_max: float, time
     ax.set_ylabel('ρ(τ): fraction of workloads within τ')
     ax.grid(True, alpha=0.35)
     ax.set_title(f'{title}\n{subtitle}', fontsize=11)
-    if wide_legend:
-        ax.legend(loc='upper left', bbox_to_anchor=(1.01, 1.0), fontsize=9,
-                  title='entrant, score [95% CI]', title_fontsize=9)
-    else:
-        ax.legend(loc='lower right', fontsize=9, title='entrant, score [95% CI]',
-                  title_fontsize=9, framealpha=0.9)
+    has_ci = bool(scores['score_ci_low'].notna().any())
+    if not np.isfinite(scores['score'].to_numpy()).any() or scores['score'].max() == 0:
+        ax.text(
+            0.5,
+            0.5,
+            'no entrant reached a target within r_max',
+            transform=ax.transAxes,
+            ha='center',
+            va='center',
+            fontsize=12,
+            color='0.35',
+        )
+    # Outside the axes: profiles of weak entrants run along the bottom right, where a
+    # legend inside would hide them.
+    ax.legend(
+        loc='upper left',
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize=9,
+        title='entrant, score [95% CI]' if has_ci else 'entrant, score',
+        title_fontsize=9,
+    )
     return fig
 
 
-def curves_figure(workload_id: str, trials: pd.DataFrame, evals: pd.DataFrame,
-                  best_trial_ids: Dict[str, int], colors: Dict[str, tuple]) -> Figure:
+def curves_figure(
+    workload_id: str,
+    trials: pd.DataFrame,
+    evals: pd.DataFrame,
+    best_trial_ids: Dict[str, int],
+    colors: Dict[str, tuple],
+) -> Figure:
     """Target metric against submission time for every trial of one workload.
 
     Thin lines: every trial, coloured by entrant. Thick line: the entrant's best trial
@@ -103,8 +140,7 @@ def curves_figure(workload_id: str, trials: pd.DataFrame, evals: pd.DataFrame,
         color = colors[entrant]
         segments = [by_trial[t] for t in group['trial_id'] if t in by_trial]
         if segments:
-            ax.add_collection(LineCollection(segments, colors=[color], linewidths=0.8,
-                                             alpha=0.3))
+            ax.add_collection(LineCollection(segments, colors=[color], linewidths=0.8, alpha=0.3))
         best = best_trial_ids.get(entrant)
         if best is not None and best in by_trial:
             curve = by_trial[best]
@@ -113,13 +149,34 @@ def curves_figure(workload_id: str, trials: pd.DataFrame, evals: pd.DataFrame,
             if hits.at[best, 'reached'] and np.isfinite(t_hit):
                 y_hit = curve[curve[:, 0] == t_hit, 1]
                 if len(y_hit):
-                    ax.plot([t_hit], [y_hit[0]], marker='*', markersize=13, color=color,
-                            markeredgecolor='black', zorder=5)
-        handles.append(Line2D([], [], color=color, linewidth=2.4,
-                              label=f'{entrant} ({len(group)} trials)'))
+                    ax.plot(
+                        [t_hit],
+                        [y_hit[0]],
+                        marker='*',
+                        markersize=13,
+                        color=color,
+                        markeredgecolor='black',
+                        zorder=5,
+                    )
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=color,
+                linewidth=2.4,
+                label=f'{entrant} ({plural(len(group), "trial")})',
+            )
+        )
     ax.axhline(target, color='black', linestyle='--', linewidth=1.3)
-    handles.append(Line2D([], [], color='black', linestyle='--',
-                          label=f'target {metric} {"≤" if mode == "min" else "≥"} {target:g}'))
+    handles.append(
+        Line2D(
+            [],
+            [],
+            color='black',
+            linestyle='--',
+            label=f'target {metric} {"≤" if mode == "min" else "≥"} {target:g}',
+        )
+    )
     finite = all_values[np.isfinite(all_values)]
     if len(finite):
         lo = min(float(finite.min()), target)
@@ -134,9 +191,11 @@ def curves_figure(workload_id: str, trials: pd.DataFrame, evals: pd.DataFrame,
     ax.set_xlabel('submission time (s)')
     ax.set_ylabel(metric)
     ax.grid(True, alpha=0.35)
-    ax.set_title(f'{workload_id}: {metric} during training\n'
-                 'thin: every trial · thick: best trial per entrant · ★: target reached',
-                 fontsize=10)
+    ax.set_title(
+        f'{workload_id}: {metric} during training\n'
+        'thin: every trial · thick: best trial per entrant · ★: target reached',
+        fontsize=10,
+    )
     # Outside the axes: with hundreds of curves no corner is empty, and loc='best'
     # would test every segment for overlap (slow with 10,000 trials).
     ax.legend(handles=handles, fontsize=8.5, loc='upper left', bbox_to_anchor=(1.01, 1.0))
@@ -153,4 +212,3 @@ def save(fig: Figure, path: Path, dpi: int = 120, svg: bool = False) -> List[Pat
         fig.savefig(svg_path, bbox_inches='tight', pad_inches=0.15)
         written.append(svg_path)
     return written
-

@@ -36,8 +36,9 @@ def _ratios(values: np.ndarray, r_max: float) -> np.ndarray:
 
 def exact_scores(ratios: pd.DataFrame, r_max: float) -> pd.Series:
     """B_s: the exact integral of the step-function profile, normalised to [0, 1]."""
-    return pd.Series(_scores(ratios.to_numpy(dtype=np.float64), r_max), index=ratios.index,
-                     name='score')
+    return pd.Series(
+        _scores(ratios.to_numpy(dtype=np.float64), r_max), index=ratios.index, name='score'
+    )
 
 
 def _scores(ratios: np.ndarray, r_max: float) -> np.ndarray:

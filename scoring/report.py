@@ -51,37 +51,64 @@ def _table(df: pd.DataFrame, table_id: str, index: bool = False) -> str:
     body = []
     for row in frame.itertuples(index=False):
         body.append('<tr>' + ''.join(f'<td>{html.escape(str(v))}</td>' for v in row) + '</tr>')
-    return (f'<div class="scroll"><table id="{table_id}"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div>')
+    return (
+        f'<div class="scroll"><table id="{table_id}"><thead><tr>{head}</tr></thead>'
+        f'<tbody>{"".join(body)}</tbody></table></div>'
+    )
 
 
 def _scores_view(rep: ScoreReport) -> pd.DataFrame:
     view = rep.scores.copy()
     view['95% interval'] = [
         f'[{lo:.3f}, {hi:.3f}]' if np.isfinite(lo) else tables.DASH
-        for lo, hi in zip(view['score_ci_low'], view['score_ci_high'])]
+        for lo, hi in zip(view['score_ci_low'], view['score_ci_high'])
+    ]
     view['score'] = [f'{v:.3f}' for v in view['score']]
     view['workloads reached'] = [
-        f'{r} / {n} ({w} within r_max)' for r, n, w in
-        zip(view['n_workloads_reached'], view['n_workloads_scored'],
-            view['n_workloads_within_r_max'])]
+        f'{r} / {n} ({w} counted)'
+        for r, n, w in zip(
+            view['n_workloads_reached'], view['n_workloads_scored'], view['n_workloads_counted']
+        )
+    ]
     view['trials (finished, reached)'] = [
-        f'{t} ({f}, {r})' for t, f, r in zip(view['n_trials'], view['n_trials_finished'],
-                                             view['n_trials_reached'])]
-    return view[['rank', 'entrant', 'score', '95% interval', 'workloads reached',
-                 'n_studies', 'trials (finished, reached)']]
+        f'{t} ({f}, {r})'
+        for t, f, r in zip(view['n_trials'], view['n_trials_finished'], view['n_trials_reached'])
+    ]
+    return view[
+        [
+            'rank',
+            'entrant',
+            'score',
+            '95% interval',
+            'workloads reached',
+            'n_studies',
+            'trials (finished, reached)',
+        ]
+    ]
 
 
 def _speedup_views(rep: ScoreReport) -> Tuple[pd.DataFrame, pd.DataFrame]:
     summary = rep.speedup_summary.copy()
-    summary['geometric mean'] = [tables.fmt_speedup(v) if np.isfinite(v) else tables.DASH
-                                 for v in summary['geomean_speedup']]
-    summary = summary[['entrant', 'geometric mean', 'n_both_reached', 'n_only_entrant',
-                       'n_only_reference', 'n_not_comparable']].rename(columns={
-                           'n_both_reached': 'both reached (in the mean)',
-                           'n_only_entrant': 'only entrant reached (∞)',
-                           'n_only_reference': 'only reference reached (0)',
-                           'n_not_comparable': 'neither / not run'})
+    summary['geometric mean'] = [
+        tables.fmt_speedup(v) if np.isfinite(v) else tables.DASH for v in summary['geomean_speedup']
+    ]
+    summary = summary[
+        [
+            'entrant',
+            'geometric mean',
+            'n_both_reached',
+            'n_only_entrant',
+            'n_only_reference',
+            'n_not_comparable',
+        ]
+    ].rename(
+        columns={
+            'n_both_reached': 'both reached (in the mean)',
+            'n_only_entrant': 'only entrant reached (∞)',
+            'n_only_reference': 'only reference reached (0)',
+            'n_not_comparable': 'neither / not run',
+        }
+    )
     cells = rep.speedups.assign(cell=[tables.fmt_speedup(v) for v in rep.speedups['speedup']])
     wide = cells.pivot(index='workload_id', columns='entrant', values='cell')
     wide.index.name = 'workload'
@@ -103,25 +130,27 @@ def _summary_line(rep: ScoreReport) -> str:
     t = rep.trials
     n_variants = len(set(t['workload_id'])) - len(rep.scored_workloads)
     studies = rep.studies.drop_duplicates(['entrant', 'workload_id', 'experiment', 'study'])
-    return (f'{len(rep.scores)} entrants · {len(rep.scored_workloads)} scored workloads'
-            + (f' (+{n_variants} held-out variants)' if n_variants else '')
-            + f' · {len(studies)} studies · {len(t)} trials ({int(t["finished"].sum())} '
-              f'finished, {int(t["reached"].sum())} reached the target) · '
-              f'rulesets: {", ".join(sorted(set(t["ruleset"])))}')
+    return (
+        f'{len(rep.scores)} entrants · {len(rep.scored_workloads)} scored workloads'
+        + (f' (+{n_variants} held-out variants)' if n_variants else '')
+        + f' · {len(studies)} studies · {len(t)} trials ({int(t["finished"].sum())} '
+        f'finished, {int(t["reached"].sum())} reached the target) · '
+        f'rulesets: {", ".join(sorted(set(t["ruleset"])))}'
+    )
 
 
 def report_contents(rep: ScoreReport) -> Dict[str, List[str]]:
     """The table ids and image alt texts report.html holds (for tests)."""
-    ids = ['table-scores', 'table-time-to-target', 'table-speedup-summary',
-           'table-speedups']
+    ids = ['table-scores', 'table-time-to-target', 'table-speedup-summary', 'table-speedups']
     if rep.ctr is not None:
         ids.append('table-ctr')
     if rep.teacher is not None:
         ids.append('table-teacher')
     if _hardware_view(rep) is not None:
         ids.append('table-hardware')
-    alts = ['performance profile'] + [f'curves of {w}'
-                                      for w in sorted(set(rep.trials['workload_id']))]
+    alts = ['performance profile'] + [
+        f'curves of {w}' for w in sorted(set(rep.trials['workload_id']))
+    ]
     return {'tables': ids, 'images': alts}
 
 
@@ -129,8 +158,11 @@ def render(rep: ScoreReport, profile_png: Path, curves: Dict[str, Path]) -> str:
     now = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
     experiments = ', '.join(rep.experiments)
     esc = html.escape
-    unit = {'seconds': 'seconds of submission time', 'steps': 'steps',
-            'examples': 'training examples'}[rep.time_col]
+    unit = {
+        'seconds': 'seconds of submission time',
+        'steps': 'steps',
+        'examples': 'training examples',
+    }[rep.time_col]
     parts = [
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -166,27 +198,44 @@ def render(rep: ScoreReport, profile_png: Path, curves: Dict[str, Path]) -> str:
         '<h2 id="curves">Training curves</h2>',
     ]
     for workload_id in sorted(curves):
-        parts.append(f'<figure>{_img(curves[workload_id], f"curves of {workload_id}")}'
-                     f'<figcaption>{esc(workload_id)}</figcaption></figure>')
+        parts.append(
+            f'<figure>{_img(curves[workload_id], f"curves of {workload_id}")}'
+            f'<figcaption>{esc(workload_id)}</figcaption></figure>'
+        )
     if rep.ctr is not None:
-        view = tables.formatted(rep.ctr, {'final_auc': tables.fmt_num,
-                                          'final_calibration': tables.fmt_num,
-                                          'rpd': tables.fmt_num})
-        parts += ['<h2 id="ctr">Click-through-rate workloads</h2>',
-                  '<p class="note">Final validation AUC and calibration (Σ predictions / '
-                  'Σ clicks; 1 is ideal), median over studies. RPD: replica prediction '
-                  'difference between studies of a self-tuned entrant (0 = identical '
-                  'predictions), mean over pairs.</p>', _table(view, 'table-ctr')]
+        view = tables.formatted(
+            rep.ctr,
+            {
+                'final_auc': tables.fmt_num,
+                'final_calibration': tables.fmt_num,
+                'rpd': tables.fmt_num,
+            },
+        )
+        parts += [
+            '<h2 id="ctr">Click-through-rate workloads</h2>',
+            '<p class="note">Final validation AUC and calibration (Σ predictions / '
+            'Σ clicks; 1 is ideal), median over studies. RPD: replica prediction '
+            'difference between studies of a self-tuned entrant (0 = identical '
+            'predictions), mean over pairs.</p>',
+            _table(view, 'table-ctr'),
+        ]
     if rep.teacher is not None:
-        view = tables.formatted(rep.teacher, {
-            'teacher_time_s': tables.fmt_num, 'teacher_share_of_submission_time':
-            tables.fmt_num, 'teacher_training_time_s': tables.fmt_num,
-            'teacher_training_flops': tables.fmt_num})
-        parts += ['<h2 id="teacher">Teacher cost</h2>',
-                  '<p class="note">Teacher forward time is part of the submission time '
-                  '(already in the scores); teacher training is off the clock and shown '
-                  'here so comparisons can charge it. Medians over studies.</p>',
-                  _table(view, 'table-teacher')]
+        view = tables.formatted(
+            rep.teacher,
+            {
+                'teacher_time_s': tables.fmt_num,
+                'teacher_share_of_submission_time': tables.fmt_num,
+                'teacher_training_time_s': tables.fmt_num,
+                'teacher_training_flops': tables.fmt_num,
+            },
+        )
+        parts += [
+            '<h2 id="teacher">Teacher cost</h2>',
+            '<p class="note">Teacher forward time is part of the submission time '
+            '(already in the scores); teacher training is off the clock and shown '
+            'here so comparisons can charge it. Medians over studies.</p>',
+            _table(view, 'table-teacher'),
+        ]
     hardware = _hardware_view(rep)
     if hardware is not None:
         parts += ['<h2 id="hardware">Hardware</h2>', _table(hardware, 'table-hardware')]
@@ -196,8 +245,9 @@ def render(rep: ScoreReport, profile_png: Path, curves: Dict[str, Path]) -> str:
         parts.append('</ul>')
     if rep.problems:
         parts += [f'<h2 id="problems">Files skipped ({len(rep.problems)})</h2><ul>']
-        parts += [f'<li><code>{esc(p.path)}</code>: {esc(p.reason)}</li>'
-                  for p in rep.problems[:200]]
+        parts += [
+            f'<li><code>{esc(p.path)}</code>: {esc(p.reason)}</li>' for p in rep.problems[:200]
+        ]
         if len(rep.problems) > 200:
             parts.append(f'<li>… and {len(rep.problems) - 200} more</li>')
         parts.append('</ul>')

@@ -33,10 +33,13 @@ def resolve_reference(reference: Optional[str], trials: pd.DataFrame) -> Optiona
     if len(matching) == 1:
         return matching[0]
     if len(matching) > 1:
-        raise UserInputError(f'Reference submission {reference!r} ran under several '
-                             f'frameworks: name one of {", ".join(matching)} with --reference.')
-    raise unknown_name_error('reference submission', reference, entrants,
-                             hint='Pass one of them with --reference.')
+        raise UserInputError(
+            f'Reference submission {reference!r} ran under several '
+            f'frameworks: name one of {", ".join(matching)} with --reference.'
+        )
+    raise unknown_name_error(
+        'reference submission', reference, entrants, hint='Pass one of them with --reference.'
+    )
 
 
 def speedups(times: pd.DataFrame, reference: str) -> pd.DataFrame:
@@ -48,8 +51,9 @@ def speedups(times: pd.DataFrame, reference: str) -> pd.DataFrame:
         for workload in wide.index:
             t, r = wide.at[workload, entrant], ref.at[workload]
             rows.append((workload, entrant, r, t, _ratio(r, t)))
-    return pd.DataFrame(rows, columns=['workload_id', 'entrant', 'reference_time', 'time',
-                                       'speedup'])
+    return pd.DataFrame(
+        rows, columns=['workload_id', 'entrant', 'reference_time', 'time', 'speedup']
+    )
 
 
 def _ratio(reference_time: float, time: float) -> float:
@@ -71,12 +75,14 @@ def speedup_summary(table: pd.DataFrame, entrants: List[str]) -> pd.DataFrame:
     for entrant in entrants:
         s = table.loc[table['entrant'] == entrant, 'speedup'].to_numpy(dtype=np.float64)
         both = s[np.isfinite(s) & (s > 0)]
-        rows.append({
-            'entrant': entrant,
-            'geomean_speedup': float(np.exp(np.log(both).mean())) if len(both) else np.nan,
-            'n_both_reached': int(len(both)),
-            'n_only_entrant': int(np.isinf(s).sum()),
-            'n_only_reference': int((s == 0).sum()),
-            'n_not_comparable': int(np.isnan(s).sum()),
-        })
+        rows.append(
+            {
+                'entrant': entrant,
+                'geomean_speedup': float(np.exp(np.log(both).mean())) if len(both) else np.nan,
+                'n_both_reached': int(len(both)),
+                'n_only_entrant': int(np.isinf(s).sum()),
+                'n_only_reference': int((s == 0).sum()),
+                'n_not_comparable': int(np.isnan(s).sum()),
+            }
+        )
     return pd.DataFrame(rows)

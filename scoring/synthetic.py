@@ -20,8 +20,13 @@ import yaml
 
 _YAML_DUMPER = getattr(yaml, 'CSafeDumper', yaml.SafeDumper)
 
-HARDWARE = {'accelerator': None, 'accelerator_count': 0, 'cpu_model': 'Synthetic CPU',
-            'cpu_cores': 2, 'memory_gib': 24.0}
+HARDWARE = {
+    'accelerator': None,
+    'accelerator_count': 0,
+    'cpu_model': 'Synthetic CPU',
+    'cpu_cores': 2,
+    'memory_gib': 24.0,
+}
 HARDWARE_CLASS = 'cpu-synthetic-2c'
 
 
@@ -30,28 +35,46 @@ def _write(path: str, text: str) -> None:
         f.write(text)
 
 
-def write_trial(trial_dir: Path, *, config: dict, evals: Sequence[dict],
-                result: Optional[dict], hardware_class: Optional[str] = HARDWARE_CLASS,
-                meta_extra: Optional[dict] = None) -> Path:
+def write_trial(
+    trial_dir: Path,
+    *,
+    config: dict,
+    evals: Sequence[dict],
+    result: Optional[dict],
+    hardware_class: Optional[str] = HARDWARE_CLASS,
+    meta_extra: Optional[dict] = None,
+) -> Path:
     """Write one trial's files (no result.json when ``result`` is None: unfinished)."""
     trial_dir = Path(trial_dir)
     trial_dir.mkdir(parents=True, exist_ok=True)
     d = str(trial_dir)
-    _write(os.path.join(d, 'trial.yaml'), yaml.dump(config, Dumper=_YAML_DUMPER,
-                                                    sort_keys=False))
+    _write(os.path.join(d, 'trial.yaml'), yaml.dump(config, Dumper=_YAML_DUMPER, sort_keys=False))
     meta = {'hardware': HARDWARE, 'hardware_class': hardware_class, **(meta_extra or {})}
     _write(os.path.join(d, 'meta.json'), json.dumps(meta))
-    _write(os.path.join(d, 'evals.jsonl'),
-           ''.join(json.dumps(row, sort_keys=True) + '\n' for row in evals))
+    _write(
+        os.path.join(d, 'evals.jsonl'),
+        ''.join(json.dumps(row, sort_keys=True) + '\n' for row in evals),
+    )
     if result is not None:
         _write(os.path.join(d, 'result.json'), json.dumps(result))
     return trial_dir
 
 
-def generate(root: Path, *, n_workloads: int = 3, n_submissions: int = 3, n_studies: int = 3,
-             n_trials: int = 4, n_evals: int = 20, experiment: str = 'synthetic',
-             framework: str = 'jax', ruleset: str = 'external', seed: int = 0,
-             variants: bool = False, stop_at_target: bool = True) -> Path:
+def generate(
+    root: Path,
+    *,
+    n_workloads: int = 3,
+    n_submissions: int = 3,
+    n_studies: int = 3,
+    n_trials: int = 4,
+    n_evals: int = 20,
+    experiment: str = 'synthetic',
+    framework: str = 'jax',
+    ruleset: str = 'external',
+    seed: int = 0,
+    variants: bool = False,
+    stop_at_target: bool = True,
+) -> Path:
     """Write ``n_workloads x n_submissions x n_studies x n_trials`` trials; returns the
     experiment directory. With ``variants``, workload 0 also gets a variant ``wide``.
     ``stop_at_target=False`` keeps every trial to ``n_evals`` evaluations (the
@@ -84,12 +107,17 @@ def generate(root: Path, *, n_workloads: int = 3, n_submissions: int = 3, n_stud
                         t = e * eval_period_s
                         loss = floor + (start - floor) * math.exp(-t / scale)
                         step = e * 100
-                        evals.append({
-                            'step': step, 'submission_time_s': t,
-                            'wall_time_s': t * 1.1 + e * 2.0, 'eval_time_s': 2.0,
-                            'examples_seen': step * 128,
-                            'validation/loss': loss, 'train/loss': loss * 0.95,
-                        })
+                        evals.append(
+                            {
+                                'step': step,
+                                'submission_time_s': t,
+                                'wall_time_s': t * 1.1 + e * 2.0,
+                                'eval_time_s': 2.0,
+                                'examples_seen': step * 128,
+                                'validation/loss': loss,
+                                'train/loss': loss * 0.95,
+                            }
+                        )
                         if hit is None and loss <= target:
                             hit = evals[-1]
                             if stop_at_target:
@@ -101,17 +129,28 @@ def generate(root: Path, *, n_workloads: int = 3, n_submissions: int = 3, n_stud
                         'steps_to_target': hit['step'] if hit else None,
                         'examples_to_target': hit['examples_seen'] if hit else None,
                         'final_step': last['step'],
-                        'submission_time_s': last['submission_time_s'], 'error': None,
+                        'submission_time_s': last['submission_time_s'],
+                        'error': None,
                     }
                     config = {
-                        'workload': workload, 'variant': variant, 'size': 'tiny',
-                        'framework': framework, 'submission': submission,
-                        'ruleset': ruleset, 'study': study, 'trial': trial,
-                        'hparams': {'learning_rate': lr}, 'seed': int(rng.integers(2**31)),
-                        'target': {'metric': 'validation/loss', 'value': target,
-                                   'mode': 'min'},
+                        'workload': workload,
+                        'variant': variant,
+                        'size': 'tiny',
+                        'framework': framework,
+                        'submission': submission,
+                        'ruleset': ruleset,
+                        'study': study,
+                        'trial': trial,
+                        'hparams': {'learning_rate': lr},
+                        'seed': int(rng.integers(2**31)),
+                        'target': {'metric': 'validation/loss', 'value': target, 'mode': 'min'},
                     }
-                    trial_dir = (exp_dir / submission / f'{wl_dir}_{framework}'
-                                 / f'study_{study}' / f'trial_{trial}')
+                    trial_dir = (
+                        exp_dir
+                        / submission
+                        / f'{wl_dir}_{framework}'
+                        / f'study_{study}'
+                        / f'trial_{trial}'
+                    )
                     write_trial(trial_dir, config=config, evals=evals, result=result)
     return exp_dir

@@ -62,10 +62,15 @@ def time_cell(row, time_col: str, with_ci: bool = True) -> str:
     if note == 'not reached':
         return f'{INF} (not reached)'
     text = fmt_time(row['time'], time_col)
-    if with_ci and np.isfinite(row.get('time_ci_low', np.nan)) and \
-            row['time_ci_low'] != row['time_ci_high']:
-        text += (f' [{fmt_time(row["time_ci_low"], time_col)}, '
-                 f'{fmt_time(row["time_ci_high"], time_col)}]')
+    if (
+        with_ci
+        and np.isfinite(row.get('time_ci_low', np.nan))
+        and row['time_ci_low'] != row['time_ci_high']
+    ):
+        text += (
+            f' [{fmt_time(row["time_ci_low"], time_col)}, '
+            f'{fmt_time(row["time_ci_high"], time_col)}]'
+        )
     elif with_ci and np.isinf(row.get('time_ci_high', np.nan)):
         text += f' [{fmt_time(row["time_ci_low"], time_col)}, {INF}]'
     if note in ('over r_max', 'missed variant'):
@@ -79,8 +84,9 @@ def time_pivot(times: pd.DataFrame, time_col: str, with_ci: bool = True) -> pd.D
     """Workloads (rows; each variant after its base) x entrants of formatted cells."""
     cells = times.assign(cell=[time_cell(r, time_col, with_ci) for _, r in times.iterrows()])
     wide = cells.pivot(index='workload_id', columns='entrant', values='cell')
-    order = sorted(wide.index, key=lambda w: (times.loc[times['workload_id'] == w,
-                                                        'base_id'].iloc[0], w))
+    order = sorted(
+        wide.index, key=lambda w: (times.loc[times['workload_id'] == w, 'base_id'].iloc[0], w)
+    )
     wide = wide.loc[order]
     wide.index.name = 'workload'
     return wide
@@ -108,17 +114,22 @@ def write_csv(df: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def write_time_to_target(times: pd.DataFrame, time_col: str, out_dir: Path,
-                         header: Optional[Sequence[str]] = None) -> List[Path]:
+def write_time_to_target(
+    times: pd.DataFrame, time_col: str, out_dir: Path, header: Optional[Sequence[str]] = None
+) -> List[Path]:
     csv_path = write_csv(times, out_dir / 'time_to_target.csv')
     md_path = out_dir / 'time_to_target.md'
-    unit = {'seconds': 'seconds of submission time', 'steps': 'steps',
-            'examples': 'examples'}[time_col]
+    unit = {'seconds': 'seconds of submission time', 'steps': 'steps', 'examples': 'examples'}[
+        time_col
+    ]
     text = [f'# Time to target ({unit})', '']
     text += list(header or [])
-    text += ['Median over studies of the best trial per study, [95% bootstrap interval '
-             'over studies], r = ratio to the fastest entrant. ∞: never reached; '
-             '→ ∞: penalised by the r_max cut-off or a missed held-out variant.', '',
-             markdown_table(time_pivot(times, time_col))]
+    text += [
+        'Median over studies of the best trial per study, [95% bootstrap interval '
+        'over studies], r = ratio to the fastest entrant. ∞: never reached; '
+        '→ ∞: penalised by the r_max cut-off or a missed held-out variant.',
+        '',
+        markdown_table(time_pivot(times, time_col)),
+    ]
     md_path.write_text('\n'.join(text), encoding='utf-8')
     return [csv_path, md_path]

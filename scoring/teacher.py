@@ -35,11 +35,15 @@ def teacher_table(trials: pd.DataFrame, studies: pd.DataFrame) -> Optional[pd.Da
             continue
         with np.errstate(invalid='ignore', divide='ignore'):
             share = sel['teacher_time_s'] / sel['submission_time_s']
-        rows.append({
-            'workload_id': workload, 'entrant': entrant, 'n_studies': len(sel),
-            'teacher_time_s': _median(sel['teacher_time_s']),
-            'teacher_share_of_submission_time': _median(share.replace(np.inf, np.nan)),
-            'teacher_training_time_s': _median(sel['teacher_training_time_s']),
-            'teacher_training_flops': _median(sel['teacher_training_flops']),
-        })
+        rows.append(
+            {
+                'workload_id': workload,
+                'entrant': entrant,
+                'n_studies': len(sel),
+                'teacher_time_s': _median(sel['teacher_time_s']),
+                'teacher_share_of_submission_time': _median(share.replace(np.inf, np.nan)),
+                'teacher_training_time_s': _median(sel['teacher_training_time_s']),
+                'teacher_training_flops': _median(sel['teacher_training_flops']),
+            }
+        )
     return pd.DataFrame(rows) if rows else None

@@ -31,15 +31,19 @@ import pandas as pd
 from harness.errors import unknown_name_error
 
 #: --time-col value -> the trials column that holds it.
-TIME_COLUMNS = {'seconds': 'time_to_target_s', 'steps': 'steps_to_target',
-                'examples': 'examples_to_target'}
+TIME_COLUMNS = {
+    'seconds': 'time_to_target_s',
+    'steps': 'steps_to_target',
+    'examples': 'examples_to_target',
+}
 TIME_UNITS = {'seconds': 's', 'steps': 'steps', 'examples': 'examples'}
 
 
 def check_time_col(time_col: str) -> str:
     if time_col not in TIME_COLUMNS:
-        raise unknown_name_error('time column', str(time_col), TIME_COLUMNS,
-                                 hint='Choose with --time-col.')
+        raise unknown_name_error(
+            'time column', str(time_col), TIME_COLUMNS, hint='Choose with --time-col.'
+        )
     return TIME_COLUMNS[time_col]
 
 
@@ -58,8 +62,21 @@ def study_times(trials: pd.DataFrame, time_col: str = 'seconds') -> pd.DataFrame
     and CTR tables have a representative), n_trials, n_finished, n_reached, ruleset.
     Ties in time go to the lowest trial number.
     """
-    frame = trials[['trial_id', 'entrant', 'workload_id', 'experiment', 'study', 'trial',
-                    'finished', 'reached', 'ruleset', 'best_metric', 'target_mode']].copy()
+    frame = trials[
+        [
+            'trial_id',
+            'entrant',
+            'workload_id',
+            'experiment',
+            'study',
+            'trial',
+            'finished',
+            'reached',
+            'ruleset',
+            'best_metric',
+            'target_mode',
+        ]
+    ].copy()
     frame['time'] = trial_times(trials, time_col)
     # Sort key for "best metric" that is smaller-is-better in both modes; NaN last.
     sign = np.where(frame['target_mode'].to_numpy() == 'max', -1.0, 1.0)
@@ -68,14 +85,17 @@ def study_times(trials: pd.DataFrame, time_col: str = 'seconds') -> pd.DataFrame
     ordered = frame.sort_values(keys + ['time', 'metric_key', 'trial'], kind='stable')
     first = ordered.drop_duplicates(keys, keep='first')
     grouped = frame.groupby(keys, sort=False)
-    counts = grouped.agg(n_trials=('trial_id', 'size'), n_finished=('finished', 'sum'),
-                         n_reached=('reached', 'sum'))
+    counts = grouped.agg(
+        n_trials=('trial_id', 'size'), n_finished=('finished', 'sum'), n_reached=('reached', 'sum')
+    )
     out = first.set_index(keys)[['time', 'trial_id', 'ruleset']].rename(
-        columns={'trial_id': 'selected_trial_id'})
+        columns={'trial_id': 'selected_trial_id'}
+    )
     out = out.join(counts).reset_index()
     out = out.sort_values(keys, kind='stable').reset_index(drop=True)
-    return out[keys + ['time', 'selected_trial_id', 'n_trials', 'n_finished', 'n_reached',
-                       'ruleset']]
+    return out[
+        keys + ['time', 'selected_trial_id', 'n_trials', 'n_finished', 'n_reached', 'ruleset']
+    ]
 
 
 def workload_times(studies: pd.DataFrame) -> pd.DataFrame:
@@ -84,9 +104,11 @@ def workload_times(studies: pd.DataFrame) -> pd.DataFrame:
     out = grouped.agg(
         n_studies=('time', 'size'),
         n_studies_reached=('time', lambda t: int(np.isfinite(t).sum())),
-        n_trials=('n_trials', 'sum'), n_trials_finished=('n_finished', 'sum'),
+        n_trials=('n_trials', 'sum'),
+        n_trials_finished=('n_finished', 'sum'),
         n_trials_reached=('n_reached', 'sum'),
-        ruleset=('ruleset', lambda r: '+'.join(sorted(set(r)))))
+        ruleset=('ruleset', lambda r: '+'.join(sorted(set(r)))),
+    )
     out.insert(0, 'time', grouped['time'].agg(lambda t: float(np.median(t.to_numpy()))))
     return out.reset_index()
 

@@ -4,8 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scoring.algoperf_reference import (algoperf_grid_scores, algoperf_workload_times,
-                                        grid_error_bound)
+from scoring.algoperf_reference import (
+    algoperf_grid_scores,
+    algoperf_workload_times,
+    grid_error_bound,
+)
 from scoring.api import score
 from scoring.time_to_target import wide_times
 from scoring_fixtures import study_table, trial
@@ -20,11 +23,18 @@ def _random_tree(root, seed, n_entrants=4, n_workloads=4, n_studies=3, n_trials=
         for workload, variant in workloads:
             for study in range(n_studies):
                 for index in range(n_trials):
-                    reach = None if rng.random() < 0.25 else float(
-                        rng.integers(5, 40) * speed // 1)
-                    trial(root, submission=f's{e}', workload=workload, variant=variant,
-                          study=study, trial_index=index, reach_at_s=reach,
-                          eval_period_s=1.0, n_evals=130)
+                    reach = None if rng.random() < 0.25 else float(rng.integers(5, 40) * speed // 1)
+                    trial(
+                        root,
+                        submission=f's{e}',
+                        workload=workload,
+                        variant=variant,
+                        study=study,
+                        trial_index=index,
+                        reach_at_s=reach,
+                        eval_period_s=1.0,
+                        n_evals=130,
+                    )
 
 
 def _reference(rep, time_col='seconds', num_points=100):
@@ -32,8 +42,9 @@ def _reference(rep, time_col='seconds', num_points=100):
     entrants = list(rep.ratios.index)
     workloads = sorted(set(rep.trials['workload_id']))
     wide = wide_times(times, entrants, workloads)
-    return times, algoperf_grid_scores(wide, rep.variants, rep.scored_workloads, rep.r_max,
-                                       num_points)
+    return times, algoperf_grid_scores(
+        wide, rep.variants, rep.scored_workloads, rep.r_max, num_points
+    )
 
 
 @pytest.mark.parametrize('seed', [0, 1, 2])
@@ -50,16 +61,25 @@ def test_exact_score_agrees_with_algoperf_grid_within_grid_error(tmp_path, seed,
     bound = grid_error_bound(rep.ratios, rep.r_max)
     diff = (grid.loc[exact.index] - exact).abs()
     assert (diff <= bound.loc[exact.index] + 1e-12).all(), pd.DataFrame(
-        {'exact': exact, 'grid': grid, 'bound': bound})
+        {'exact': exact, 'grid': grid, 'bound': bound}
+    )
     # A finer grid converges on the exact value.
     _, fine = _reference(rep, time_col, num_points=100_001)
     np.testing.assert_allclose(fine.loc[exact.index], exact, atol=1e-4)
 
 
 def test_exactly_equal_when_every_ratio_is_one_or_infinite(tmp_path):
-    study_table(tmp_path, {('a', 'w1'): [10, 10, 20], ('b', 'w1'): [None, None, 30],
-                           ('a', 'w2'): [None], ('b', 'w2'): [40],
-                           ('a', 'w3'): [30], ('b', 'w3'): [30]})
+    study_table(
+        tmp_path,
+        {
+            ('a', 'w1'): [10, 10, 20],
+            ('b', 'w1'): [None, None, 30],
+            ('a', 'w2'): [None],
+            ('b', 'w2'): [40],
+            ('a', 'w3'): [30],
+            ('b', 'w3'): [30],
+        },
+    )
     rep = score(tmp_path, bootstrap_samples=0)
     assert set(np.unique(rep.ratios.to_numpy())) <= {1.0, np.inf}
     _, grid = _reference(rep)
@@ -84,9 +104,17 @@ def test_held_out_rule_matches_algoperf_order(tmp_path):
     # a is fastest on w1 but misses its variant; b is 5x slower than a on w1 (beyond
     # r_max before the held-out rule) and c is 3x slower. AlgoPerf cuts at r_max first,
     # then applies the held-out rule, then divides by the new minimum (c's time).
-    study_table(tmp_path, {('a', 'w1'): [10], ('a', 'w1-v'): [None],
-                           ('b', 'w1'): [50], ('b', 'w1-v'): [10],
-                           ('c', 'w1'): [30], ('c', 'w1-v'): [10]})
+    study_table(
+        tmp_path,
+        {
+            ('a', 'w1'): [10],
+            ('a', 'w1-v'): [None],
+            ('b', 'w1'): [50],
+            ('b', 'w1-v'): [10],
+            ('c', 'w1'): [30],
+            ('c', 'w1-v'): [10],
+        },
+    )
     rep = score(tmp_path, bootstrap_samples=0)
     _, grid = _reference(rep)
     exact = rep.scores.set_index('entrant')['score']

@@ -28,8 +28,9 @@ def _time(rep, entrant, workload, col='time'):
 
 
 def test_ties_give_ratio_one_to_both(tmp_path):
-    study_table(tmp_path, {('a', 'w1'): [10], ('b', 'w1'): [10],
-                           ('a', 'w2'): [20], ('b', 'w2'): [20]})
+    study_table(
+        tmp_path, {('a', 'w1'): [10], ('b', 'w1'): [10], ('a', 'w2'): [20], ('b', 'w2'): [20]}
+    )
     rep = _score(tmp_path)
     assert _b(rep) == {'a': 1.0, 'b': 1.0}
     assert (rep.ratios.to_numpy() == 1.0).all()
@@ -37,12 +38,13 @@ def test_ties_give_ratio_one_to_both(tmp_path):
 
 
 def test_workload_no_one_reaches_counts_in_the_denominator(tmp_path):
-    study_table(tmp_path, {('a', 'w1'): [10], ('b', 'w1'): [20],
-                           ('a', 'w2'): [None], ('b', 'w2'): [None]})
+    study_table(
+        tmp_path, {('a', 'w1'): [10], ('b', 'w1'): [20], ('a', 'w2'): [None], ('b', 'w2'): [None]}
+    )
     rep = _score(tmp_path)
     assert rep.scored_workloads == ['w1', 'w2']
-    assert _b(rep)['a'] == pytest.approx(0.5)        # (3/3 + 0) / 2
-    assert _b(rep)['b'] == pytest.approx(1 / 3)      # ((4-2)/3 + 0) / 2
+    assert _b(rep)['a'] == pytest.approx(0.5)  # (3/3 + 0) / 2
+    assert _b(rep)['b'] == pytest.approx(1 / 3)  # ((4-2)/3 + 0) / 2
     assert np.isinf(rep.ratios.loc['a', 'w2']) and np.isinf(rep.ratios.loc['b', 'w2'])
     assert _time(rep, 'a', 'w2', 'note') == 'not reached'
 
@@ -58,27 +60,31 @@ def test_submission_missing_a_workload_gets_infinity_there(tmp_path):
     study_table(tmp_path, {('a', 'w1'): [10], ('a', 'w2'): [10], ('b', 'w1'): [20]})
     rep = _score(tmp_path)
     assert _b(rep)['a'] == 1.0
-    assert _b(rep)['b'] == pytest.approx(1 / 3)      # ((4-2)/3 + 0) / 2
+    assert _b(rep)['b'] == pytest.approx(1 / 3)  # ((4-2)/3 + 0) / 2
     assert _time(rep, 'b', 'w2', 'note') == 'not run'
     assert _time(rep, 'b', 'w2', 'n_studies') == 0
 
 
 def test_missed_variant_makes_the_base_workload_infinite(tmp_path):
-    study_table(tmp_path, {('a', 'w1'): [10], ('a', 'w1-wide'): [None],
-                           ('b', 'w1'): [20], ('b', 'w1-wide'): [20]})
+    study_table(
+        tmp_path,
+        {('a', 'w1'): [10], ('a', 'w1-wide'): [None], ('b', 'w1'): [20], ('b', 'w1-wide'): [20]},
+    )
     rep = _score(tmp_path)
-    assert rep.scored_workloads == ['w1']             # variants are not scored themselves
+    assert rep.scored_workloads == ['w1']  # variants are not scored themselves
     assert rep.variants == {'w1-wide': 'w1'}
     # a's w1 time (10) becomes ∞, so b is now the fastest on w1.
     assert _b(rep) == {'a': 0.0, 'b': 1.0}
     assert _time(rep, 'a', 'w1', 'note') == 'missed variant'
-    assert _time(rep, 'a', 'w1', 'time') == 10.0      # the raw time stays visible
+    assert _time(rep, 'a', 'w1', 'time') == 10.0  # the raw time stays visible
 
 
 def test_variant_beyond_r_max_also_counts_as_missed(tmp_path):
     # AlgoPerf applies the 4x cut-off to the variant first: b is 5x slower there.
-    study_table(tmp_path, {('a', 'w1'): [10], ('a', 'w1-wide'): [10],
-                           ('b', 'w1'): [20], ('b', 'w1-wide'): [50]})
+    study_table(
+        tmp_path,
+        {('a', 'w1'): [10], ('a', 'w1-wide'): [10], ('b', 'w1'): [20], ('b', 'w1-wide'): [50]},
+    )
     rep = _score(tmp_path)
     assert _b(rep) == {'a': 1.0, 'b': 0.0}
     assert _time(rep, 'b', 'w1-wide', 'note') == 'over r_max'
@@ -93,24 +99,35 @@ def test_variant_without_its_base_is_scored_on_its_own(tmp_path):
 
 
 def test_ratios_above_r_max_become_infinite(tmp_path):
-    study_table(tmp_path, {('a', 'w1'): [10], ('b', 'w1'): [25], ('c', 'w1'): [40],
-                           ('d', 'w1'): [50]}, eval_period_s=5.0)
+    study_table(
+        tmp_path,
+        {('a', 'w1'): [10], ('b', 'w1'): [25], ('c', 'w1'): [40], ('d', 'w1'): [50]},
+        eval_period_s=5.0,
+    )
     rep = _score(tmp_path)
     assert rep.ratios.loc['b', 'w1'] == 2.5
-    assert rep.ratios.loc['c', 'w1'] == 4.0           # exactly r_max: kept, worth 0
+    assert rep.ratios.loc['c', 'w1'] == 4.0  # exactly r_max: kept, worth 0
     assert np.isinf(rep.ratios.loc['d', 'w1'])
     assert _b(rep) == {'a': 1.0, 'b': pytest.approx(0.5), 'c': 0.0, 'd': 0.0}
     assert _time(rep, 'd', 'w1', 'note') == 'over r_max'
+    steps = rep.profile[rep.profile['entrant'] == 'b']
+    assert list(zip(steps['tau'], steps['rho'])) == [(1.0, 0.0), (2.5, 1.0), (4.0, 1.0)]
     # r_max is a parameter: with 8, d's ratio 5 counts (8 - 5) / 7.
     assert _b(_score(tmp_path, r_max=8.0))['d'] == pytest.approx(3 / 7)
 
 
 def test_external_tuning_is_median_over_studies_of_min_over_trials(tmp_path):
-    a_studies = [[30, 10, None], [20, 40], [None, None]]   # mins 10, 20, ∞ -> median 20
+    a_studies = [[30, 10, None], [20, 40], [None, None]]  # mins 10, 20, ∞ -> median 20
     for study, times in enumerate(a_studies):
         for index, reach in enumerate(times):
-            trial(tmp_path, submission='a', workload='w1', study=study, trial_index=index,
-                  reach_at_s=reach)
+            trial(
+                tmp_path,
+                submission='a',
+                workload='w1',
+                study=study,
+                trial_index=index,
+                reach_at_s=reach,
+            )
     for study in range(3):
         trial(tmp_path, submission='b', workload='w1', study=study, reach_at_s=40)
     rep = _score(tmp_path)
@@ -128,7 +145,7 @@ def test_external_tuning_is_median_over_studies_of_min_over_trials(tmp_path):
 def test_self_tuning_is_median_over_studies(tmp_path):
     study_table(tmp_path, {('a', 'w1'): [10, 30, 20, None, 50]})
     rep = _score(tmp_path)
-    assert _time(rep, 'a', 'w1') == 30.0              # median of 10, 20, 30, 50, ∞
+    assert _time(rep, 'a', 'w1') == 30.0  # median of 10, 20, 30, 50, ∞
 
 
 def test_even_number_of_studies_takes_the_middle_mean(tmp_path):
@@ -153,7 +170,7 @@ def test_unfinished_trials_never_reach_but_are_counted(tmp_path):
     trial(tmp_path, submission='a', study=2, reach_at_s=10)
     rep = _score(tmp_path)
     assert rep.trials['status'].tolist().count('unfinished') == 1
-    assert _time(rep, 'a', 'mnist') == 10.0           # median of ∞, 10, 10
+    assert _time(rep, 'a', 'mnist') == 10.0  # median of ∞, 10, 10
     assert _time(rep, 'a', 'mnist', 'n_trials_finished') == 2
 
 
@@ -167,8 +184,14 @@ def test_time_columns(tmp_path, time_col, scale):
 
 
 def test_counts_come_from_the_data(tmp_path):
-    study_table(tmp_path, {(s, w): [10, 20, 30, 40, 50, 60, 70]
-                           for s in ('a', 'b') for w in ('w1', 'w2', 'w3', 'w4', 'w5')})
+    study_table(
+        tmp_path,
+        {
+            (s, w): [10, 20, 30, 40, 50, 60, 70]
+            for s in ('a', 'b')
+            for w in ('w1', 'w2', 'w3', 'w4', 'w5')
+        },
+    )
     rep = _score(tmp_path)
     assert len(rep.scored_workloads) == 5
     assert set(rep.scores['n_studies']) == {35}
