@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser('run', help='run the demo suite, a suite file, or one trial')
     p.add_argument('suite', nargs='?', help='suite YAML file or shipped suite name (default: demo)')
-    p.add_argument('--results-dir', default='results', help='where results land (default results/)')
+    p.add_argument('--results-dir', help='where results land (default results/, or the suite\'s)')
     p.add_argument('--data-dir', help='data root (default $TIMETRIAL_DATA_DIR or ~/.cache/timetrial)')
     from harness.cli_trial import add_trial_arguments
 

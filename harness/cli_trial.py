@@ -27,12 +27,12 @@ def add_trial_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument('--hparams', help='YAML/JSON file of fixed hyperparameters (skips the search)')
     g.add_argument('--seed', type=int, default=0, help='trial seed (default 0)')
     g.add_argument('--max-steps', type=int, help='cap on training steps (smoke runs)')
-    g.add_argument('--experiment', default='default', help='experiment name (default: default)')
+    g.add_argument('--experiment', help='experiment name (default: default, or the suite\'s)')
     g.add_argument('--resume', action='store_true',
                    help='continue an unfinished trial from its checkpoint')
     g.add_argument('--no-stop-at-target', action='store_true',
                    help='keep training to the budget after the target is met')
-    g.add_argument('--checkpoint-every-s', type=float, default=60.0,
+    g.add_argument('--checkpoint-every-s', type=float,
                    help='wall seconds between checkpoints besides those at evaluations '
                         '(default 60): a killed trial loses at most this much work')
 
@@ -82,10 +82,11 @@ def config_from_args(args) -> TrialConfig:
         workload=args.workload, framework=args.framework, submission=str(path),
         size=args.size or info.sizes[0], variant=args.variant, ruleset=args.ruleset,
         hparams=hparams, seed=args.seed, study=0, trial=args.trial_index,
-        experiment=args.experiment, results_dir=args.results_dir, data_dir=args.data_dir,
+        experiment=args.experiment or 'default', results_dir=args.results_dir or 'results',
+        data_dir=args.data_dir,
         max_steps=args.max_steps, stop_at_target=not args.no_stop_at_target,
         budget_factor=1.5 if args.ruleset == 'self' else 1.0,
-        checkpoint_every_s=args.checkpoint_every_s,
+        checkpoint_every_s=60.0 if args.checkpoint_every_s is None else args.checkpoint_every_s,
         submission_name=registry.submission_name(path))
 
 

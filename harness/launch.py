@@ -17,13 +17,12 @@ counts the interruption in ``<trial_dir>/preemptions.json`` (``{"count": N,
 same task; ``run_trial`` then resumes from the trial's latest checkpoint with
 its accumulated submission time.
 
-What the launcher keeps, in ``<experiment>/.timetrial/`` (atomic writes):
-``trials.json`` (the planned trials and their configurations), ``jobs.json``
-(per trial: executor, job id, host, submitit log folder), ``suite.yaml`` (the
-suite as launched), ``logs/`` (submitit's pickles and job logs), and the
-driver lock. A trial whose job ended without a ``result.json`` (scancel, OOM,
-node failure) gets ``<trial_dir>/job_failure.json`` and is reported failed;
-running the suite again resumes it.
+The launcher's records (manifest, job ids, lock) live in
+``<experiment>/.timetrial/`` (see ``harness.lock``). A trial whose job ended
+without a ``result.json`` (scancel, OOM, node failure) gets
+``<trial_dir>/job_failure.json`` and is reported failed; running the suite
+again resumes it. Drivers re-attach to jobs an earlier (killed) driver left
+queued or running, so killing a driver loses nothing.
 """
 
 from __future__ import annotations
@@ -34,7 +33,6 @@ import fcntl
 import os
 import shutil
 import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -42,60 +40,22 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import submitit
 
 from harness import results
-from harness.lock import ExperimentLock, launch_dir, pid_alive
+from harness.lock import (JOB_FAILURE_JSON, JOB_JSON, PREEMPTIONS_JSON, ExperimentLock,
+                          launch_dir, read_jobs, write_jobs, write_manifest)
+from harness.status import alive_records, local_job_alive, slurm_states
 from harness.spec import UserInputError
 from harness.suite import Suite, trial_id
 from harness.trial_config import TrialConfig
 
-PREEMPTIONS_JSON = 'preemptions.json'
-JOB_JSON = 'job.json'
-JOB_FAILURE_JSON = 'job_failure.json'
 TRIAL_LOCK = '.trial.lock'
 #: Slurm's default MaxArraySize is 1001; larger suites go out as several arrays.
 MAX_ARRAY_TASKS = 1000
 #: Local jobs have no scheduler limit; submitit's default (2 min) would kill them.
 LOCAL_TIMEOUT_MIN = 60 * 24 * 30
-ALIVE_SLURM_STATES = ('PENDING', 'RUNNING', 'REQUEUED', 'REQUEUE_HOLD', 'REQUEUE_FED',
-                      'COMPLETING', 'CONFIGURING', 'SUSPENDED', 'RESIZING', 'PREEMPTED',
-                      'SIGNALING', 'STAGE_OUT')
 
 
 def _now() -> str:
     return dt.datetime.now().isoformat(timespec='seconds')
-
-
-# ---- records in the experiment directory ---------------------------------------------
-
-def manifest_path(exp_dir: Path) -> Path:
-    return launch_dir(exp_dir) / 'trials.json'
-
-
-def jobs_path(exp_dir: Path) -> Path:
-    return launch_dir(exp_dir) / 'jobs.json'
-
-
-def read_manifest(exp_dir: Path) -> Dict[str, TrialConfig]:
-    data = results.read_json(manifest_path(exp_dir)) or {}
-    return {tid: TrialConfig(**cfg) for tid, cfg in data.get('trials', {}).items()}
-
-
-def write_manifest(exp_dir: Path, suite: Suite, trials: Sequence[TrialConfig]) -> None:
-    """Union with earlier launches: a suite extended later keeps its old trials listed."""
-    known = {tid: dataclasses.asdict(c) for tid, c in read_manifest(exp_dir).items()}
-    known.update({trial_id(c): dataclasses.asdict(c) for c in trials})
-    results.atomic_write_json(manifest_path(exp_dir), {
-        'experiment': suite.experiment, 'suite': str(suite.path), 'updated_at': _now(),
-        'trials': known})
-    results.atomic_write_text(launch_dir(exp_dir) / 'suite.yaml',
-                              suite.path.read_text(encoding='utf-8'))
-
-
-def read_jobs(exp_dir: Path) -> Dict[str, Dict[str, Any]]:
-    return (results.read_json(jobs_path(exp_dir)) or {}).get('trials', {})
-
-
-def write_jobs(exp_dir: Path, jobs: Dict[str, Dict[str, Any]]) -> None:
-    results.atomic_write_json(jobs_path(exp_dir), {'trials': jobs})
 
 
 # ---- the task each job runs -----------------------------------------------------------
@@ -147,7 +107,6 @@ class TrialTask(submitit.helpers.Checkpointable):
         trial_dir = self.config.trial_dir()
         trial_dir.mkdir(parents=True, exist_ok=True)
         job_id = _job_id()
-        _note_slurm_requeues(trial_dir, job_id)
         # One process per trial directory, even if a stale duplicate job exists.
         fd = os.open(trial_dir / TRIAL_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -158,6 +117,7 @@ class TrialTask(submitit.helpers.Checkpointable):
                 raise RuntimeError(
                     f'Trial {trial_dir} is already running (host {holder.get("host")}, '
                     f'pid {holder.get("pid")}, job {holder.get("job_id")}).') from None
+            _note_slurm_requeues(trial_dir, job_id)
             results.atomic_write_json(trial_dir / JOB_JSON, {
                 'host': socket.gethostname(), 'pid': os.getpid(), 'job_id': job_id,
                 'started_at': _now()})
@@ -178,71 +138,8 @@ class TrialTask(submitit.helpers.Checkpointable):
         return super().checkpoint(*args, **kwargs)
 
 
-# ---- Slurm queries ----------------------------------------------------------------------
-
 def slurm_available() -> bool:
     return shutil.which('sbatch') is not None and shutil.which('srun') is not None
-
-
-def slurm_states(job_ids: Sequence[str]) -> Dict[str, str]:
-    """job id ('123' or '123_4') -> Slurm state, from one sacct call (+ squeue for the
-    ones sacct does not know yet). Unknown ids are left out."""
-    from submitit.slurm.slurm import SlurmInfoWatcher
-
-    ids = sorted({j.split('_')[0] for j in job_ids})
-    if not ids:
-        return {}
-    states: Dict[str, str] = {}
-    try:
-        out = subprocess.run(['sacct', '-X', '-o', 'JobID,State', '--parsable2',
-                              '-j', ','.join(ids)], capture_output=True, text=True,
-                             timeout=60, check=True).stdout
-        info = SlurmInfoWatcher().read_info(out)
-        states.update({j: info[j]['State'].split()[0] for j in job_ids if j in info})
-    except (OSError, subprocess.SubprocessError):
-        pass
-    missing = [j for j in job_ids if j not in states]
-    if missing:
-        try:
-            out = subprocess.run(['squeue', '-h', '-r', '-o', '%i|%T', '-j',
-                                  ','.join(sorted({j.split('_')[0] for j in missing}))],
-                                 capture_output=True, text=True, timeout=60).stdout
-            for line in out.splitlines():
-                jid, _, state = line.partition('|')
-                if jid in missing:
-                    states[jid] = state.strip()
-        except (OSError, subprocess.SubprocessError):
-            pass
-    return states
-
-
-def local_job_alive(record: Dict[str, Any]) -> Optional[bool]:
-    """A local job's controller still runs (None: it ran on another host, cannot tell)."""
-    if record.get('host') != socket.gethostname():
-        return None
-    pid = int(record.get('job_id') or -1)
-    if pid <= 0 or not pid_alive(pid):
-        return False
-    try:
-        cmdline = Path(f'/proc/{pid}/cmdline').read_bytes()
-    except OSError:
-        return True
-    return b'submitit' in cmdline
-
-
-def alive_records(jobs: Dict[str, Dict[str, Any]], tids: Sequence[str]) -> Dict[str, str]:
-    """Trial id -> state for trials whose recorded job is still queued or running."""
-    alive: Dict[str, str] = {}
-    slurm_ids = {tid: jobs[tid]['job_id'] for tid in tids
-                 if tid in jobs and jobs[tid].get('executor') == 'slurm'}
-    states = slurm_states(list(slurm_ids.values())) if slurm_ids else {}
-    for tid, jid in slurm_ids.items():
-        if states.get(jid, '').upper() in ALIVE_SLURM_STATES:
-            alive[tid] = states[jid].upper()
-    for tid in tids:
-        if tid in jobs and jobs[tid].get('executor') == 'local' and local_job_alive(jobs[tid]):
-            alive[tid] = 'RUNNING'
-    return alive
 
 
 # ---- running jobs ---------------------------------------------------------------------
@@ -301,7 +198,7 @@ def job_failure_message(run: Running) -> str:
     state = job.state if not isinstance(job, submitit.DebugJob) else 'unknown'
     log = _tail(job.paths.stderr)
     return (f'job {job.job_id} ended ({state}) before the trial finished'
-            + (f'; last lines of {job.paths.stderr}:\n{log}' if log else ''))
+            + (f'\nlast lines of {job.paths.stderr}:\n{log}' if log else ''))
 
 
 def failure_summary(message: str) -> str:
@@ -330,7 +227,7 @@ def finish(run: Running, exp_dir: Path) -> Dict[str, Any]:
 
 # ---- executors ------------------------------------------------------------------------
 
-def make_executor(name: str, suite: Suite, exp_dir: Path, parallelism: Optional[int] = None):
+def make_executor(name: str, suite: Suite, exp_dir: Path):
     folder = launch_dir(exp_dir) / 'logs' / '%j'
     if name == 'debug':
         return submitit.DebugExecutor(folder=folder)
@@ -348,9 +245,12 @@ def make_executor(name: str, suite: Suite, exp_dir: Path, parallelism: Optional[
 def slurm_missing_message(suite: Suite) -> str:
     where = (f' ({suite.path}:{suite.executor_line}: executor.default)'
              if suite.executor == 'slurm' and suite.executor_line else '')
+    from harness.suite import SUITES_DIR
+
+    name = suite.path.stem if suite.path.parent == SUITES_DIR else str(suite.path)
     return (f'The slurm executor was asked for{where} but there is no Slurm here: `sbatch` and '
             '`srun` are not on PATH. Run from a Slurm login node, or run on this machine with '
-            f'`timetrial run {suite.path} --executor local`.')
+            f'`timetrial run {name} --executor local`.')
 
 
 def sbatch_parameters(suite: Suite) -> Dict[str, Any]:
@@ -434,7 +334,9 @@ def run_suite(suite: Suite, trials: Sequence[TrialConfig], executor: str, *,
         skipped = [t for t, c in by_id.items()
                    if (c.trial_dir() / results.RESULT_JSON).exists()]
         open_ids = [t for t in by_id if t not in skipped]
-        alive = alive_records(jobs, open_ids) if executor != 'debug' else {}
+        # Whatever executor launched them: a job still queued or running is followed,
+        # never launched twice.
+        alive = alive_records(jobs, open_ids)
         todo = [by_id[t] for t in open_ids if t not in alive]
         report = LaunchReport(exp_dir, {}, skipped, [trial_id(c) for c in todo], list(alive))
         log(f'launch: experiment:{exp_dir} executor:{executor} trials:{len(by_id)} '
@@ -486,17 +388,24 @@ def _wait(ex, executor, pending, running, jobs, exp_dir, folder, capacity, poll_
           report: LaunchReport, log, run_fn=None) -> None:
     from submitit.slurm.slurm import SlurmJob
 
-    last_sacct = 0.0
+    last_sacct = last_gone_check = time.monotonic() - 5.0
     while pending or running:
         free = capacity - len(running)
         if pending and free > 0:
             batch, pending[:] = pending[:free], pending[free:]
             _launch(ex, executor, batch, running, jobs, exp_dir, folder, run_fn)
-        if any(isinstance(r.job, SlurmJob) for r in running):
+        slurm_runs = [r for r in running if isinstance(r.job, SlurmJob)]
+        if slurm_runs and time.monotonic() - last_sacct >= 5.0:
             # One sacct call for all jobs, at most every 5 s.
-            if time.monotonic() - last_sacct >= 5.0:
-                SlurmJob.watcher.update()
-                last_sacct = time.monotonic()
+            SlurmJob.watcher.update()
+            last_sacct = time.monotonic()
+        if slurm_runs and time.monotonic() - last_gone_check >= 30.0:
+            # Without accounting, submitit never learns that a killed job ended: a job
+            # that neither sacct nor squeue knows any more is over.
+            known = slurm_states([r.job.job_id for r in slurm_runs])
+            for r in slurm_runs if known is not None else []:
+                r.finished = r.finished or r.job.job_id not in known
+            last_gone_check = time.monotonic()
         still = []
         for run in running:
             if not run.done():
@@ -510,7 +419,7 @@ def _wait(ex, executor, pending, running, jobs, exp_dir, folder, capacity, poll_
                 + (' (job failed: see `timetrial status`)' if outcome.get('job_failure')
                    else ''))
         running[:] = still
-        if running and executor != 'debug':
+        if any(not isinstance(r.job, submitit.DebugJob) for r in running):
             time.sleep(poll_s)
 
 

@@ -1,4 +1,12 @@
-"""One driver per experiment: an fcntl lock file in the experiment directory.
+"""The launcher's records in an experiment directory, and its one-driver lock.
+
+``<experiment>/.timetrial/`` holds ``driver.lock`` (below), ``trials.json``
+(the planned trials and their configurations; a later launch adds to it),
+``jobs.json`` (per trial: executor, job id, host, submitit log folder),
+``suite.yaml`` (the suite as launched) and ``logs/`` (submitit's). Records are
+written atomically (temp file + rename).
+
+One driver per experiment: an fcntl lock file in the experiment directory.
 
 ``timetrial run`` holds ``<experiment>/.timetrial/driver.lock`` while it
 launches and waits; a second driver on the same experiment refuses with the
@@ -14,6 +22,7 @@ time, command) is information for people and for ``timetrial status`` /
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import errno
 import fcntl
@@ -22,11 +31,20 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence
 
+if TYPE_CHECKING:
+    from harness.suite import Suite
+
+from harness import results
 from harness.spec import UserInputError
+from harness.trial_config import TrialConfig
 
 LOCK_NAME = 'driver.lock'
+#: Files the launcher keeps in each trial directory, beside the runner's.
+PREEMPTIONS_JSON = 'preemptions.json'   # {"count": N, "events": [...]}; the runner reads count
+JOB_JSON = 'job.json'                   # host, pid, job id of the process running the trial
+JOB_FAILURE_JSON = 'job_failure.json'   # the job ended without result.json (scancel, OOM, ...)
 
 
 def launch_dir(experiment_dir: Path) -> Path:
@@ -45,6 +63,43 @@ def read_holder(experiment_dir: Path) -> Optional[Dict[str, Any]]:
         return json.loads(text) if text.strip() else None
     except (OSError, ValueError):
         return None
+
+
+# ---- records ----------------------------------------------------------------------------
+
+def manifest_path(exp_dir: Path) -> Path:
+    return launch_dir(exp_dir) / 'trials.json'
+
+
+def jobs_path(exp_dir: Path) -> Path:
+    return launch_dir(exp_dir) / 'jobs.json'
+
+
+def read_manifest(exp_dir: Path) -> Dict[str, TrialConfig]:
+    data = results.read_json(manifest_path(exp_dir)) or {}
+    return {tid: TrialConfig(**cfg) for tid, cfg in data.get('trials', {}).items()}
+
+
+def write_manifest(exp_dir: Path, suite: 'Suite', trials: Sequence[TrialConfig]) -> None:
+    """Union with earlier launches: a suite extended later keeps its old trials listed."""
+    from harness.suite import trial_id
+
+    known = {tid: dataclasses.asdict(c) for tid, c in read_manifest(exp_dir).items()}
+    known.update({trial_id(c): dataclasses.asdict(c) for c in trials})
+    results.atomic_write_json(manifest_path(exp_dir), {
+        'experiment': suite.experiment, 'suite': str(suite.path),
+        'updated_at': dt.datetime.now().isoformat(timespec='seconds'),
+        'trials': known})
+    results.atomic_write_text(launch_dir(exp_dir) / 'suite.yaml',
+                              suite.path.read_text(encoding='utf-8'))
+
+
+def read_jobs(exp_dir: Path) -> Dict[str, Dict[str, Any]]:
+    return (results.read_json(jobs_path(exp_dir)) or {}).get('trials', {})
+
+
+def write_jobs(exp_dir: Path, jobs: Dict[str, Dict[str, Any]]) -> None:
+    results.atomic_write_json(jobs_path(exp_dir), {'trials': jobs})
 
 
 def pid_alive(pid: int) -> bool:

@@ -22,21 +22,92 @@ import dataclasses
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from harness import results
-from harness.launch import (ALIVE_SLURM_STATES, JOB_FAILURE_JSON, PREEMPTIONS_JSON,
-                            local_job_alive, read_jobs, read_manifest, slurm_states)
-from harness.lock import holder_alive, launch_dir, read_holder
+from harness.lock import (JOB_FAILURE_JSON, PREEMPTIONS_JSON, holder_alive, launch_dir,
+                          pid_alive, read_holder, read_jobs, read_manifest)
 from harness.spec import UserInputError
 
 FINAL = ('reached', 'budget_exhausted', 'diverged', 'failed', 'training_complete')
 STYLES = {'reached': 'green', 'budget_exhausted': 'yellow', 'training_complete': 'green',
           'diverged': 'red', 'failed': 'bold red', 'running': 'cyan', 'resumed': 'magenta',
           'pending': 'dim', 'stopped': 'yellow'}
+
+
+ALIVE_SLURM_STATES = ('PENDING', 'RUNNING', 'REQUEUED', 'REQUEUE_HOLD', 'REQUEUE_FED',
+                      'COMPLETING', 'CONFIGURING', 'SUSPENDED', 'RESIZING', 'PREEMPTED',
+                      'SIGNALING', 'STAGE_OUT')
+
+
+# ---- where jobs stand ---------------------------------------------------------------
+
+def slurm_states(job_ids: Sequence[str]) -> Optional[Dict[str, str]]:
+    """job id ('123' or '123_4') -> Slurm state, from one sacct call (+ squeue for the
+    ones sacct does not know yet). Unknown ids are left out; None if neither answered."""
+    from submitit.slurm.slurm import SlurmInfoWatcher
+
+    def query(cmd):
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    ids = sorted({j.split('_')[0] for j in job_ids})
+    if not ids:
+        return {}
+    states: Dict[str, str] = {}
+    answered = False
+    out = query(['sacct', '-X', '-o', 'JobID,State', '--parsable2', '-j', ','.join(ids)])
+    if out is not None and out.returncode == 0:
+        answered = True
+        info = SlurmInfoWatcher().read_info(out.stdout)
+        states.update({j: info[j]['State'].split()[0] for j in job_ids if j in info})
+    missing = [j for j in job_ids if j not in states]
+    if missing:
+        out = query(['squeue', '-h', '-r', '-o', '%i|%T', '-j',
+                     ','.join(sorted({j.split('_')[0] for j in missing}))])
+        # squeue refuses ids it no longer knows: that too is an answer (they are gone).
+        if out is not None and (out.returncode == 0 or 'Invalid job id' in out.stderr):
+            answered = True
+            for line in out.stdout.splitlines():
+                jid, _, state = line.partition('|')
+                if jid in missing:
+                    states[jid] = state.strip()
+    return states if answered else None
+
+
+def local_job_alive(record: Dict[str, Any]) -> Optional[bool]:
+    """A local job's controller still runs (None: it ran on another host, cannot tell)."""
+    if record.get('host') != socket.gethostname():
+        return None
+    pid = int(record.get('job_id') or -1)
+    if pid <= 0 or not pid_alive(pid):
+        return False
+    try:
+        cmdline = Path(f'/proc/{pid}/cmdline').read_bytes()
+    except OSError:
+        return True
+    return b'submitit' in cmdline
+
+
+def alive_records(jobs: Dict[str, Dict[str, Any]], tids: Sequence[str]) -> Dict[str, str]:
+    """Trial id -> state for trials whose recorded job is still queued or running."""
+    alive: Dict[str, str] = {}
+    slurm_ids = {tid: jobs[tid]['job_id'] for tid in tids
+                 if tid in jobs and jobs[tid].get('executor') == 'slurm'}
+    states = (slurm_states(list(slurm_ids.values())) or {}) if slurm_ids else {}
+    for tid, jid in slurm_ids.items():
+        if states.get(jid, '').upper() in ALIVE_SLURM_STATES:
+            alive[tid] = states[jid].upper()
+    for tid in tids:
+        if tid in jobs and jobs[tid].get('executor') == 'local' and local_job_alive(jobs[tid]):
+            alive[tid] = 'RUNNING'
+    return alive
 
 
 @dataclasses.dataclass
@@ -101,7 +172,7 @@ def collect(exp_dir: Path) -> List[TrialStatus]:
     open_ids = [t for t, d in trial_dirs.items() if not (d / results.RESULT_JSON).exists()]
     slurm_ids = [jobs[t]['job_id'] for t in open_ids
                  if jobs.get(t, {}).get('executor') == 'slurm']
-    states = slurm_states(slurm_ids) if slurm_ids else {}
+    states = (slurm_states(slurm_ids) or {}) if slurm_ids else {}
     return [_one(tid, trial_dirs[tid], jobs.get(tid), states) for tid in sorted(trial_dirs)]
 
 
@@ -151,7 +222,10 @@ def render(statuses: List[TrialStatus], exp_dir: Path, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    import sys
+
+    # Piped output (logs, CI) gets a wide table rather than truncated trial ids.
+    console = console or Console(width=None if sys.stdout.isatty() else 200)
     metrics = {s.metric for s in statuses if s.metric}
     metric_header = metrics.pop() if len(metrics) == 1 else 'target metric'
     table = Table(title=f'{exp_dir}', title_justify='left')

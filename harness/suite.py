@@ -346,6 +346,10 @@ def load_suite(path: Path) -> Suite:
         ctx.error((), f'a suite is a mapping of keys ({", ".join(TOP_KEYS)}), '
                       f'got {_describe(raw)}')
         ctx.raise_if_any()
+    if isinstance(raw.get('executor'), str):       # a common slip: `executor: slurm`
+        ctx.error(('executor',), f'expected a mapping, e.g. `executor: {{default: '
+                                 f'{raw["executor"]}}}`, got {raw["executor"]!r}')
+        raw = {**raw, 'executor': {}}
     top = _mapping(ctx, (), raw, TOP_KEYS, 'suite')
     ex = top['executor'] if isinstance(top['executor'], dict) else {}
     executor = _mapping(ctx, ('executor',), ex, EXECUTOR_KEYS, 'executor')

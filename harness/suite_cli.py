@@ -3,7 +3,9 @@
 ``harness/cli.py`` owns the parsers; these functions add the suite options and
 run the commands. ``timetrial run`` without a suite runs the shipped ``demo``.
 Options given on the command line override the suite's values: ``--executor``,
-``--results-dir``, ``--experiment``, ``--max-steps``, ``--data-dir``.
+``--results-dir``, ``--experiment``, ``--max-steps``, ``--data-dir``,
+``--checkpoint-every-s``. (An option equal to the parser's default counts as
+not given, since cli.py's single-trial options give some of them defaults.)
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from harness import results
 from harness.spec import UserInputError
 from harness.suite import EXECUTORS, Suite, expand, find_suite, load_suite, trial_id
 
-_OVERRIDES = ('results_dir', 'experiment', 'max_steps', 'data_dir')
+_OVERRIDES = ('results_dir', 'experiment', 'max_steps', 'data_dir', 'checkpoint_every_s')
 
 
 def _add_once(parser: argparse.ArgumentParser, *flags: str, **kwargs) -> None:
@@ -46,6 +48,8 @@ def add_run_suite_arguments(parser: argparse.ArgumentParser) -> None:
     _add_once(g, '--experiment', help='experiment name (default: the suite\'s)')
     _add_once(g, '--max-steps', type=int, help='cap every trial at this many steps')
     _add_once(g, '--data-dir', help='data root')
+    _add_once(g, '--checkpoint-every-s', type=float,
+              help='wall seconds between checkpoints besides those at evaluations')
     # Remember the parser's defaults: an option equal to its default was not given.
     parser.set_defaults(suite_cli_defaults={d: parser.get_default(d) for d in _OVERRIDES})
 
@@ -68,6 +72,11 @@ def _apply_overrides(suite: Suite, args) -> Suite:
         if given['max_steps'] < 1:
             raise UserInputError(f'--max-steps must be at least 1, got {given["max_steps"]}.')
         changes['max_steps'] = given['max_steps']
+    if 'checkpoint_every_s' in given:
+        if given['checkpoint_every_s'] <= 0:
+            raise UserInputError('--checkpoint-every-s must be greater than 0, got '
+                                 f'{given["checkpoint_every_s"]}.')
+        changes['checkpoint_every_s'] = float(given['checkpoint_every_s'])
     if 'data_dir' in given:
         changes['data_dir'] = str(Path(given['data_dir']).expanduser().resolve())
     return suite.replace(**changes) if changes else suite
@@ -84,6 +93,10 @@ def run_suite_command(args) -> int:
     trials = expand(suite)
     if getattr(args, 'dry_run', False):
         print_plan(suite, trials, executor, parallelism)
+        try:
+            preflight(suite, trials, executor)
+        except UserInputError as e:
+            print(f'note: launching now would fail. {e}')
         return 0
     preflight(suite, trials, executor)
     report = run_suite(suite, trials, executor, parallelism=parallelism,

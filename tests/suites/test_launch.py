@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from harness import results
-from harness.launch import (JOB_FAILURE_JSON, PREEMPTIONS_JSON, TrialTask, preflight,
-                            read_jobs, read_manifest, record_preemption, run_suite)
+from harness.launch import TrialTask, preflight, record_preemption, run_suite
+from harness.lock import JOB_FAILURE_JSON, PREEMPTIONS_JSON, read_jobs, read_manifest
 from harness.spec import UserInputError
 from harness.suite import expand, load_suite, trial_id
 from tests.suites import fakes

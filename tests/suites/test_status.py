@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from harness import results, status
-from harness.launch import PREEMPTIONS_JSON, read_jobs, run_suite, write_jobs
+from harness.launch import run_suite
+from harness.lock import PREEMPTIONS_JSON, read_jobs, write_jobs, write_manifest
 from harness.suite import expand, load_suite, trial_id
 from tests.suites import fakes
 from tests.suites.conftest import BASIC
@@ -26,8 +27,6 @@ def experiment(write_suite, tmp_path):
     run_suite(suite, trials[:1], 'debug', run_fn=fakes.fake_run, log=lambda _: None)
     run_suite(suite, trials[1:2], 'debug', run_fn=fakes.crash_run, log=lambda _: None)
     # The rest only planned (the manifest lists every trial).
-    from harness.launch import write_manifest
-
     write_manifest(suite.experiment_dir(), suite, trials)
     return suite, trials
 
@@ -135,3 +134,26 @@ def test_last_eval_is_read_from_the_tail_and_a_torn_line_is_ignored(tmp_path):
     path.write_text('\n'.join(lines) + '\n{"step": 2000, "valid')
     assert status._last_line(path, chunk_bytes=4096)['step'] == 1999
     assert status._last_line(tmp_path / 'missing.jsonl') is None
+
+
+def test_slurm_states_from_sacct_then_squeue(monkeypatch):
+    from types import SimpleNamespace
+
+    answers = {}
+
+    def fake_run(cmd, **kw):
+        rc, out, err = answers[cmd[0]]
+        return SimpleNamespace(returncode=rc, stdout=out, stderr=err)
+
+    monkeypatch.setattr(status.subprocess, 'run', fake_run)
+    answers['sacct'] = (0, 'JobID|State\n12_1|RUNNING\n12_[3-5]|PENDING\n13|CANCELLED by 0\n', '')
+    answers['squeue'] = (0, '14_0|PENDING\n', '')
+    assert status.slurm_states(['12_1', '12_4', '13', '14_0', '15']) == {
+        '12_1': 'RUNNING', '12_4': 'PENDING', '13': 'CANCELLED', '14_0': 'PENDING'}
+    # No accounting: squeue alone; ids it no longer knows are simply absent (gone).
+    answers['sacct'] = (1, '', 'Slurm accounting storage is disabled')
+    answers['squeue'] = (1, '', 'slurm_load_jobs error: Invalid job id specified')
+    assert status.slurm_states(['16_0']) == {}
+    # Nobody answers: unknown, which is not the same as gone.
+    answers['squeue'] = (1, '', 'Unable to contact slurm controller')
+    assert status.slurm_states(['16_0']) is None

@@ -49,7 +49,7 @@ def test_run_status_cancel_round_trip(suite_path, tmp_path, capsys, monkeypatch)
     assert 'summary:' in out and 'reached:16' in out
     trial_yaml = exp / 'sub_a' / 'fakewl_jax' / 'study_0' / 'trial_0' / 'trial.yaml'
     assert trial_yaml.exists()
-    from harness.launch import read_manifest
+    from harness.lock import read_manifest
 
     assert {c.max_steps for c in read_manifest(exp).values()} == {7}
 

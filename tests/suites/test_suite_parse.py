@@ -161,6 +161,11 @@ def test_one_size_per_workload_and_unique_submission_names(write_suite, tmp_path
     assert "another submission is also named 'sub_a'" in text
 
 
+def test_executor_given_as_a_name_gets_a_hint(write_suite, tmp_path):
+    text = problems(write_suite(BASIC.format(results=tmp_path) + '    executor: slurm\n'))
+    assert 'executor: expected a mapping, e.g. `executor: {default: slurm}`' in text
+
+
 def test_bad_experiment_names(write_suite, tmp_path):
     text = problems(write_suite(BASIC.format(results=tmp_path).replace(
         'experiment: exp', 'experiment: ../escape')))

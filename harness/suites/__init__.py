@@ -1,0 +1,1 @@
+"""Suites shipped with timetrial (package data: `timetrial run demo`, `timetrial run full`)."""
