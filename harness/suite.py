@@ -56,11 +56,11 @@ from harness import registry, search_space
 from harness.errors import unknown_name_error
 from harness.spec import FRAMEWORKS, UserInputError
 from harness.trial_config import RULESETS, TrialConfig
+from harness.yaml_schema import (BAD, REQUIRED, Context, describe, mapping,
+                                 plain, strings)
 
 SUITES_DIR = Path(__file__).resolve().parent / 'suites'
 EXECUTORS = ('debug', 'local', 'slurm')
-_REQUIRED = object()
-_BAD = object()
 
 # key: (kind, default, constraints). Kinds: int, float, bool, str, list, mapping.
 TOP_KEYS: Dict[str, Tuple[str, Any, Dict[str, Any]]] = {
@@ -77,15 +77,15 @@ TOP_KEYS: Dict[str, Tuple[str, Any, Dict[str, Any]]] = {
     'stop_at_target': ('bool', True, {}),
     'self_tuning_budget_factor': ('float', 1.5, {'positive': True}),
     'checkpoint_every_s': ('float', 60.0, {'positive': True}),
-    'workloads': ('list', _REQUIRED, {}),
-    'submissions': ('list', _REQUIRED, {}),
-    'frameworks': ('list', _REQUIRED, {}),
+    'workloads': ('list', REQUIRED, {}),
+    'submissions': ('list', REQUIRED, {}),
+    'frameworks': ('list', REQUIRED, {}),
     'executor': ('mapping', {}, {}),
 }
-WORKLOAD_KEYS = {'name': ('str', _REQUIRED, {}), 'size': ('str', None, {}),
+WORKLOAD_KEYS = {'name': ('str', REQUIRED, {}), 'size': ('str', None, {}),
                  'variant': ('str', None, {}), 'variants': ('list', None, {}),
                  'frameworks': ('list', None, {})}
-SUBMISSION_KEYS = {'name': ('str', _REQUIRED, {}), 'search_space': ('str', None, {}),
+SUBMISSION_KEYS = {'name': ('str', REQUIRED, {}), 'search_space': ('str', None, {}),
                    'frameworks': ('list', None, {})}
 EXECUTOR_KEYS = {'default': ('str', 'local', {'choices': EXECUTORS}),
                  'debug': ('mapping', {}, {}), 'local': ('mapping', {}, {}),
@@ -104,8 +104,6 @@ SLURM_KEYS = {
     'setup': ('list', [], {}),                       # shell lines before the trial (module load ...)
     'max_timeouts': ('int', 10, {'minimum': 0}),     # requeues after hitting the time limit
 }
-_KIND_WORDS = {'int': 'an integer', 'float': 'a number', 'bool': 'true or false',
-               'str': 'a string', 'list': 'a list', 'mapping': 'a mapping'}
 _NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]*$')
 
 
@@ -177,126 +175,6 @@ class Suite:
         return dataclasses.replace(self, **changes)
 
 
-# ---- reading YAML with line numbers --------------------------------------------
-
-class _Context:
-    """Collects problems, each with the line of the key it concerns."""
-
-    def __init__(self, file: Path):
-        self.file = file
-        self.lines: Dict[tuple, int] = {}
-        self.problems: List[Tuple[int, str]] = []
-
-    def line(self, path: tuple) -> int:
-        while path and path not in self.lines:
-            path = path[:-1]
-        return self.lines.get(path, 1)
-
-    def error(self, path: tuple, message: str) -> None:
-        where = ''.join(f'[{p}]' if isinstance(p, int) else f'.{p}' for p in path).lstrip('.')
-        self.problems.append((self.line(path), f'{where}: {message}' if where else message))
-
-    def raise_if_any(self) -> None:
-        if not self.problems:
-            return
-        lines = [f'{self.file}:{line}: {msg}' for line, msg in sorted(self.problems,
-                                                                        key=lambda p: p[0])]
-        n = len(lines)
-        raise UserInputError(f'Suite {self.file} has {n} problem{"s" if n > 1 else ""}:\n  '
-                             + '\n  '.join(lines))
-
-
-def _plain(node, path: tuple, ctx: _Context, constructor) -> Any:
-    """The node as plain Python values; records the line of every key and item."""
-    ctx.lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        out: Dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = (constructor.construct_object(key_node)
-                   if isinstance(key_node, yaml.ScalarNode) else None)
-            if not isinstance(key, str):
-                ctx.lines[path + ('?',)] = key_node.start_mark.line + 1
-                ctx.error(path + ('?',), 'keys must be plain names')
-                continue
-            ctx.lines[path + (key,)] = key_node.start_mark.line + 1
-            if key in out:
-                ctx.error(path + (key,), f'duplicate key {key!r} (the later one would silently win)')
-            out[key] = _plain(value_node, path + (key,), ctx, constructor)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_plain(item, path + (i,), ctx, constructor) for i, item in enumerate(node.value)]
-    return constructor.construct_object(node)
-
-
-def _describe(value: Any) -> str:
-    kind = ('true/false' if isinstance(value, bool) else 'an integer' if isinstance(value, int)
-            else 'a number' if isinstance(value, float) else 'a string' if isinstance(value, str)
-            else 'a list' if isinstance(value, list) else 'a mapping' if isinstance(value, dict)
-            else 'null' if value is None else type(value).__name__)
-    return f'{value!r} ({kind})'
-
-
-def _typed(ctx: _Context, path: tuple, value: Any, kind: str, default: Any,
-           minimum=None, positive=False, choices=None) -> Any:
-    if value is None:
-        if default is _REQUIRED:
-            ctx.error(path, f'needs a value ({_KIND_WORDS[kind]})')
-            return _BAD
-        return default
-    ok = {'int': isinstance(value, int) and not isinstance(value, bool),
-          'float': isinstance(value, (int, float)) and not isinstance(value, bool),
-          'bool': isinstance(value, bool), 'str': isinstance(value, str),
-          'list': isinstance(value, list), 'mapping': isinstance(value, dict)}[kind]
-    if not ok:
-        ctx.error(path, f'expected {_KIND_WORDS[kind]}, got {_describe(value)}')
-        return _BAD
-    if minimum is not None and value < minimum:
-        ctx.error(path, f'must be at least {minimum}, got {value}')
-        return _BAD
-    if positive and value <= 0:
-        ctx.error(path, f'must be greater than 0, got {value}')
-        return _BAD
-    if choices is not None and value not in choices:
-        close = difflib.get_close_matches(str(value), choices, n=1)
-        hint = f' Did you mean {close[0]!r}?' if close else ''
-        ctx.error(path, f'must be one of {", ".join(choices)}, got {value!r}.{hint}')
-        return _BAD
-    return float(value) if kind == 'float' else value
-
-
-def _mapping(ctx: _Context, path: tuple, raw: Dict[str, Any], keys: Dict[str, tuple],
-             what: str) -> Dict[str, Any]:
-    """Check a mapping against its schema: unknown keys (with close matches), types, defaults."""
-    for key in raw:
-        if key not in keys:
-            close = (difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
-                     or [k for k in keys if key in k][:3])
-            hint = f' Did you mean: {", ".join(close)}?' if close else ''
-            ctx.error(path + (key,), f'unknown {what} key {key!r}.{hint} '
-                                     f'Valid keys: {", ".join(keys)}.')
-    out = {}
-    for key, (kind, default, constraints) in keys.items():
-        if key not in raw and default is _REQUIRED:
-            ctx.error(path, f'missing required key {key!r} ({_KIND_WORDS[kind]})')
-            out[key] = _BAD
-            continue
-        out[key] = _typed(ctx, path + (key,), raw.get(key), kind, default, **constraints)
-    return out
-
-
-def _strings(ctx: _Context, path: tuple, values: Optional[list], choices=None,
-             allow_null=False) -> Optional[List[Optional[str]]]:
-    if values is None or values is _BAD:
-        return None
-    out = []
-    for i, v in enumerate(values):
-        if v is None and allow_null:
-            out.append(None)
-        elif (r := _typed(ctx, path + (i,), v, 'str', _REQUIRED, choices=choices)) is not _BAD:
-            out.append(r)
-    return out
-
-
 # ---- shipped suites ---------------------------------------------------------------
 
 def shipped_suites() -> Dict[str, Path]:
@@ -332,7 +210,7 @@ def load_suite(path: Path) -> Suite:
         text = path.read_text(encoding='utf-8')
     except OSError as e:
         raise UserInputError(f'Cannot read suite {path}: {e.strerror}.') from None
-    ctx = _Context(path)
+    ctx = Context(path)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as e:
@@ -341,36 +219,36 @@ def load_suite(path: Path) -> Suite:
         raise UserInputError(f'{path}{line}: not valid YAML: {e}') from None
     if node is None:
         raise UserInputError(f'{path}: the suite is empty; see harness/suites/demo.yaml.')
-    raw = _plain(node, (), ctx, yaml.SafeLoader(''))
+    raw = plain(node, (), ctx, yaml.SafeLoader(''))
     if not isinstance(raw, dict):
         ctx.error((), f'a suite is a mapping of keys ({", ".join(TOP_KEYS)}), '
-                      f'got {_describe(raw)}')
+                      f'got {describe(raw)}')
         ctx.raise_if_any()
     if isinstance(raw.get('executor'), str):       # a common slip: `executor: slurm`
         ctx.error(('executor',), f'expected a mapping, e.g. `executor: {{default: '
                                  f'{raw["executor"]}}}`, got {raw["executor"]!r}')
         raw = {**raw, 'executor': {}}
-    top = _mapping(ctx, (), raw, TOP_KEYS, 'suite')
+    top = mapping(ctx, (), raw, TOP_KEYS, 'suite')
     ex = top['executor'] if isinstance(top['executor'], dict) else {}
-    executor = _mapping(ctx, ('executor',), ex, EXECUTOR_KEYS, 'executor')
+    executor = mapping(ctx, ('executor',), ex, EXECUTOR_KEYS, 'executor')
     sections = {}
     for name, keys in (('debug', {}), ('local', LOCAL_KEYS), ('slurm', SLURM_KEYS)):
         section = executor[name] if isinstance(executor[name], dict) else {}
-        sections[name] = _mapping(ctx, ('executor', name), section, keys, f'{name} executor')
+        sections[name] = mapping(ctx, ('executor', name), section, keys, f'{name} executor')
     slurm = sections['slurm']
-    setup = _strings(ctx, ('executor', 'slurm', 'setup'), slurm['setup']) or []
+    setup = strings(ctx, ('executor', 'slurm', 'setup'), slurm['setup']) or []
 
-    frameworks = _strings(ctx, ('frameworks',), top['frameworks'], choices=FRAMEWORKS)
-    if frameworks is not None and not frameworks and top['frameworks'] is not _BAD:
+    frameworks = strings(ctx, ('frameworks',), top['frameworks'], choices=FRAMEWORKS)
+    if frameworks is not None and not frameworks and top['frameworks'] is not BAD:
         ctx.error(('frameworks',), f'list at least one of {", ".join(FRAMEWORKS)}')
     frameworks = tuple(dict.fromkeys(frameworks or ()))
     workloads = _workloads(ctx, top, frameworks)
     submissions = _submissions(ctx, top, path.parent, frameworks)
 
-    if top['ruleset'] == 'self' and top['trials'] not in (1, _BAD) and 'trials' in raw:
+    if top['ruleset'] == 'self' and top['trials'] not in (1, BAD) and 'trials' in raw:
         ctx.error(('trials',), f'self-tuning runs one trial per study, got {top["trials"]}; '
                                'remove `trials` or set it to 1 (use `studies` for repeats)')
-    experiment = top['experiment'] if top['experiment'] not in (None, _BAD) else path.stem
+    experiment = top['experiment'] if top['experiment'] not in (None, BAD) else path.stem
     if not _NAME_RE.match(experiment):
         ctx.error(('experiment',), f'{experiment!r} is not a usable directory name: use letters, '
                                    'digits, ".", "_" and "-"')
@@ -395,7 +273,7 @@ def load_suite(path: Path) -> Suite:
     return suite
 
 
-def _workloads(ctx: _Context, top: Dict[str, Any], frameworks: Tuple[str, ...]):
+def _workloads(ctx: Context, top: Dict[str, Any], frameworks: Tuple[str, ...]):
     entries: List[WorkloadEntry] = []
     seen: Dict[str, str] = {}
     for i, item in enumerate(top['workloads'] if isinstance(top['workloads'], list) else []):
@@ -404,26 +282,26 @@ def _workloads(ctx: _Context, top: Dict[str, Any], frameworks: Tuple[str, ...]):
             item = {'name': item}
         if not isinstance(item, dict):
             ctx.error(path, f'a workload is a name or a mapping {{name, size, variant(s)}}, '
-                            f'got {_describe(item)}')
+                            f'got {describe(item)}')
             continue
-        w = _mapping(ctx, path, item, WORKLOAD_KEYS, 'workload')
-        if w['name'] is _BAD:
+        w = mapping(ctx, path, item, WORKLOAD_KEYS, 'workload')
+        if w['name'] is BAD:
             continue
         try:
             info = registry.workload_info(w['name'])
         except UserInputError as e:
             ctx.error(path + ('name',), str(e))
             continue
-        size = w['size'] if w['size'] not in (None, _BAD) else info.sizes[0]
+        size = w['size'] if w['size'] not in (None, BAD) else info.sizes[0]
         if size not in info.sizes:
             ctx.error(path + ('size',), f'workload {info.name!r} has no size {size!r}; '
                                         f'its sizes: {", ".join(info.sizes)}')
         if w['variant'] is not None and w['variants'] is not None:
             ctx.error(path + ('variants',), 'give `variant` or `variants`, not both')
-        variants = _strings(ctx, path + ('variants',), w['variants'], allow_null=True)
+        variants = strings(ctx, path + ('variants',), w['variants'], allow_null=True)
         if variants is None:
-            variants = [w['variant'] if w['variant'] is not _BAD else None]
-        own = _strings(ctx, path + ('frameworks',), w['frameworks'], choices=FRAMEWORKS)
+            variants = [w['variant'] if w['variant'] is not BAD else None]
+        own = strings(ctx, path + ('frameworks',), w['frameworks'], choices=FRAMEWORKS)
         for j, variant in enumerate(variants):
             where = path + (('variants', j) if w['variants'] is not None else ('variant',))
             if variant == 'base' and 'base' not in info.variants:
@@ -449,7 +327,7 @@ def _workloads(ctx: _Context, top: Dict[str, Any], frameworks: Tuple[str, ...]):
                                     f'`frameworks: [{", ".join(sorted(info.classes))}]`')
             entries.append(entry)
     if top['held_out_variants'] is True:
-        entries += _held_out(entries, top['seed'] if top['seed'] is not _BAD else 0)
+        entries += _held_out(entries, top['seed'] if top['seed'] is not BAD else 0)
     return entries
 
 
@@ -473,7 +351,7 @@ def _effective(frameworks: Tuple[str, ...], own: Optional[Tuple[str, ...]]) -> L
     return [f for f in frameworks if own is None or f in own]
 
 
-def _submissions(ctx: _Context, top: Dict[str, Any], suite_dir: Path,
+def _submissions(ctx: Context, top: Dict[str, Any], suite_dir: Path,
                  frameworks: Tuple[str, ...]) -> List[SubmissionEntry]:
     try:
         from harness.submission_loader import check_submission, search_space_path
@@ -486,10 +364,10 @@ def _submissions(ctx: _Context, top: Dict[str, Any], suite_dir: Path,
             item = {'name': item}
         if not isinstance(item, dict):
             ctx.error(path, f'a submission is a name, a path, or a mapping {{name, search_space}}, '
-                            f'got {_describe(item)}')
+                            f'got {describe(item)}')
             continue
-        s = _mapping(ctx, path, item, SUBMISSION_KEYS, 'submission')
-        if s['name'] is _BAD:
+        s = mapping(ctx, path, item, SUBMISSION_KEYS, 'submission')
+        if s['name'] is BAD:
             continue
         ref = s['name']
         near = suite_dir / ref
@@ -502,14 +380,14 @@ def _submissions(ctx: _Context, top: Dict[str, Any], suite_dir: Path,
             continue
         ref = ref if ref in registry.builtin_submissions() else str(sub_path)
         space = None
-        if s['search_space'] not in (None, _BAD):
+        if s['search_space'] not in (None, BAD):
             space = (suite_dir / s['search_space']).expanduser().resolve()
             if not space.is_file():
                 ctx.error(path + ('search_space',), f'search space {space} does not exist')
                 continue
         elif search_space_path is not None:
             space = search_space_path(sub_path)
-        own = _strings(ctx, path + ('frameworks',), s['frameworks'], choices=FRAMEWORKS)
+        own = strings(ctx, path + ('frameworks',), s['frameworks'], choices=FRAMEWORKS)
         wanted = _effective(frameworks, tuple(own) if own else None)
         if check_submission is not None and wanted:
             for problem in check_submission(ref, wanted, str(space) if space else None,
