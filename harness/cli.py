@@ -8,6 +8,8 @@
     timetrial status EXPERIMENT_DIR      timetrial cancel EXPERIMENT_DIR
     timetrial score RESULTS_DIR [--out DIR] [--reference NAME] [--time-col seconds|steps|examples]
     timetrial calibrate WORKLOAD --size S
+    timetrial submit PATH [--suite demo|full|FILE] [--executor E] [--results-dir DIR] [--publish]
+    timetrial leaderboard build SUITE      timetrial leaderboard show [--hardware-class C]
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ EXIT_BAD_INPUT = 2
 def _cmd_prepare(args) -> int:
     from harness.prepare import prepare
 
-    root = prepare(args.workload, args.data_dir, variant=args.variant, source=args.source)
+    root = prepare(args.workload, args.data_dir, variant=args.variant, source=args.source,
+                   size=args.size)
     print(f'prepared:{args.workload} data_dir:{root}')
     return 0
 
@@ -78,6 +81,18 @@ def _cmd_score(args) -> int:
     return run(args)
 
 
+def _cmd_submit(args) -> int:
+    from harness.submit import submit_command
+
+    return submit_command(args)
+
+
+def _cmd_leaderboard(args) -> int:
+    from harness.leaderboard_cli import leaderboard_command
+
+    return leaderboard_command(args)
+
+
 def _cmd_calibrate(args) -> int:
     from harness.calibrate import calibrate_command
 
@@ -94,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('workload')
     p.add_argument('--data-dir', help='data root (default $TIMETRIAL_DATA_DIR or ~/.cache/timetrial)')
     p.add_argument('--variant', help='prepare a variant\'s data')
+    p.add_argument('--size', help='prepare the data a size needs (default: the smallest\'s)')
     p.add_argument('--source', help='your own data: a directory of .txt files or token shards, ...')
     p.set_defaults(func=_cmd_prepare)
 
@@ -137,6 +153,19 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:
         p.add_argument('results_dir')
     p.set_defaults(func=_cmd_score)
+
+    p = sub.add_parser('submit', help='run a submission on a suite and rank it on the '
+                                      'leaderboard of this hardware class')
+    from harness.submit import add_submit_arguments
+
+    add_submit_arguments(p)
+    p.set_defaults(func=_cmd_submit)
+
+    p = sub.add_parser('leaderboard', help='build or show the leaderboards (per hardware class)')
+    from harness.leaderboard_cli import add_leaderboard_arguments
+
+    add_leaderboard_arguments(p)
+    p.set_defaults(func=_cmd_leaderboard)
 
     p = sub.add_parser('calibrate', help='set targets and budgets for this machine')
     try:

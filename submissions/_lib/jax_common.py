@@ -52,6 +52,11 @@ def lr_schedule(workload, hyperparameters) -> optax.Schedule:
     return schedule
 
 
+def _replicated():
+    mesh = jax.sharding.Mesh(jax.devices(), ('batch',))
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+
+
 def make_init_optimizer_state(build_tx: BuildTx):
     def init_optimizer_state(workload: spec.Workload, model_params: spec.ParameterContainer,
                              model_state: spec.ModelAuxiliaryState,
@@ -59,7 +64,9 @@ def make_init_optimizer_state(build_tx: BuildTx):
                              rng: spec.RandomState) -> spec.OptimizerState:
         del model_state, rng
         tx = build_tx(workload, hyperparameters, lr_schedule(workload, hyperparameters))
-        return tx.init(model_params), tx.update
+        # Placed like the (replicated) parameters: a state left on the default
+        # device would change placement after the first step and recompile it.
+        return jax.device_put(tx.init(model_params), _replicated()), tx.update
 
     return init_optimizer_state
 
