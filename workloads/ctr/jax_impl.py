@@ -41,16 +41,28 @@ class CrossLayer(nn.Module):
         return jnp.einsum('bk,bkd->bd', gates, experts) + x
 
 
+def _known_zero(rate) -> bool:
+    """True if ``rate`` is None or a concrete 0; False for a traced value (a jit argument)."""
+    if rate is None:
+        return True
+    try:
+        return float(rate) == 0.0
+    except jax.errors.ConcretizationTypeError:
+        return False
+
+
 class DCNv2(nn.Module):
     cfg: ModelConfig
 
     @nn.compact
-    def __call__(self, inputs, train: bool = False, dropout_rate: float = 0.0):
+    def __call__(self, inputs, dropout: bool = False, dropout_rate=0.0):
         cfg = self.cfg
-        dense = inputs[:, :cfg.num_dense]  # (B, n_dense)
-        ids = inputs[:, cfg.num_dense:].astype(jnp.int32)  # (B, F)
-        embedded = [nn.Embed(rows, cfg.embed_dim, name=f'embedding_{f}')(ids[:, f])
-                    for f, rows in enumerate(cfg.table_sizes)]
+        dense = inputs[:, : cfg.num_dense]  # (B, n_dense)
+        ids = inputs[:, cfg.num_dense :].astype(jnp.int32)  # (B, F)
+        embedded = [
+            nn.Embed(rows, cfg.embed_dim, name=f'embedding_{f}')(ids[:, f])
+            for f, rows in enumerate(cfg.table_sizes)
+        ]
         x0 = jnp.concatenate([dense, *embedded], axis=-1)  # (B, D)
         x = x0
         for layer in range(cfg.num_cross_layers):
@@ -58,8 +70,9 @@ class DCNv2(nn.Module):
         h = x0 if cfg.structure == 'parallel' else x
         for layer, width in enumerate(cfg.deep_widths):
             h = nn.relu(nn.Dense(width, name=f'dense_{layer}')(h))
-            if train and dropout_rate:
-                h = nn.Dropout(dropout_rate, deterministic=False)(h)
+            if dropout:  # the rate may be traced: no Python branch on its value
+                keep = jax.random.bernoulli(self.make_rng('dropout'), 1.0 - dropout_rate, h.shape)
+                h = jnp.where(keep, h / (1.0 - dropout_rate), 0.0)
         top = jnp.concatenate([x, h], axis=-1) if cfg.structure == 'parallel' else h
         return nn.Dense(1, name='output')(top)[:, 0]  # (B,) logits
 
@@ -70,27 +83,46 @@ class CtrJaxWorkload(CtrWorkload):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._model = DCNv2(self.config)
-        self._predict = jax.jit(lambda params, inputs: self._model.apply(
-            {'params': params}, inputs), out_shardings=jax_utils.replicated_sharding())
+        self._predict = jax.jit(
+            lambda params, inputs: self._model.apply({'params': params}, inputs),
+            out_shardings=jax_utils.replicated_sharding(),
+        )
 
-    def init_model_fn(self, rng: spec.RandomState, dropout_rate: Optional[float] = None,
-                      aux_dropout_rate: Optional[float] = None) -> spec.ModelInitState:
+    def init_model_fn(
+        self,
+        rng: spec.RandomState,
+        dropout_rate: Optional[float] = None,
+        aux_dropout_rate: Optional[float] = None,
+    ) -> spec.ModelInitState:
         del dropout_rate, aux_dropout_rate
         params = jax.tree_util.tree_map(jnp.asarray, init_weights(self.config, rng_to_seed(rng)))
         self._param_shapes = param_trees.shape_tree(params)
         self._param_types = param_trees.type_tree(params, param_type)
         return jax_utils.replicate(params), None
 
-    def model_fn(self, params, augmented_and_preprocessed_input_batch: Dict[str, spec.Tensor],
-                 model_state, mode: spec.ForwardPassMode, rng: spec.RandomState,
-                 update_batch_norm: bool, dropout_rate: Optional[float] = None):
+    def model_fn(
+        self,
+        params,
+        augmented_and_preprocessed_input_batch: Dict[str, spec.Tensor],
+        model_state,
+        mode: spec.ForwardPassMode,
+        rng: spec.RandomState,
+        update_batch_norm: bool,
+        dropout_rate: Optional[float] = None,
+    ):
         del update_batch_norm
-        train = mode == spec.ForwardPassMode.TRAIN
-        rate = float(dropout_rate or 0.0)
-        rngs = {'dropout': rng} if train and rate else {}
-        logits = self._model.apply({'params': params},
-                                   augmented_and_preprocessed_input_batch['inputs'],
-                                   train=train, dropout_rate=rate, rngs=rngs)
+        # Submissions may pass dropout_rate as a traced jit argument: then dropout
+        # runs at that rate (0 keeps every unit).
+        dropout = mode == spec.ForwardPassMode.TRAIN and not _known_zero(dropout_rate)
+        if dropout and rng is None:
+            raise ValueError('model_fn needs an rng for dropout (dropout_rate > 0 in TRAIN mode).')
+        logits = self._model.apply(
+            {'params': params},
+            augmented_and_preprocessed_input_batch['inputs'],
+            dropout=dropout,
+            dropout_rate=dropout_rate if dropout else 0.0,
+            rngs={'dropout': rng} if dropout else {},
+        )
         return logits, model_state
 
     def loss_fn(self, label_batch, logits_batch, mask_batch=None, label_smoothing: float = 0.0):
@@ -99,18 +131,37 @@ class CtrJaxWorkload(CtrWorkload):
         per_example = jnp.maximum(z, 0.0) - z * y + jnp.log1p(jnp.exp(-jnp.abs(z)))
         mask = jnp.ones_like(per_example) if mask_batch is None else mask_batch
         per_example = per_example * mask
-        return {'summed': per_example.sum(), 'n_valid_examples': mask.sum(),
-                'per_example': per_example}
+        return {
+            'summed': per_example.sum(),
+            'n_valid_examples': mask.sum(),
+            'per_example': per_example,
+        }
 
-    def _build_input_queue(self, data_rng, split: str, data_dir: str, global_batch_size: int,
-                           cache=None, repeat_final_dataset=None, num_batches=None):
+    def _build_input_queue(
+        self,
+        data_rng,
+        split: str,
+        data_dir: str,
+        global_batch_size: int,
+        cache=None,
+        repeat_final_dataset=None,
+        num_batches=None,
+    ):
         self._check_split(split)
         jax_utils.check_batch_divides(global_batch_size)
         batches = self._numpy_train_batches(rng_to_seed(data_rng), data_dir, global_batch_size)
         return MappedBatches(batches, jax_utils.shard_batch)
 
-    def eval_model(self, global_batch_size, params, model_state, rng, data_dir,
-                   imagenet_v2_data_dir, global_step) -> Dict[str, float]:
+    def eval_model(
+        self,
+        global_batch_size,
+        params,
+        model_state,
+        rng,
+        data_dir,
+        imagenet_v2_data_dir,
+        global_step,
+    ) -> Dict[str, float]:
         del global_batch_size, rng, imagenet_v2_data_dir, global_step
         return self._evaluate(params, model_state, data_dir)
 

