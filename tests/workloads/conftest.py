@@ -5,8 +5,28 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-_SYLLABLES = ('ka', 'lo', 'mi', 'ther', 'an', 'dro', 'sel', 'wyn', 'ost', 'ry', 'bel', 'ung',
-              'fa', 'ir', 'cor', 'th', 'e', 'ma', 'us', 'lee')
+_SYLLABLES = (
+    'ka',
+    'lo',
+    'mi',
+    'ther',
+    'an',
+    'dro',
+    'sel',
+    'wyn',
+    'ost',
+    'ry',
+    'bel',
+    'ung',
+    'fa',
+    'ir',
+    'cor',
+    'th',
+    'e',
+    'ma',
+    'us',
+    'lee',
+)
 
 
 def write_generated_plays(folder, n_plays: int = 8, lines_per_play: int = 400, seed: int = 0):
@@ -15,8 +35,7 @@ def write_generated_plays(folder, n_plays: int = 8, lines_per_play: int = 400, s
     Deterministic for a seed; about 20 KB each with the defaults. Returns the paths.
     """
     rng = np.random.default_rng(seed)
-    words = sorted({''.join(rng.choice(_SYLLABLES, size=rng.integers(1, 4)))
-                    for _ in range(300)})
+    words = sorted({''.join(rng.choice(_SYLLABLES, size=rng.integers(1, 4))) for _ in range(300)})
     speakers = [w.upper() + '.' for w in words[:12]]
     folder.mkdir(parents=True, exist_ok=True)
     paths = []

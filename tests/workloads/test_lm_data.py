@@ -25,7 +25,8 @@ def test_prepare_text_writes_meta_and_round_trips(lm_data_dir, lm_text_dir):
     from tokenizers import Tokenizer
 
     meta = data.load_meta(lm_data_dir)
-    assert meta['source'] == {'kind': 'text', 'path': str(lm_text_dir.resolve())}
+    assert meta['source']['kind'] == 'text'
+    assert meta['source']['path'] == str(lm_text_dir.resolve())
     assert meta['tokenizer'] == 'tokenizer.json'
     tokenizer = Tokenizer.from_file(str(data.lm_dir(lm_data_dir) / 'tokenizer.json'))
     assert meta['vocab_size'] == tokenizer.get_vocab_size()
@@ -33,7 +34,8 @@ def test_prepare_text_writes_meta_and_round_trips(lm_data_dir, lm_text_dir):
         tokens = data.open_split(lm_data_dir, split)
         assert len(tokens) == meta[data.SPLIT_COUNT_KEYS[split]]
         assert meta['sha256'][data.SPLIT_FILES[split]] == corpus.sha256_file(
-            data.lm_dir(lm_data_dir) / data.SPLIT_FILES[split])
+            data.lm_dir(lm_data_dir) / data.SPLIT_FILES[split]
+        )
         # Each document ends with <|endoftext|>; decoding gives back each file's text.
         ends = np.flatnonzero(np.asarray(tokens) == meta['eot_token'])
         starts = np.concatenate([[0], ends[:-1] + 1])
@@ -70,6 +72,24 @@ def test_prepare_skips_when_prepared_and_rebuilds_with_force(lm_text_dir, tmp_pa
     data.prepare(tmp_path, source=lm_text_dir, log=logs.append, force=True)
     assert 'already prepared' not in logs[-1]
     assert data.load_meta(tmp_path)['sha256'] == digest  # Deterministic rebuild.
+
+
+def test_prepare_rebuilds_when_the_source_changes(tmp_path):
+    src = tmp_path / 'src'
+    files = write_generated_plays(src, n_plays=3, lines_per_play=20)
+    logs = []
+    data.prepare(tmp_path / 'd', source=src, log=logs.append)
+    before = (
+        data.load_meta(tmp_path / 'd')['train_tokens']
+        + data.load_meta(tmp_path / 'd')['val_tokens']
+    )
+    files[0].write_text(files[0].read_text() + 'One more line of verse.\n')
+    data.prepare(tmp_path / 'd', source=src, log=logs.append)
+    assert 'already prepared' not in logs[-1]
+    meta = data.load_meta(tmp_path / 'd')
+    assert meta['train_tokens'] + meta['val_tokens'] > before
+    data.prepare(tmp_path / 'd', source=src, log=logs.append, vocab_size=300)
+    assert data.load_meta(tmp_path / 'd')['vocab_size'] == 300
 
 
 def test_interrupted_prepare_leaves_old_data_intact(lm_text_dir, tmp_path, monkeypatch):
@@ -133,13 +153,16 @@ def _modded_bytes(n_tokens_in_header: int, version: int, n_tokens_written: int) 
     return header.tobytes() + np.arange(n_tokens_written, dtype='<u2').tobytes()
 
 
-@pytest.mark.parametrize('content, reason', [
-    (b'', 'empty'),
-    (b'\x01\x02\x03', 'odd count'),
-    (_modded_bytes(100, 1, 90), 'announces 100 tokens'),
-    (_modded_bytes(100, 2, 100), 'header version is 2'),
-    (_modded_bytes(100, 1, 100)[:600], 'shorter than the 1024-byte header'),
-])
+@pytest.mark.parametrize(
+    'content, reason',
+    [
+        (b'', 'empty'),
+        (b'\x01\x02\x03', 'odd count'),
+        (_modded_bytes(100, 1, 90), 'announces 100 tokens'),
+        (_modded_bytes(100, 2, 100), 'header version is 2'),
+        (_modded_bytes(100, 1, 100)[:600], 'shorter than the 1024-byte header'),
+    ],
+)
 def test_shard_reader_rejects_corrupt_files(tmp_path, content, reason):
     path = tmp_path / 'bad_train.bin'
     path.write_bytes(content)
@@ -157,9 +180,11 @@ def test_prepare_from_token_shards(tmp_path, layout):
         parts = {'train.bin': rng.integers(0, 50000, 3000), 'val.bin': rng.integers(0, 50000, 700)}
         writer = shards.write_raw_shard
     else:
-        parts = {'fineweb_train_000001.bin': rng.integers(0, 50000, 2000),
-                 'fineweb_train_000002.bin': rng.integers(0, 50000, 1000),
-                 'fineweb_val_000000.bin': rng.integers(0, 50000, 700)}
+        parts = {
+            'fineweb_train_000001.bin': rng.integers(0, 50000, 2000),
+            'fineweb_train_000002.bin': rng.integers(0, 50000, 1000),
+            'fineweb_val_000000.bin': rng.integers(0, 50000, 700),
+        }
         writer = shards.write_modded_shard
     for name, tokens in parts.items():
         writer(src / name, tokens)

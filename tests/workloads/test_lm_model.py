@@ -9,12 +9,21 @@ import pytest
 import torch
 
 from harness import registry, spec
-from workloads._common import jax_utils, param_trees
+from workloads._common import jax_utils, param_trees, torch_utils
 from workloads._common.rng import rng_to_seed
 from workloads.lm import data, jax_impl
 from workloads.lm import workload as lm
 
 TOL = dict(rtol=2e-4, atol=2e-4)
+
+
+def _t(array):
+    """A numpy array as a tensor on the workload's device."""
+    return torch.from_numpy(np.asarray(array)).to(torch_utils.device())
+
+
+def _np(tensor):
+    return tensor.detach().cpu().numpy()
 
 
 @pytest.fixture(scope='module')
@@ -38,16 +47,18 @@ def _jax_logits(workload, params, batch):
     # Jitted: op-by-op JAX is slow on a busy CPU.
     @jax.jit
     def forward(params, inputs):
-        return workload.model_fn(params, {'inputs': inputs}, None, spec.ForwardPassMode.EVAL,
-                                 None, False)[0]
+        return workload.model_fn(
+            params, {'inputs': inputs}, None, spec.ForwardPassMode.EVAL, None, False
+        )[0]
 
     return np.asarray(forward(params, jnp.asarray(batch['inputs'])))
 
 
 def _torch_logits(workload, model, batch):
-    logits, _ = workload.model_fn(model, {'inputs': torch.from_numpy(batch['inputs']).long()},
-                                  None, spec.ForwardPassMode.EVAL, None, False)
-    return logits.numpy()
+    logits, _ = workload.model_fn(
+        model, {'inputs': _t(batch['inputs']).long()}, None, spec.ForwardPassMode.EVAL, None, False
+    )
+    return _np(logits)
 
 
 def test_same_parameter_count_and_identical_init(pair):
@@ -72,8 +83,10 @@ def test_vocabulary_follows_the_prepared_data(pair, lm_data_dir):
 def _perturbed(canonical, seed):
     """Weights unlike the init (norm scales not 1) so parity covers every parameter."""
     rng = np.random.default_rng(seed)
-    return {k: (v + 0.05 * rng.standard_normal(v.shape)).astype(np.float32)
-            for k, v in canonical.items()}
+    return {
+        k: (v + 0.05 * rng.standard_normal(v.shape)).astype(np.float32)
+        for k, v in canonical.items()
+    }
 
 
 def test_parity_jax_weights_into_torch(pair, batch):
@@ -84,7 +97,7 @@ def test_parity_jax_weights_into_torch(pair, batch):
     lj, lt = _jax_logits(wj, pj, batch), _torch_logits(wt, pt, batch)
     np.testing.assert_allclose(lj, lt, **TOL)
     loss_j = float(wj.loss_fn(jnp.asarray(batch['targets']), lj)['summed'])
-    loss_t = wt.loss_fn(torch.from_numpy(batch['targets']), torch.from_numpy(lt))['summed']
+    loss_t = wt.loss_fn(_t(batch['targets']), _t(lt))['summed']
     np.testing.assert_allclose(loss_j, loss_t.item(), rtol=1e-5)
 
 
@@ -100,22 +113,23 @@ def test_parity_of_gradients(pair, batch):
     pt = wt.params_from_canonical(wj.params_to_canonical(pj))
 
     def mean_loss(params):
-        logits, _ = wj.model_fn(params, {'inputs': batch['inputs']}, None,
-                                spec.ForwardPassMode.TRAIN, None, True)
+        logits, _ = wj.model_fn(
+            params, {'inputs': batch['inputs']}, None, spec.ForwardPassMode.TRAIN, None, True
+        )
         out = wj.loss_fn(batch['targets'], logits)
         return out['summed'] / out['n_valid_examples']
 
     grads_j = wj.params_to_canonical(jax.jit(jax.grad(mean_loss))(pj))
-    logits, _ = wt.model_fn(pt, {'inputs': torch.from_numpy(batch['inputs']).long()}, None,
-                            spec.ForwardPassMode.TRAIN, None, True)
-    out = wt.loss_fn(torch.from_numpy(batch['targets']), logits)
+    logits, _ = wt.model_fn(
+        pt, {'inputs': _t(batch['inputs']).long()}, None, spec.ForwardPassMode.TRAIN, None, True
+    )
+    out = wt.loss_fn(_t(batch['targets']), logits)
     (out['summed'] / out['n_valid_examples']).backward()
     for p in pt.parameters():
         p.data = p.grad  # Read the gradients back through the canonical mapping.
     grads_t = wt.params_to_canonical(pt)
     for name in grads_j:
-        np.testing.assert_allclose(grads_j[name], grads_t[name], rtol=1e-3, atol=1e-6,
-                                   err_msg=name)
+        np.testing.assert_allclose(grads_j[name], grads_t[name], rtol=1e-3, atol=1e-6, err_msg=name)
 
 
 @pytest.mark.parametrize('label_smoothing', [0.0, 0.1])
@@ -126,15 +140,17 @@ def test_loss_fn_with_mask_matches_the_formula(pair, label_smoothing):
     targets = rng.integers(0, 11, (3, 5)).astype(np.int32)
     mask = (rng.random((3, 5)) < 0.6).astype(np.float32)
     want = lm.reference_loss(logits, targets, mask, label_smoothing)
-    got_j = wj.loss_fn(jnp.asarray(targets), jnp.asarray(logits), jnp.asarray(mask),
-                       label_smoothing)
-    got_t = wt.loss_fn(torch.from_numpy(targets), torch.from_numpy(logits),
-                       torch.from_numpy(mask), label_smoothing)
+    got_j = wj.loss_fn(
+        jnp.asarray(targets), jnp.asarray(logits), jnp.asarray(mask), label_smoothing
+    )
+    got_t = wt.loss_fn(_t(targets), _t(logits), _t(mask), label_smoothing)
+    got_t = {k: _np(v) for k, v in got_t.items()}
     for got in (got_j, got_t):
         np.testing.assert_allclose(np.asarray(got['summed']), want['summed'], rtol=1e-5)
         assert float(got['n_valid_examples']) == mask.sum()
-        np.testing.assert_allclose(np.asarray(got['per_example']), want['per_example'],
-                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            np.asarray(got['per_example']), want['per_example'], rtol=1e-5, atol=1e-6
+        )
         assert np.all(np.asarray(got['per_example'])[mask == 0] == 0)
     unmasked = wj.loss_fn(jnp.asarray(targets), jnp.asarray(logits))
     assert float(unmasked['n_valid_examples']) == targets.size
@@ -154,11 +170,13 @@ def test_reference_loss_smoothing_is_cross_entropy_to_the_smoothed_target():
 
 def test_flax_module_has_the_structure_of_the_numpy_params(pair):
     wj, pj, _, _ = pair
-    abstract = jax.eval_shape(jax_impl.Transformer(wj.config).init, jax.random.PRNGKey(0),
-                              jnp.zeros((1, 8), jnp.int32))['params']
+    abstract = jax.eval_shape(
+        jax_impl.Transformer(wj.config).init, jax.random.PRNGKey(0), jnp.zeros((1, 8), jnp.int32)
+    )['params']
     assert jax.tree_util.tree_structure(abstract) == jax.tree_util.tree_structure(pj)
-    assert jax.tree_util.tree_map(lambda a: a.shape, abstract) == \
-        jax.tree_util.tree_map(lambda a: a.shape, pj)
+    assert jax.tree_util.tree_map(lambda a: a.shape, abstract) == jax.tree_util.tree_map(
+        lambda a: a.shape, pj
+    )
 
 
 def test_shape_and_type_trees(pair):
@@ -175,8 +193,7 @@ def test_shape_and_type_trees(pair):
     assert wt.param_shapes['blocks.0.mlp.down.weight'] == spec.ShapeTuple((128, 384))
     assert wt.model_params_types['blocks.0.attn.v.weight'] == spec.ParameterType.ATTENTION_V
     assert wt.model_params_types['blocks.0.mlp.gate.weight'] == spec.ParameterType.WEIGHT
-    assert wt.model_params_types['blocks.0.attn_norm.weight'] == \
-        spec.ParameterType.LAYER_NORM_SCALE
+    assert wt.model_params_types['blocks.0.attn_norm.weight'] == spec.ParameterType.LAYER_NORM_SCALE
 
 
 def test_input_queues_are_on_device_and_resumable(pair, lm_data_dir):
@@ -186,11 +203,12 @@ def test_input_queues_are_on_device_and_resumable(pair, lm_data_dir):
     bj, bt = next(qj), next(qt)
     assert isinstance(bj['inputs'], jax.Array) and bj['inputs'].shape == (8, 128)
     assert bj['inputs'].sharding.is_equivalent_to(jax_utils.batch_sharding(), 2)
-    assert bt['targets'].dtype == torch.int64 and bt['targets'].device.type == 'cpu'
-    np.testing.assert_array_equal(np.asarray(bj['targets']), bt['targets'].numpy())
+    assert bt['targets'].dtype == torch.int64
+    assert bt['targets'].device.type == ('cuda' if torch.cuda.is_available() else 'cpu')
+    np.testing.assert_array_equal(np.asarray(bj['targets']), _np(bt['targets']))
     qj.load_state_dict({'position': 5})
     qt.position = 5
-    np.testing.assert_array_equal(np.asarray(next(qj)['inputs']), next(qt)['inputs'].numpy())
+    np.testing.assert_array_equal(np.asarray(next(qj)['inputs']), _np(next(qt)['inputs']))
     assert qj.state_dict() == {'position': 6}
     with pytest.raises(ValueError, match="split 'train' only"):
         wj._build_input_queue(jax.random.PRNGKey(0), 'validation', lm_data_dir, 8)
@@ -214,8 +232,9 @@ def test_eval_model_agrees_across_frameworks(pair, lm_data_dir):
     for key in mj:
         np.testing.assert_allclose(mj[key], mt[key], rtol=1e-4, err_msg=key)
     np.testing.assert_allclose(mj['validation/ppl'], np.exp(mj['validation/loss']), rtol=1e-6)
-    assert wj.eval_model(64, pj, None, None, lm_data_dir, None, 0)['validation/loss'] == \
-        pytest.approx(mj['validation/loss'], rel=1e-5)
+    assert wj.eval_model(64, pj, None, None, lm_data_dir, None, 0)[
+        'validation/loss'
+    ] == pytest.approx(mj['validation/loss'], rel=1e-5)
     assert wj.has_reached_validation_target({'validation/loss': 0.1})
 
 
@@ -224,14 +243,39 @@ def test_dropout_only_in_training(pair, batch):
     inputs = {'inputs': jnp.asarray(batch['inputs'])}
 
     def train(rate, key):
-        forward = jax.jit(lambda p, r: wj.model_fn(p, inputs, None, spec.ForwardPassMode.TRAIN,
-                                                    r, True, rate)[0])
+        forward = jax.jit(
+            lambda p, r: wj.model_fn(p, inputs, None, spec.ForwardPassMode.TRAIN, r, True, rate)[0]
+        )
         return np.asarray(forward(pj, jax.random.PRNGKey(key)))
+
     np.testing.assert_allclose(train(None, 0), _jax_logits(wj, pj, batch), rtol=1e-5, atol=1e-5)
     assert not np.allclose(train(0.3, 0), train(0.3, 1))
-    logits, _ = wt.model_fn(pt, {'inputs': torch.from_numpy(batch['inputs']).long()}, None,
-                            spec.ForwardPassMode.TRAIN, None, True, 0.3)
-    assert pt.training and not np.allclose(logits.detach().numpy(), _torch_logits(wt, pt, batch))
+
+    # Submissions may pass the rate (and label smoothing) into jit as traced scalars.
+    @jax.jit
+    def traced(p, r, rate, smoothing):
+        logits = wj.model_fn(p, inputs, None, spec.ForwardPassMode.TRAIN, r, True, rate)[0]
+        return logits, wj.loss_fn(jnp.asarray(batch['targets']), logits, None, smoothing)['summed']
+
+    logits0, loss0 = traced(pj, jax.random.PRNGKey(0), 0.0, 0.0)
+    np.testing.assert_allclose(np.asarray(logits0), train(None, 0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(traced(pj, jax.random.PRNGKey(0), 0.3, 0.0)[0]),
+        train(0.3, 0),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    assert float(traced(pj, jax.random.PRNGKey(0), 0.0, 0.1)[1]) != float(loss0)
+    logits, _ = wt.model_fn(
+        pt,
+        {'inputs': _t(batch['inputs']).long()},
+        None,
+        spec.ForwardPassMode.TRAIN,
+        None,
+        True,
+        0.3,
+    )
+    assert pt.training and not np.allclose(_np(logits), _torch_logits(wt, pt, batch))
     assert not pt.training  # EVAL switched it back.
 
 

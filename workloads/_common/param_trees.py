@@ -12,8 +12,9 @@ from typing import Any, Callable, Dict, Mapping
 from harness import spec
 
 
-def map_tree(fn: Callable[[str, Any], Any], tree: Mapping[str, Any], sep: str = '/',
-             prefix: str = '') -> Dict[str, Any]:
+def map_tree(
+    fn: Callable[[str, Any], Any], tree: Mapping[str, Any], sep: str = '/', prefix: str = ''
+) -> Dict[str, Any]:
     """A copy of a nested dict with each leaf replaced by ``fn(path, leaf)``.
 
     ``path`` joins the keys from the root with ``sep`` (``'blocks_0/attn/q/kernel'``).
@@ -33,9 +34,9 @@ def shape_tree(tree: Mapping[str, Any]) -> Dict[str, Any]:
     return map_tree(lambda _, leaf: spec.ShapeTuple(leaf.shape), tree)
 
 
-def type_tree(tree: Mapping[str, Any],
-              type_of_path: Callable[[str], spec.ParameterType],
-              sep: str = '/') -> Dict[str, Any]:
+def type_tree(
+    tree: Mapping[str, Any], type_of_path: Callable[[str], spec.ParameterType], sep: str = '/'
+) -> Dict[str, Any]:
     """Same structure as ``tree``, leaves ``type_of_path(path)``."""
     return map_tree(lambda path, _: type_of_path(path), tree, sep)
 

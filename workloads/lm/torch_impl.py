@@ -139,8 +139,14 @@ class LmTorchWorkload(lm.BaseLmWorkload):
         model.train(train)
         tokens = augmented_and_preprocessed_input_batch['inputs']
         grad = contextlib.nullcontext() if train else torch.no_grad()
-        with grad, torch.autocast(tokens.device.type, dtype=torch.bfloat16,
-                                  enabled=self.config.compute_dtype == 'bfloat16'):
+        with (
+            grad,
+            torch.autocast(
+                tokens.device.type,
+                dtype=torch.bfloat16,
+                enabled=self.config.compute_dtype == 'bfloat16',
+            ),
+        ):
             logits = model(tokens, dropout_rate=float(dropout_rate or 0.0))
         return logits.float(), model_state
 
@@ -154,16 +160,17 @@ class LmTorchWorkload(lm.BaseLmWorkload):
         logits = logits_batch.float()  # (B, T, V)
         # torch's smoothing is (1 - ε)·NLL + ε·mean_v(-log p_v): the workload.py formula.
         per_token = F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), label_batch.reshape(-1).long(),
-            reduction='none', label_smoothing=float(label_smoothing),
+            logits.reshape(-1, logits.shape[-1]),
+            label_batch.reshape(-1).long(),
+            reduction='none',
+            label_smoothing=float(label_smoothing),
         ).view(label_batch.shape)
         if mask_batch is None:
             mask = torch.ones_like(per_token)
         else:
             mask = mask_batch.to(per_token.dtype)
         per_token = per_token * mask
-        return {'summed': per_token.sum(), 'n_valid_examples': mask.sum(),
-                'per_example': per_token}
+        return {'summed': per_token.sum(), 'n_valid_examples': mask.sum(), 'per_example': per_token}
 
     def _build_input_queue(
         self,
@@ -177,10 +184,11 @@ class LmTorchWorkload(lm.BaseLmWorkload):
     ) -> spec.BatchIterator:
         del cache, repeat_final_dataset, num_batches  # The stream is infinite and in memory.
         if split != 'train':
-            raise ValueError(f"lm builds an input queue for split 'train' only, not {split!r}; "
-                             'evaluation uses fixed windows (eval_model).')
-        return MappedBatches(self._train_batches(data_rng, data_dir, global_batch_size),
-                             _to_device)
+            raise ValueError(
+                f"lm builds an input queue for split 'train' only, not {split!r}; "
+                'evaluation uses fixed windows (eval_model).'
+            )
+        return MappedBatches(self._train_batches(data_rng, data_dir, global_batch_size), _to_device)
 
     def eval_model(
         self,
@@ -209,18 +217,24 @@ class LmTorchWorkload(lm.BaseLmWorkload):
         with torch.device('meta'):  # No throwaway default init: the weights come from numpy.
             model = Transformer(self.config)
         model = model.to_empty(device=torch_utils.device())
-        torch_utils.load_numpy_params(model, {
-            _torch_name(name): (value.T if _is_linear(name) else value)
-            for name, value in flat.items()
-        })
+        torch_utils.load_numpy_params(
+            model,
+            {
+                _torch_name(name): (value.T if _is_linear(name) else value)
+                for name, value in flat.items()
+            },
+        )
         return model
 
     def params_to_canonical(self, model: Transformer) -> Dict[str, np.ndarray]:
         """Module -> canonical numpy weights (the inverse of ``params_from_canonical``)."""
         named = torch_utils.module_to_numpy(model)
-        return {name: (named[_torch_name(name)].T.copy() if _is_linear(name)
-                       else named[_torch_name(name)])
-                for name in lm.param_specs(self.config)}
+        return {
+            name: (
+                named[_torch_name(name)].T.copy() if _is_linear(name) else named[_torch_name(name)]
+            )
+            for name in lm.param_specs(self.config)
+        }
 
 
 def _to_device(batch: Dict[str, np.ndarray]) -> Dict[str, torch.Tensor]:
