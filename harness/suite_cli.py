@@ -14,6 +14,7 @@ import argparse
 import re
 import shlex
 import sys
+from pathlib import Path
 from typing import Any, Dict, List
 
 from harness import results
@@ -112,7 +113,28 @@ def run_suite_command(args) -> int:
               f'see `timetrial status {report.experiment_dir}`, then run the same command again '
               'to resume them.', file=sys.stderr)
         return 1
+    if report.waited:
+        score_experiment(report.experiment_dir)
     return 0
+
+
+def score_experiment(experiment_dir) -> None:
+    """The end of every waited suite run: profiles, scores and report.html.
+
+    A scoring problem (say, no trial reached a target) is printed, never turned
+    into a failed run: the trials' results are on disk either way.
+    """
+    from scoring.api import score
+
+    out_dir = Path(experiment_dir) / 'scoring'
+    try:
+        rep = score(experiment_dir, out_dir=out_dir)
+    except UserInputError as e:
+        print(f'scoring: not scored: {e}', file=sys.stderr)
+        return
+    for _, row in rep.scores.iterrows():
+        print(f"score: rank:{row['rank']} entrant:{row['entrant']} benchmark_score:{row['score']:.3f}")
+    print(f'report: {out_dir / "report.html"}')
 
 
 def _varying(trials) -> List[str]:
