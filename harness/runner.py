@@ -180,6 +180,8 @@ class TrialRunner:
                 rng=opt_rng)
             opt_state = self.backend.state_from_host(saved['optimizer_state'], opt_state)
             self.input_queue.load_state_dict(saved['data'])
+            if saved.get('workload_accounting') is not None:
+                self.workload.restore_teacher_accounting(saved['workload_accounting'])
             self.c = Counters(**saved['counters'])
             self.c.resumes += 1
         self.params, self.model_state, self.opt_state = params, model_state, opt_state
@@ -383,6 +385,9 @@ class TrialRunner:
             'optimizer_state': self.backend.state_to_host(self.opt_state),
             'data': self.input_queue.state_dict(),
             'counters': counters,
+            # Auxiliary-model counters (teacher time, FLOPs) survive a resume too.
+            'workload_accounting': (self.workload.teacher_accounting()
+                                    if hasattr(self.workload, 'teacher_accounting') else None),
         })
         self._last_checkpoint_wall = self.wall_clock()
         self.c.checkpoint_time_s += self.clock() - t0

@@ -56,8 +56,13 @@ def build_workload(config: TrialConfig):
         budget = Budget(**config.budget_override)
     else:
         hw_class = hardware.hardware_class(hardware.fingerprint())
-        budget = targets.calibrated_budget(hw_class, config.workload, config.size,
-                                           config.variant)
+        # A workload that shares another's target (lm_slm shares lm's) shares its
+        # calibration too.
+        info = registry.workload_info(config.workload)
+        cls = registry.load_object(info.classes[config.framework])
+        budget = targets.calibrated_budget(
+            hw_class, getattr(cls, 'budget_workload', None) or config.workload, config.size,
+            config.variant)
     return registry.make_workload(config.workload, config.framework, config.size,
                                   config.variant, budget=budget)
 
@@ -83,13 +88,18 @@ def _write_start_files(trial_dir: Path, config: TrialConfig, workload, submissio
     fp = hardware.fingerprint()
     meta = results.read_json(meta_path)
     if meta is None:
-        results.atomic_write_json(meta_path, {
+        meta = {
             'hardware': fp, 'hardware_class': hardware.hardware_class(fp),
             'versions': fp['versions'], 'git_commit': hardware.git_commit(),
             'host': socket.gethostname(),
             'start_time': dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds'),
             'sessions': 1,
-        })
+        }
+        # A one-off cost the report shows next to the times (e.g. training lm_slm's teacher).
+        cost = getattr(workload, 'teacher_training_cost', None)
+        if callable(cost) and cost() is not None:
+            meta['teacher_training_cost'] = cost()
+        results.atomic_write_json(meta_path, meta)
     else:
         meta['sessions'] = int(meta.get('sessions', 1)) + 1
         if meta.get('hardware_class') != hardware.hardware_class(fp):

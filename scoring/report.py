@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import pandas as pd
 
+from scoring.salt import salt_section
 from scoring import tables
 from scoring.api import ScoreReport
 
@@ -146,6 +147,8 @@ def report_contents(rep: ScoreReport) -> Dict[str, List[str]]:
         ids.append('table-ctr')
     if rep.teacher is not None:
         ids.append('table-teacher')
+    if salt_section(rep.trials, None, rep.evals):
+        ids.append('table-salt')
     if _hardware_view(rep) is not None:
         ids.append('table-hardware')
     alts = ['performance profile'] + [
@@ -236,6 +239,9 @@ def render(rep: ScoreReport, profile_png: Path, curves: Dict[str, Path]) -> str:
             'here so comparisons can charge it. Medians over studies.</p>',
             _table(view, 'table-teacher'),
         ]
+    salt_html = salt_section(rep.trials, None, rep.evals)
+    if salt_html:
+        parts.append(salt_html)
     hardware = _hardware_view(rep)
     if hardware is not None:
         parts += ['<h2 id="hardware">Hardware</h2>', _table(hardware, 'table-hardware')]

@@ -1,0 +1,19 @@
+"""SALT: distill from the small teacher for the first n_KD steps, then plain next-token training.
+
+Loss, schedule and selection: submissions/_lib/kd.py. AdamW or NAdamW (`optimizer`)
+with the baselines' warmup + cosine schedule underneath; runs on the lm_slm workload.
+"""
+
+from submissions._lib import kd, kd_jax
+
+MODE = 'salt'
+
+init_optimizer_state = kd_jax.make_init_optimizer_state(MODE)
+update_params = kd_jax.update_params
+prepare_for_eval = kd_jax.prepare_for_eval
+data_selection = kd_jax.data_selection
+get_batch_size = kd_jax.get_batch_size
+
+
+def validate_hyperparameters(hparams: dict) -> list:
+    return kd.validate_hyperparameters(hparams, MODE)

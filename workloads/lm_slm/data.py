@@ -1,0 +1,86 @@
+"""``timetrial prepare lm_slm``: the lm data (if missing), then the teachers.
+
+The student's data is lm's, under ``<data_dir>/lm/`` (prepared by ``lm``'s own
+``prepare``, which ``source`` is passed to); the teachers live under
+``<data_dir>/lm_slm/<size>/<teacher>/`` (format: ``teacher.py``).
+
+Which teachers, where the command line is silent:
+
+- ``variant=None`` prepares every teacher (the base workload's and both
+  variants'), so one command readies the whole workload; a variant prepares
+  its own teacher only.
+- Sizes: ``tiny`` always; ``small`` only when the training framework sees an
+  accelerator (training it on a CPU would take days). ``sizes=`` overrides;
+  ``python -m workloads.lm_slm.train_teacher --size small ...`` trains one.
+- A teacher already trained with the current recipe on the current lm data is
+  kept; a changed recipe or re-prepared lm data retrains it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Optional, Sequence, Union
+
+from harness import spec
+from workloads.lm import data as lm_data
+from workloads.lm_slm import teacher as teacher_lib
+from workloads.lm_slm import train_teacher
+from workloads.lm_slm.workload import VARIANTS
+
+Log = Callable[[str], None]
+PathLike = Union[str, Path]
+
+
+def prepare(
+    data_dir: PathLike,
+    variant: Optional[str] = None,
+    source: Optional[PathLike] = None,
+    log: Log = print,
+    *,
+    sizes: Optional[Sequence[str]] = None,
+    framework: Optional[str] = None,
+    steps: Optional[int] = None,
+) -> Path:
+    """Prepare lm's data if needed, then train the teachers (see the module docstring).
+
+    ``steps`` overrides the recipe's step count (tests only: such a teacher is
+    not the reference one, and a later plain ``prepare`` retrains it).
+    """
+    if variant is not None and variant not in VARIANTS:
+        raise spec.UserInputError(
+            f'lm_slm has no variant {variant!r}; its variants: '
+            f'{", ".join(VARIANTS)} (or none: prepare every teacher).'
+        )
+    unknown = [s for s in (sizes or ()) if s not in teacher_lib.RECIPES]
+    if unknown:
+        raise spec.UserInputError(
+            f'lm_slm has no size(s) {", ".join(map(repr, unknown))}; '
+            f'its sizes: {", ".join(teacher_lib.RECIPES)}.'
+        )
+    data_dir = str(Path(data_dir).expanduser())
+    try:
+        lm_data.load_meta(data_dir)
+        prepared = True
+    except spec.DataNotPreparedError:
+        prepared = False
+    if source is not None or not prepared:
+        lm_data.prepare(data_dir, source=source, log=log)
+    framework = framework or train_teacher.default_framework()
+    if sizes is None:
+        sizes = ['tiny']
+        if train_teacher.has_accelerator(framework):
+            sizes.append('small')
+        else:
+            log(
+                'lm_slm: no accelerator found: preparing the tiny teachers only. Train the '
+                'small ones on a GPU machine (`timetrial prepare lm_slm` there), or with '
+                '`python -m workloads.lm_slm.train_teacher --size small --data-dir DIR`.'
+            )
+    variants = [None, *VARIANTS] if variant is None else [variant]
+    names = list(dict.fromkeys(teacher_lib.TEACHER_OF_VARIANT[v] for v in variants))
+    for size in sizes:
+        for name in names:
+            train_teacher.ensure_teacher(
+                data_dir, size, name, framework=framework, steps=steps, log=log
+            )
+    return Path(data_dir) / 'lm_slm'

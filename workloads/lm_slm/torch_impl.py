@@ -1,0 +1,78 @@
+"""lm_slm in PyTorch: lm's student plus a frozen teacher (lm's model at the teacher's config).
+
+Choices and the teacher API: see ``workload.py``. Shapes: B batch, T sequence,
+V vocabulary, k top-k.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Tuple
+
+import numpy as np
+import torch
+
+from harness import spec
+from workloads._common import torch_utils
+from workloads.lm import torch_impl as lm_torch
+from workloads.lm import workload as lm
+from workloads.lm_slm import teacher as teacher_lib
+from workloads.lm_slm.workload import LmSlmMixin
+
+
+class TeacherModelTorch(lm_torch.LmTorchWorkload):
+    """lm's PyTorch model and training glue at a config of our choosing (a teacher's)."""
+
+    def __init__(self, size: str, config: lm.LmConfig):
+        super().__init__(size=size)
+        self._fixed_config = config
+
+    @property
+    def config(self) -> lm.LmConfig:
+        return self._fixed_config
+
+
+class LmSlmTorchWorkload(LmSlmMixin, lm_torch.LmTorchWorkload):
+    framework = 'pytorch'
+
+    def init_model_fn(self, rng: spec.RandomState) -> spec.ModelInitState:
+        out = super().init_model_fn(rng)
+        self._load_teacher_checkpoint()
+        return out
+
+    # ---- the framework hooks of LmSlmMixin
+
+    def _load_teacher(self, config: lm.LmConfig, weights: Dict[str, np.ndarray]) -> None:
+        teacher_lib.check_weights(config, weights)
+        model = TeacherModelTorch(self.size, config)
+        module = model.params_from_canonical(weights)
+        module.requires_grad_(False)  # Frozen: no gradient reaches the teacher.
+        module.eval()
+        self._teacher_model = model
+        self._teacher_module = module
+
+    def _teacher_logits_impl(self, inputs: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            logits, _ = self._teacher_model.model_fn(
+                self._teacher_module,
+                {'inputs': inputs},
+                None,
+                spec.ForwardPassMode.EVAL,
+                None,
+                False,
+            )
+        return logits  # (B, T, V) float32
+
+    def _teacher_topk_impl(self, inputs: torch.Tensor, k: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            log_probs = torch.log_softmax(self._teacher_logits_impl(inputs), dim=-1)
+            values, indices = torch.topk(log_probs, k, dim=-1)  # (B, T, k), likeliest first
+        return values, indices
+
+    def _teacher_inputs(self, inputs: Any) -> torch.Tensor:
+        if not torch.is_tensor(inputs):
+            inputs = torch.from_numpy(np.ascontiguousarray(inputs))
+        return inputs.to(torch_utils.device(), torch.int64)
+
+    def _wait(self, tree: Any) -> None:
+        if torch_utils.device().type == 'cuda':
+            torch.cuda.synchronize()
