@@ -539,6 +539,10 @@ class RoundConfig:
     ``mode='async'`` (FedBuff-style): ``concurrency`` clients train at once;
     each report joins a buffer and a new idle client starts from the current
     model; every ``buffer_size`` reports the buffer goes to ``server_update``.
+    A client still training ``async_slot_timeout_s`` after its download stops
+    counting against ``concurrency`` (a new client takes its slot), but its
+    report is still delivered when it arrives (None: it holds its slot until it
+    reports, so stragglers can occupy every slot).
 
     Each dispatched client runs ``local_steps`` minibatches of
     ``client_batch_size`` sequences of its own training data (drawn by the
@@ -554,6 +558,7 @@ class RoundConfig:
     late_updates: str = 'drop'
     concurrency: int = 0
     buffer_size: int = 0
+    async_slot_timeout_s: Optional[float] = None
 
 
 @dataclasses.dataclass
@@ -640,15 +645,22 @@ class FederatedWorkload(Workload):
         """numpy int array (num_clients,): training examples per client."""
 
     @abc.abstractmethod
-    def client_batches(self, client_indices: List[int], dispatch_ids: List[int], seed: int,
-                       local_steps: int, batch_size: int) -> Dict[str, Tensor]:
+    def client_batches(
+        self,
+        client_indices: List[int],
+        dispatch_ids: List[int],
+        seed: int,
+        local_steps: int,
+        batch_size: int,
+    ) -> Dict[str, Tensor]:
         """Harness only. {'inputs', 'targets', 'weights'} of shape
         (C, local_steps, batch_size, ...) on the device; dispatch ``d`` of
         client ``c`` is a pure function of (seed, c, d)."""
 
     @abc.abstractmethod
-    def eval_clients(self, params: ParameterContainer, client_groups: Dict[str, Any]
-                     ) -> Dict[str, float]:
+    def eval_clients(
+        self, params: ParameterContainer, client_groups: Dict[str, Any]
+    ) -> Dict[str, float]:
         """Harness only, off the clock. Flat metrics on the clients' held-out
         data: ``validation/<metric>`` over all clients and
         ``validation/<metric>_<group>`` over each group (``client_groups``
@@ -721,7 +733,9 @@ def server_update(
     rng: RandomState,
 ) -> ServerState:
     """Apply the arrived reports; ``server_version`` updates were applied
-    before this one. May raise TrainingCompleteError."""
+    before this one. Return a new state and leave ``server_state`` and its
+    arrays unchanged (clients dispatched earlier may still be computed from
+    it). May raise TrainingCompleteError."""
     raise TypeError('spec.server_update is a signature')
 
 

@@ -60,8 +60,10 @@ class LatencyModel(abc.ABC):
 
 # ---- validation helpers: collect every problem, then raise once --------------
 
-def _check_keys(cfg: Mapping, allowed: List[str], required: List[str], where: str,
-                problems: List[str]) -> None:
+
+def _check_keys(
+    cfg: Mapping, allowed: List[str], required: List[str], where: str, problems: List[str]
+) -> None:
     unknown = sorted(set(cfg) - set(allowed) - {'kind'})
     if unknown:
         problems.append(f'{where}: unknown key(s) {unknown}; valid keys: {", ".join(allowed)}')
@@ -70,8 +72,16 @@ def _check_keys(cfg: Mapping, allowed: List[str], required: List[str], where: st
             problems.append(f'{where}: missing key {key!r}')
 
 
-def _number(cfg: Mapping, key: str, lo: float, hi: float, where: str, problems: List[str],
-            default: Optional[float] = None, lo_open: bool = False) -> float:
+def _number(
+    cfg: Mapping,
+    key: str,
+    lo: float,
+    hi: float,
+    where: str,
+    problems: List[str],
+    default: Optional[float] = None,
+    lo_open: bool = False,
+) -> float:
     value = cfg.get(key, default)
     if value is None:
         return float('nan')  # reported as missing by _check_keys
@@ -92,15 +102,19 @@ class LogNormal(LatencyModel):
 
     @classmethod
     def from_config(cls, cfg: Mapping, where: str, problems: List[str]) -> 'LogNormal':
-        _check_keys(cfg, ['median_s', 'sigma', 'client_sigma'], ['median_s', 'sigma'],
-                    where, problems)
-        return cls(_number(cfg, 'median_s', 0.0, MAX_LATENCY_S, where, problems, lo_open=True),
-                   _number(cfg, 'sigma', 0.0, MAX_SIGMA, where, problems),
-                   _number(cfg, 'client_sigma', 0.0, MAX_SIGMA, where, problems, default=0.0))
+        _check_keys(
+            cfg, ['median_s', 'sigma', 'client_sigma'], ['median_s', 'sigma'], where, problems
+        )
+        return cls(
+            _number(cfg, 'median_s', 0.0, MAX_LATENCY_S, where, problems, lo_open=True),
+            _number(cfg, 'sigma', 0.0, MAX_SIGMA, where, problems),
+            _number(cfg, 'client_sigma', 0.0, MAX_SIGMA, where, problems, default=0.0),
+        )
 
     def bind(self, num_clients, population_rng):
-        self._client_factor = np.exp(self.client_sigma * population_rng.standard_normal(
-            num_clients))
+        self._client_factor = np.exp(
+            self.client_sigma * population_rng.standard_normal(num_clients)
+        )
 
     def sample_s(self, rng, client, dispatch_id):
         factor = 1.0 if self._client_factor is None else float(self._client_factor[client])
@@ -113,8 +127,9 @@ class Mixture(LatencyModel):
 
     @classmethod
     def from_config(cls, cfg: Mapping, where: str, problems: List[str]) -> 'Mixture':
-        _check_keys(cfg, ['base', 'tail', 'tail_prob'], ['base', 'tail', 'tail_prob'],
-                    where, problems)
+        _check_keys(
+            cfg, ['base', 'tail', 'tail_prob'], ['base', 'tail', 'tail_prob'], where, problems
+        )
         parts = {}
         for key in ('base', 'tail'):
             sub = cfg.get(key, {})
@@ -122,8 +137,9 @@ class Mixture(LatencyModel):
                 problems.append(f'{where}.{key}: expected a mapping with median_s and sigma')
                 sub = {'median_s': 1.0, 'sigma': 0.0}
             parts[key] = LogNormal.from_config(sub, f'{where}.{key}', problems)
-        return cls(parts['base'], parts['tail'],
-                   _number(cfg, 'tail_prob', 0.0, 1.0, where, problems))
+        return cls(
+            parts['base'], parts['tail'], _number(cfg, 'tail_prob', 0.0, 1.0, where, problems)
+        )
 
     def bind(self, num_clients, population_rng):
         self.base.bind(num_clients, population_rng)
@@ -145,8 +161,10 @@ class SpeedClasses(LatencyModel):
         _check_keys(cfg, ['classes'], ['classes'], where, problems)
         raw = cfg.get('classes')
         if not isinstance(raw, Mapping) or not raw:
-            problems.append(f'{where}.classes: expected a non-empty mapping of class name -> '
-                            '{fraction, kind, ...}')
+            problems.append(
+                f'{where}.classes: expected a non-empty mapping of class name -> '
+                '{fraction, kind, ...}'
+            )
             return cls({}, {})
         classes, fractions = {}, {}
         for name, sub in raw.items():
@@ -154,8 +172,7 @@ class SpeedClasses(LatencyModel):
             if not isinstance(sub, Mapping):
                 problems.append(f'{sub_where}: expected a mapping with fraction and a model')
                 continue
-            fractions[name] = _number(sub, 'fraction', 0.0, 1.0, sub_where, problems,
-                                      lo_open=True)
+            fractions[name] = _number(sub, 'fraction', 0.0, 1.0, sub_where, problems, lo_open=True)
             model_cfg = {k: v for k, v in sub.items() if k != 'fraction'}
             model_cfg.setdefault('kind', 'lognormal')
             if model_cfg['kind'] == 'speed_classes':
@@ -173,7 +190,7 @@ class SpeedClasses(LatencyModel):
         names = self._names
         raw = np.array([self.fractions[n] * num_clients for n in names])
         counts = np.floor(raw).astype(int)
-        for k in np.argsort(-(raw - counts), kind='stable')[:num_clients - counts.sum()]:
+        for k in np.argsort(-(raw - counts), kind='stable')[: num_clients - counts.sum()]:
             counts[k] += 1
         labels = np.repeat(np.arange(len(names)), counts)
         self._class_of = labels[population_rng.permutation(num_clients)]
@@ -181,8 +198,7 @@ class SpeedClasses(LatencyModel):
             model.bind(num_clients, population_rng)
 
     def sample_s(self, rng, client, dispatch_id):
-        return self.classes[self._names[self._class_of[client]]].sample_s(
-            rng, client, dispatch_id)
+        return self.classes[self._names[self._class_of[client]]].sample_s(rng, client, dispatch_id)
 
     def groups(self):
         return {name: self._class_of == k for k, name in enumerate(self._names)}
@@ -205,11 +221,14 @@ class Planted(LatencyModel):
             problems.append(f'{where}: give exactly one of by_client, by_dispatch')
             return cls()
         values = cfg[keys[0]]
-        if (not isinstance(values, list) or not values
-                or not all(isinstance(v, (int, float)) and 0 < v <= MAX_LATENCY_S
-                           for v in values)):
-            problems.append(f'{where}.{keys[0]}: expected a list of seconds in (0, '
-                            f'{MAX_LATENCY_S:g}]')
+        if (
+            not isinstance(values, list)
+            or not values
+            or not all(isinstance(v, (int, float)) and 0 < v <= MAX_LATENCY_S for v in values)
+        ):
+            problems.append(
+                f'{where}.{keys[0]}: expected a list of seconds in (0, {MAX_LATENCY_S:g}]'
+            )
         groups = cfg.get('groups', {})
         if not isinstance(groups, Mapping):
             problems.append(f'{where}.groups: expected a mapping of group name -> client indices')
@@ -219,16 +238,20 @@ class Planted(LatencyModel):
 
     def bind(self, num_clients, population_rng):
         if self.by_client is not None and len(self.by_client) != num_clients:
-            raise UserInputError(f'planted latency: by_client has {len(self.by_client)} '
-                                 f'entries for {num_clients} clients; give one per client.')
+            raise UserInputError(
+                f'planted latency: by_client has {len(self.by_client)} '
+                f'entries for {num_clients} clients; give one per client.'
+            )
         self._num_clients = num_clients
 
     def sample_s(self, rng, client, dispatch_id):
         if self.by_client is not None:
             return self.by_client[client]
         if dispatch_id >= len(self.by_dispatch):
-            raise UserInputError(f'planted latency: dispatch {dispatch_id} has no latency '
-                                 f'(by_dispatch lists {len(self.by_dispatch)}).')
+            raise UserInputError(
+                f'planted latency: dispatch {dispatch_id} has no latency '
+                f'(by_dispatch lists {len(self.by_dispatch)}).'
+            )
         return self.by_dispatch[dispatch_id]
 
     def groups(self):
@@ -262,8 +285,9 @@ def _build(cfg: Any, where: str, problems: List[str]) -> LatencyModel:
         return LogNormal(1.0, 0.0)
     kind = cfg.get('kind')
     if kind not in KINDS:
-        problems.append(f'{where}.kind: unknown latency kind {kind!r}; known kinds: '
-                        f'{", ".join(sorted(KINDS))}')
+        problems.append(
+            f'{where}.kind: unknown latency kind {kind!r}; known kinds: {", ".join(sorted(KINDS))}'
+        )
         return LogNormal(1.0, 0.0)
     return KINDS[kind](cfg, where, problems)
 
@@ -271,8 +295,7 @@ def _build(cfg: Any, where: str, problems: List[str]) -> LatencyModel:
 class ClientLatency:
     """A bound latency model: ``latency_s(client, dispatch_id)`` and the groups."""
 
-    def __init__(self, model: LatencyModel, num_clients: int, seed: int,
-                 population_seed: int = 0):
+    def __init__(self, model: LatencyModel, num_clients: int, seed: int, population_seed: int = 0):
         self.model, self.num_clients, self.seed = model, num_clients, int(seed)
         model.bind(num_clients, np.random.default_rng([int(population_seed), _LATENCY_TAG]))
 
@@ -292,12 +315,18 @@ def from_config(cfg: Any, num_clients: int, seed: int, where: str = 'latency') -
         population_seed = cfg.get('population_seed', 0)
         cfg = {k: v for k, v in cfg.items() if k != 'population_seed'}
     model = _build(cfg, where, problems)
-    if (not isinstance(population_seed, int) or isinstance(population_seed, bool)
-            or population_seed < 0):
-        problems.append(f'{where}.population_seed: expected an integer >= 0, '
-                        f'got {population_seed!r}')
+    if (
+        not isinstance(population_seed, int)
+        or isinstance(population_seed, bool)
+        or population_seed < 0
+    ):
+        problems.append(
+            f'{where}.population_seed: expected an integer >= 0, got {population_seed!r}'
+        )
         population_seed = 0
     if problems:
-        raise UserInputError(f'The latency configuration has {len(problems)} problem(s):\n  - '
-                             + '\n  - '.join(problems))
+        raise UserInputError(
+            f'The latency configuration has {len(problems)} problem(s):\n  - '
+            + '\n  - '.join(problems)
+        )
     return ClientLatency(model, num_clients, seed, population_seed)

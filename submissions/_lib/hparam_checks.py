@@ -119,8 +119,7 @@ _RULES: Dict[str, Dict[str, Rule]] = {
     'nesterov': dict(_COMMON),
     'momentum': dict(_COMMON),
     'lamb': {**_COMMON, **_ADAPTIVE},
-    'lars': {**_COMMON, 'eps': _non_negative, 'trust_coefficient': _positive,
-             'nesterov': _boolean},
+    'lars': {**_COMMON, 'eps': _non_negative, 'trust_coefficient': _positive, 'nesterov': _boolean},
 }
 
 FAMILIES = tuple(sorted(_RULES))
@@ -156,8 +155,9 @@ def validate_hparams(name: str, hparams: Dict[str, Any]) -> List[str]:
                 problems.append(f'{name}: {key} = {candidate!r} is invalid: {problem}.')
     rank, block_size = hparams.get('rank'), hparams.get('block_size')
     if name == 'sketchy' and rank is not None and block_size is not None:
-        ranks = [r for r in _candidates(rank) if _is_int(r)]
-        blocks = [b for b in _candidates(block_size) if _is_int(b)]
+        # Only values that passed their own rule; the others are reported above.
+        ranks = [r for r in _candidates(rank) if _is_int(r) and r >= 1]
+        blocks = [b for b in _candidates(block_size) if _is_int(b) and b >= 1]
         if ranks and blocks and max(ranks) > min(blocks):
             problems.append(
                 f'sketchy: rank = {max(ranks)} is larger than block_size = {min(blocks)}: a '

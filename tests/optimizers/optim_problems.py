@@ -23,12 +23,14 @@ def quadratic(params, xp):
     """0.5 * ||diag(s) (W - W*)||^2 + 0.5 * ||b - 0.5||^2, minimum 0."""
     scales, target = xp.asarray(_SCALES), xp.asarray(_TARGET)
     return 0.5 * xp.sum((scales * (params['w'] - target)) ** 2) + 0.5 * xp.sum(
-        (params['b'] - 0.5) ** 2)
+        (params['b'] - 0.5) ** 2
+    )
 
 
 def rosenbrock_init():
-    w = np.array([[-1.2, 1.0, -1.2], [1.0, -1.2, 1.0], [-1.2, 1.0, -1.2], [1.0, -1.2, 1.0]],
-                 np.float32)
+    w = np.array(
+        [[-1.2, 1.0, -1.2], [1.0, -1.2, 1.0], [-1.2, 1.0, -1.2], [1.0, -1.2, 1.0]], np.float32
+    )
     return {'w': w, 'b': np.full(3, -1.0, np.float32)}
 
 
@@ -67,8 +69,11 @@ def jax_optimizer(family, lr, hparams):
 def torch_optimizer(family, params, lr, hparams):
     from submissions._lib import optim_torch
 
-    builders = {'shampoo': optim_torch.Shampoo, 'sketchy': optim_torch.Sketchy,
-                'sonew': optim_torch.SONew}
+    builders = {
+        'shampoo': optim_torch.Shampoo,
+        'sketchy': optim_torch.Sketchy,
+        'sonew': optim_torch.SONew,
+    }
     builder = builders.get(family) or getattr(optim_torch, family)
     return builder(params, lr=lr, **hparams)
 

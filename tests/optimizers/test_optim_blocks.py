@@ -31,7 +31,8 @@ def test_round_trip_and_same_blocks(shape, block_size):
     assert np.count_nonzero(jax_cut) == x.size  # every entry once; padding zero
     np.testing.assert_array_equal(np.asarray(jax_blocks.from_blocks(jax_cut, layout)), x)
     np.testing.assert_array_equal(
-        torch_blocks.from_blocks(torch.tensor(jax_cut), layout).numpy(), x)
+        torch_blocks.from_blocks(torch.tensor(jax_cut), layout).numpy(), x
+    )
     # The first block is the top-left corner.
     corner = x.reshape(layout.squeezed)[tuple(slice(0, b) for b in layout.sizes)]
     np.testing.assert_array_equal(jax_cut[0], corner)

@@ -54,6 +54,7 @@ def _torch_directions(optimizer_cls, grads, **hparams):
 
 # --- numpy references ---------------------------------------------------------------------
 
+
 def _inverse_root(mat, p, eps):
     eigvals, eigvecs = np.linalg.eigh(mat)
     eigvals = np.maximum(eigvals, 0.0)
@@ -104,11 +105,20 @@ SHAMPOO_CASES = {
     'matrix': ((5, 3), 8, _all((5, 3))),
     'tensor3': ((3, 4, 2), 8, _all((3, 4, 2))),
     # (6, 5) in blocks of at most 3: rows 0:3, 3:6; columns 0:3, 3:5 (padded to 3)
-    'blocked': ((6, 5), 3, [(slice(r, r + 3), slice(c, min(c + 3, 5)))
-                            for r in (0, 3) for c in (0, 3)]),
+    'blocked': (
+        (6, 5),
+        3,
+        [(slice(r, r + 3), slice(c, min(c + 3, 5))) for r in (0, 3) for c in (0, 3)],
+    ),
 }
-SHAMPOO_HPARAMS = dict(beta1=0.0, beta2=BETA2, eps=1e-6, precondition_every=1,
-                       start_preconditioning_step=1, graft_eps=GRAFT_EPS)
+SHAMPOO_HPARAMS = dict(
+    beta1=0.0,
+    beta2=BETA2,
+    eps=1e-6,
+    precondition_every=1,
+    start_preconditioning_step=1,
+    graft_eps=GRAFT_EPS,
+)
 
 
 def test_matrix_inverse_root_matches_scipy():
@@ -119,21 +129,25 @@ def test_matrix_inverse_root_matches_scipy():
         expected = []
         for mat in stats:
             ridge = 1e-3 * np.linalg.eigvalsh(mat).max()
-            expected.append(np.real(scipy.linalg.fractional_matrix_power(
-                mat + ridge * np.eye(6), -1.0 / p)))
+            expected.append(
+                np.real(scipy.linalg.fractional_matrix_power(mat + ridge * np.eye(6), -1.0 / p))
+            )
         ours_jax = optim_jax.matrix_inverse_root(jnp.asarray(stats, jnp.float32), p, 1e-3)
-        ours_torch = optim_torch.matrix_inverse_root(torch.tensor(stats, dtype=torch.float32),
-                                                     p, 1e-3)
+        ours_torch = optim_torch.matrix_inverse_root(
+            torch.tensor(stats, dtype=torch.float32), p, 1e-3
+        )
         np.testing.assert_allclose(np.asarray(ours_jax), expected, rtol=2e-3, atol=2e-4)
         np.testing.assert_allclose(ours_torch.numpy(), expected, rtol=2e-3, atol=2e-4)
 
 
 def test_zero_statistics_give_identity():
     zero = np.zeros((1, 3, 3), np.float32)
-    np.testing.assert_array_equal(np.asarray(optim_jax.matrix_inverse_root(zero, 4, 1e-6))[0],
-                                  np.eye(3))
-    np.testing.assert_array_equal(optim_torch.matrix_inverse_root(torch.tensor(zero), 4,
-                                                                  1e-6)[0].numpy(), np.eye(3))
+    np.testing.assert_array_equal(
+        np.asarray(optim_jax.matrix_inverse_root(zero, 4, 1e-6))[0], np.eye(3)
+    )
+    np.testing.assert_array_equal(
+        optim_torch.matrix_inverse_root(torch.tensor(zero), 4, 1e-6)[0].numpy(), np.eye(3)
+    )
 
 
 @pytest.mark.parametrize('case', sorted(SHAMPOO_CASES))
@@ -142,14 +156,22 @@ def test_shampoo_equals_exact_inverse_roots(case):
     grads = _grads(shape, 4)
     expected = _shampoo_reference(grads, blocks, eps=1e-6)
     ours_jax = _jax_directions(
-        optim_jax.scale_by_shampoo(block_size=block_size, **SHAMPOO_HPARAMS), grads)
-    ours_torch = _torch_directions(optim_torch.Shampoo, grads, block_size=block_size,
-                                   **SHAMPOO_HPARAMS)
+        optim_jax.scale_by_shampoo(block_size=block_size, **SHAMPOO_HPARAMS), grads
+    )
+    ours_torch = _torch_directions(
+        optim_torch.Shampoo, grads, block_size=block_size, **SHAMPOO_HPARAMS
+    )
     for step in range(len(grads)):
-        np.testing.assert_allclose(ours_jax[step], expected[step], rtol=2e-3, atol=1e-4,
-                                   err_msg=f'jax, step {step + 1}')
-        np.testing.assert_allclose(ours_torch[step], expected[step], rtol=2e-3, atol=1e-4,
-                                   err_msg=f'torch, step {step + 1}')
+        np.testing.assert_allclose(
+            ours_jax[step], expected[step], rtol=2e-3, atol=1e-4, err_msg=f'jax, step {step + 1}'
+        )
+        np.testing.assert_allclose(
+            ours_torch[step],
+            expected[step],
+            rtol=2e-3,
+            atol=1e-4,
+            err_msg=f'torch, step {step + 1}',
+        )
 
 
 def test_shampoo_refreshes_only_on_schedule():
@@ -160,9 +182,10 @@ def test_shampoo_refreshes_only_on_schedule():
     transform = optim_jax.scale_by_shampoo(block_size=8, **hparams)
     params = jnp.zeros(shape)
     state = transform.init(params)
+    update = jax.jit(transform.update)
     roots = []
     for grad in grads:
-        _, state = transform.update(jnp.asarray(grad, jnp.float32), state, params)
+        _, state = update(jnp.asarray(grad, jnp.float32), state, params)
         roots.append(np.asarray(state.factors[0][0].root))
     changed = [not np.allclose(roots[i], roots[i - 1]) for i in range(1, len(roots))]
     assert changed == [True, False, False, True, False]  # steps 2..6: refresh at 2 and 5
@@ -172,18 +195,25 @@ def test_shampoo_refreshes_only_on_schedule():
 def test_sketchy_with_full_rank_equals_shampoo():
     for shape in ((5, 3), (3, 4, 2)):
         grads = _grads(shape, 5, seed=2)
-        common = dict(beta1=0.0, beta2=BETA2, block_size=8, start_preconditioning_step=1,
-                      graft_eps=GRAFT_EPS, eps=1e-6)
-        shampoo = _jax_directions(optim_jax.scale_by_shampoo(precondition_every=1, **common),
-                                  grads)
+        common = dict(
+            beta1=0.0,
+            beta2=BETA2,
+            block_size=8,
+            start_preconditioning_step=1,
+            graft_eps=GRAFT_EPS,
+            eps=1e-6,
+        )
+        shampoo = _jax_directions(optim_jax.scale_by_shampoo(precondition_every=1, **common), grads)
         sketchy = _jax_directions(optim_jax.scale_by_sketchy(rank=8, **common), grads)
-        shampoo_torch = _torch_directions(optim_torch.Shampoo, grads, precondition_every=1,
-                                          **common)
+        shampoo_torch = _torch_directions(
+            optim_torch.Shampoo, grads, precondition_every=1, **common
+        )
         sketchy_torch = _torch_directions(optim_torch.Sketchy, grads, rank=8, **common)
         for step in range(len(grads)):
             np.testing.assert_allclose(sketchy[step], shampoo[step], rtol=2e-3, atol=1e-4)
-            np.testing.assert_allclose(sketchy_torch[step], shampoo_torch[step], rtol=2e-3,
-                                       atol=1e-4)
+            np.testing.assert_allclose(
+                sketchy_torch[step], shampoo_torch[step], rtol=2e-3, atol=1e-4
+            )
 
 
 def _sketchy_reference(grads, rank, eps):
@@ -196,8 +226,9 @@ def _sketchy_reference(grads, rank, eps):
         for axis in range(2):
             basis, sigma, tail = sketches[axis]
             unfolded = np.moveaxis(g, axis, 0).reshape(d[axis], -1)
-            z = np.concatenate([np.sqrt(BETA2) * basis * sigma,
-                                np.sqrt(1 - BETA2) * unfolded], axis=1)
+            z = np.concatenate(
+                [np.sqrt(BETA2) * basis * sigma, np.sqrt(1 - BETA2) * unfolded], axis=1
+            )
             u, s, _ = np.linalg.svd(z, full_matrices=False)
             cut = s[rank] if len(s) > rank else 0.0
             basis, sigma = u[:, :rank], np.sqrt(np.maximum(s[:rank] ** 2 - cut**2, 0))
@@ -206,16 +237,26 @@ def _sketchy_reference(grads, rank, eps):
             lam = sigma**2 + tail
             ridge = eps * lam.max()
             op = (basis * (lam + ridge) ** -0.25) @ basis.T + (tail + ridge) ** -0.25 * (
-                np.eye(d[axis]) - basis @ basis.T)
+                np.eye(d[axis]) - basis @ basis.T
+            )
             pre = _mode_product(pre, op, axis)
         out.append(pre * np.linalg.norm(graft) / np.linalg.norm(pre))
     return out
 
 
-def test_sketchy_matches_frequent_directions_reference():
-    grads = _grads((7, 6), 5, seed=3)
-    hparams = dict(beta1=0.0, beta2=BETA2, eps=1e-6, block_size=8,
-                   start_preconditioning_step=1, graft_eps=GRAFT_EPS)
+# (7, 6): both sketches are wide (d <= rank + cols); (12, 3): the 12-row one is
+# tall (12 > 2 + 3), which takes the other Gram matrix.
+@pytest.mark.parametrize('shape', [(7, 6), (12, 3)])
+def test_sketchy_matches_frequent_directions_reference(shape):
+    grads = _grads(shape, 5, seed=3)
+    hparams = dict(
+        beta1=0.0,
+        beta2=BETA2,
+        eps=1e-6,
+        block_size=16,
+        start_preconditioning_step=1,
+        graft_eps=GRAFT_EPS,
+    )
     expected = _sketchy_reference(grads, rank=2, eps=1e-6)
     ours_jax = _jax_directions(optim_jax.scale_by_sketchy(rank=2, **hparams), grads)
     ours_torch = _torch_directions(optim_torch.Sketchy, grads, rank=2, **hparams)
@@ -235,8 +276,12 @@ def test_sonew_tridiagonal_closed_form():
     diag = np.mean(grads**2, axis=0)
     off = np.mean(grads[:, :-1] * grads[:, 1:], axis=0)
     eps = 1e-3
-    psi, c = (np.asarray(x, np.float64) for x in tridiagonal_factors(
-        jnp.asarray(diag, jnp.float32), jnp.asarray(off, jnp.float32), eps))
+    psi, c = (
+        np.asarray(x, np.float64)
+        for x in tridiagonal_factors(
+            jnp.asarray(diag, jnp.float32), jnp.asarray(off, jnp.float32), eps
+        )
+    )
     lower = np.eye(8) - np.diag(psi, -1)
     x = lower @ np.diag(1 / c) @ lower.T
     assert np.allclose(np.triu(x, 2), 0) and np.allclose(np.tril(x, -2), 0)

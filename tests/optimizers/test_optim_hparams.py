@@ -34,18 +34,28 @@ def test_validate_hparams_names_the_problem(family, hparams, words):
 
 
 def test_good_defaults_pass():
-    good = {'learning_rate': 1e-3, 'beta1': 0.9, 'beta2': 0.999, 'eps': 1e-8,
-            'block_size': 1024, 'precondition_every': 20, 'rank': 128,
-            'start_preconditioning_step': 101, 'weight_decay': 0.0}
+    good = {
+        'learning_rate': 1e-3,
+        'beta1': 0.9,
+        'beta2': 0.999,
+        'eps': 1e-8,
+        'block_size': 1024,
+        'precondition_every': 20,
+        'rank': 128,
+        'start_preconditioning_step': 101,
+        'weight_decay': 0.0,
+    }
     for family in FAMILIES:
         assert validate_hparams(family, good) == [], family
 
 
 def test_search_space_entries_are_checked_at_their_ends():
-    space = {'learning_rate': {'min': 1e-4, 'max': 1e-2, 'scaling': 'log'},
-             'one_minus_beta1': {'min': 0.0, 'max': 0.1},
-             'block_size': {'feasible_points': [256, 0]},
-             'rank': {'feasible_points': [64, 512]}}
+    space = {
+        'learning_rate': {'min': 1e-4, 'max': 1e-2, 'scaling': 'log'},
+        'one_minus_beta1': {'min': 0.0, 'max': 0.1},
+        'block_size': {'feasible_points': [256, 0]},
+        'rank': {'feasible_points': [64, 512]},
+    }
     problems = validate_hparams('sketchy', space)
     assert len(problems) == 3, problems  # one_minus_beta1 min, block_size 0, rank 512 > 256
     assert any('one_minus_beta1 = 0.0' in p for p in problems)
@@ -62,10 +72,14 @@ def _jax(family, **hparams):
 
 
 def _torch(family, **hparams):
-    builder = {'shampoo': optim_torch.Shampoo, 'sketchy': optim_torch.Sketchy,
-               'sonew': optim_torch.SONew}.get(family) or getattr(optim_torch, family)
-    return builder([torch.nn.Parameter(torch.zeros(2, 2))], lr=hparams.pop('learning_rate', 0.1),
-                   **hparams)
+    builder = {
+        'shampoo': optim_torch.Shampoo,
+        'sketchy': optim_torch.Sketchy,
+        'sonew': optim_torch.SONew,
+    }.get(family) or getattr(optim_torch, family)
+    return builder(
+        [torch.nn.Parameter(torch.zeros(2, 2))], lr=hparams.pop('learning_rate', 0.1), **hparams
+    )
 
 
 @pytest.mark.parametrize('build', [_jax, _torch], ids=['jax', 'pytorch'])

@@ -15,16 +15,23 @@ import torch
 
 from submissions._lib import optim_jax, optim_torch
 
-SHAPES = {'blocked': (6, 5), 'tensor': (3, 4, 2), 'vector': (5,), 'row': (1, 7),
-          'wide': (2, 9)}
+SHAPES = {'blocked': (6, 5), 'tensor': (3, 4, 2), 'vector': (5,), 'row': (1, 7), 'wide': (2, 9)}
 NUM_STEPS = 7
-KRON = dict(block_size=4, start_preconditioning_step=3, max_preconditioner_dim=9,
-            weight_decay=0.1, beta2=0.9)
+KRON = dict(
+    block_size=4,
+    start_preconditioning_step=3,
+    max_preconditioner_dim=9,
+    weight_decay=0.1,
+    beta2=0.9,
+)
 
 CASES = {
     'shampoo': (optim_jax.shampoo, optim_torch.Shampoo, dict(KRON, precondition_every=2)),
-    'shampoo_adam_graft': (optim_jax.shampoo, optim_torch.Shampoo,
-                           dict(KRON, precondition_every=2, graft_type='adam', nesterov=False)),
+    'shampoo_adam_graft': (
+        optim_jax.shampoo,
+        optim_torch.Shampoo,
+        dict(KRON, precondition_every=2, graft_type='adam', nesterov=False),
+    ),
     'sketchy': (optim_jax.sketchy, optim_torch.Sketchy, dict(KRON, rank=2)),
     # A large eps keeps SONew's first step well conditioned (see test_sonew_default_eps).
     'sonew': (optim_jax.sonew, optim_torch.SONew, dict(eps=1e-2, weight_decay=0.1, beta2=0.9)),
@@ -35,8 +42,10 @@ def _trajectories(jax_builder, torch_builder, hparams, lr=0.1, seed=0):
     """Per-step parameter changes of both frameworks: lists of {name: array}."""
     rng = np.random.default_rng(seed)
     init = {k: rng.normal(size=s).astype(np.float32) for k, s in SHAPES.items()}
-    grads = [{k: rng.normal(size=s).astype(np.float32) for k, s in SHAPES.items()}
-             for _ in range(NUM_STEPS)]
+    grads = [
+        {k: rng.normal(size=s).astype(np.float32) for k, s in SHAPES.items()}
+        for _ in range(NUM_STEPS)
+    ]
     opt = jax_builder(lr, **hparams)
     params = {k: jnp.asarray(v) for k, v in init.items()}
     state = opt.init(params)
@@ -62,8 +71,13 @@ def test_same_updates(case):
     jax_steps, torch_steps = _trajectories(jax_builder, torch_builder, hparams)
     for step, (ours, theirs) in enumerate(zip(jax_steps, torch_steps), start=1):
         for name in SHAPES:
-            np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-3, atol=2e-5,
-                                       err_msg=f'{case}, step {step}, {name}')
+            np.testing.assert_allclose(
+                ours[name],
+                theirs[name],
+                rtol=1e-3,
+                atol=2e-5,
+                err_msg=f'{case}, step {step}, {name}',
+            )
 
 
 def test_sonew_default_eps():
@@ -74,5 +88,10 @@ def test_sonew_default_eps():
     jax_steps, torch_steps = _trajectories(optim_jax.sonew, optim_torch.SONew, {})
     for step in range(2, NUM_STEPS):
         for name in SHAPES:
-            np.testing.assert_allclose(jax_steps[step][name], torch_steps[step][name],
-                                       rtol=1e-3, atol=2e-5, err_msg=f'step {step + 1}, {name}')
+            np.testing.assert_allclose(
+                jax_steps[step][name],
+                torch_steps[step][name],
+                rtol=1e-3,
+                atol=2e-5,
+                err_msg=f'step {step + 1}, {name}',
+            )

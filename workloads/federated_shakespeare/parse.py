@@ -33,8 +33,7 @@ Speeches = List[List[str]]
 
 def is_speaker_line(line: str) -> bool:
     line = line.strip()
-    return (len(line) <= 40 and bool(_SPEAKER.match(line))
-            and not _HEADING.match(line))
+    return len(line) <= 40 and bool(_SPEAKER.match(line)) and not _HEADING.match(line)
 
 
 def parse_play(text: str) -> Dict[str, Speeches]:
@@ -53,8 +52,7 @@ def parse_play(text: str) -> Dict[str, Speeches]:
             previous_blank = False
             i += 1
             continue
-        if (previous_blank and is_speaker_line(stripped) and i + 1 < n
-                and lines[i + 1].strip()):
+        if previous_blank and is_speaker_line(stripped) and i + 1 < n and lines[i + 1].strip():
             role = stripped[:-1]
             speech, i = _read_speech(lines, i + 1)
             if speech:

@@ -16,16 +16,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness import spec
+from workloads._common.rng import rng_to_seed
+from workloads._common.torch_utils import device, to_device
 from workloads.federated_shakespeare import data
-from workloads.federated_shakespeare.workload import (FederatedShakespeareWorkload, init_weights,
-                                                      param_type)
+from workloads.federated_shakespeare.workload import (
+    FederatedShakespeareWorkload,
+    init_weights,
+    param_type,
+)
 
 LN_EPS = 1e-5
 NEG_INF = -1e9  # causal mask fill; finite so a fully masked row cannot produce NaN
-
-
-def device() -> torch.device:
-    return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
 
 
 class Block(nn.Module):
@@ -54,8 +55,15 @@ class Block(nn.Module):
 
 
 class CharTransformer(nn.Module):
-    def __init__(self, d_model: int, num_layers: int, num_heads: int, d_ff: int,
-                 vocab_size: int = data.VOCAB_SIZE, seq_len: int = data.SEQ_LEN):
+    def __init__(
+        self,
+        d_model: int,
+        num_layers: int,
+        num_heads: int,
+        d_ff: int,
+        vocab_size: int = data.VOCAB_SIZE,
+        seq_len: int = data.SEQ_LEN,
+    ):
         super().__init__()
         self.pos_embedding = nn.Parameter(torch.zeros(seq_len, d_model))
         self.embed = nn.Embedding(vocab_size, d_model)
@@ -64,7 +72,7 @@ class CharTransformer(nn.Module):
         self.head = nn.Linear(d_model, vocab_size)
 
     def forward(self, inputs):  # (B, T) int -> (B, T, V) logits
-        x = self.embed(inputs) + self.pos_embedding[:inputs.shape[-1]]
+        x = self.embed(inputs) + self.pos_embedding[: inputs.shape[-1]]
         for block in self.blocks:
             x = block(x)
         return self.head(self.ln_f(x))
@@ -73,19 +81,26 @@ class CharTransformer(nn.Module):
 def torch_layout(weights):
     """Flax-layout numpy weights -> [(named_parameters name, array, flax path)]."""
     leaf_name = {'scale': 'weight', 'bias': 'bias', 'kernel': 'weight'}
-    out = [('embed.weight', weights['embed']['embedding'], ['embed', 'embedding']),
-           ('pos_embedding', weights['pos_embedding'], ['pos_embedding'])]
+    out = [
+        ('embed.weight', weights['embed']['embedding'], ['embed', 'embedding']),
+        ('pos_embedding', weights['pos_embedding'], ['pos_embedding']),
+    ]
     for key, sub in weights.items():
         if key in ('embed', 'pos_embedding'):
             continue
         is_block = key.startswith('block_')
         prefix = f'blocks.{key.split("_")[1]}.' if is_block else ''
-        for layer, leaves in (sub.items() if is_block else [(key, sub)]):
+        for layer, leaves in sub.items() if is_block else [(key, sub)]:
             for leaf, value in leaves.items():
                 # Linear weights are (out, in); flax kernels are (in, out).
                 path = ([key] if is_block else []) + [layer, leaf]
-                out.append((f'{prefix}{layer}.{leaf_name[leaf]}',
-                            value.T if leaf == 'kernel' else value, path))
+                out.append(
+                    (
+                        f'{prefix}{layer}.{leaf_name[leaf]}',
+                        value.T if leaf == 'kernel' else value,
+                        path,
+                    )
+                )
     return out
 
 
@@ -95,16 +110,20 @@ class FederatedShakespeareTorchWorkload(FederatedShakespeareWorkload):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         c = self.config
-        self._module = CharTransformer(c['d_model'], c['num_layers'], c['num_heads'],
-                                       c['d_ff']).to(device())
+        self._module = CharTransformer(c['d_model'], c['num_layers'], c['num_heads'], c['d_ff']).to(
+            device()
+        )
 
     def init_model_fn(self, rng):
         c = self.config
-        weights = init_weights(self._rng_to_seed(rng), c['d_model'], c['num_layers'],
-                               c['num_heads'], c['d_ff'])
+        weights = init_weights(
+            self._rng_to_seed(rng), c['d_model'], c['num_layers'], c['num_heads'], c['d_ff']
+        )
         layout = torch_layout(weights)
-        params = {name: torch.from_numpy(np.ascontiguousarray(value)).to(device())
-                  for name, value, _ in layout}
+        params = {
+            name: torch.from_numpy(np.ascontiguousarray(value)).to(device())
+            for name, value, _ in layout
+        }
         missing = set(dict(self._module.named_parameters())) ^ set(params)
         if missing:
             raise RuntimeError(f'torch/flax parameter names disagree: {sorted(missing)}')
@@ -112,8 +131,16 @@ class FederatedShakespeareTorchWorkload(FederatedShakespeareWorkload):
         self._param_types = {name: param_type(path) for name, _, path in layout}
         return params, None
 
-    def model_fn(self, params, augmented_and_preprocessed_input_batch, model_state, mode, rng,
-                 update_batch_norm, dropout_rate=None):
+    def model_fn(
+        self,
+        params,
+        augmented_and_preprocessed_input_batch,
+        model_state,
+        mode,
+        rng,
+        update_batch_norm,
+        dropout_rate=None,
+    ):
         del rng, update_batch_norm, dropout_rate  # no dropout, no batch norm
         inputs = augmented_and_preprocessed_input_batch['inputs']
         module = params if isinstance(params, nn.Module) else self._module
@@ -124,20 +151,24 @@ class FederatedShakespeareTorchWorkload(FederatedShakespeareWorkload):
             return torch.func.functional_call(self._module, params, (inputs,)), model_state
 
     def loss_fn(self, label_batch, logits_batch, mask_batch=None, label_smoothing=0.0):
-        vocab = logits_batch.shape[-1]
         log_probs = torch.log_softmax(logits_batch, dim=-1)
-        target = F.one_hot(label_batch.long(), vocab).to(log_probs.dtype) * (1.0 - label_smoothing)
-        target = target + label_smoothing / vocab
-        per_example = -(target * log_probs).sum(dim=-1)
+        # -sum_k q_k log p_k with q = (1 - s) onehot(y) + s / V, without one_hot
+        # (which torch.func.vmap cannot batch).
+        true_class = log_probs.gather(-1, label_batch.long().unsqueeze(-1)).squeeze(-1)
+        per_example = -(1.0 - label_smoothing) * true_class
+        if label_smoothing:
+            per_example = per_example - label_smoothing * log_probs.mean(dim=-1)
         if mask_batch is None:
             mask_batch = torch.ones_like(per_example)
         per_example = per_example * mask_batch
-        return {'summed': per_example.sum(), 'n_valid_examples': mask_batch.sum(),
-                'per_example': per_example}
+        return {
+            'summed': per_example.sum(),
+            'n_valid_examples': mask_batch.sum(),
+            'per_example': per_example,
+        }
 
     def _to_device(self, batch):
-        return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device())
-                for k, v in batch.items()}
+        return to_device(batch)
 
     def _eval_stats(self, params, batch):
         logits, _ = self.model_fn(params, batch, None, spec.ForwardPassMode.EVAL, None, False)
@@ -152,8 +183,7 @@ class FederatedShakespeareTorchWorkload(FederatedShakespeareWorkload):
         return tuple(s.double().cpu().numpy() for s in stats)
 
     def _rng_to_seed(self, rng):
-        key = np.asarray(rng, dtype=np.uint64)
-        return int((key[0] << np.uint64(32)) | key[1])
+        return rng_to_seed(rng)
 
     # ---- glue for the federated runner ---------------------------------------------
 
@@ -167,8 +197,9 @@ class FederatedShakespeareTorchWorkload(FederatedShakespeareWorkload):
         return _map_tensors(tree, lambda t: t.detach().cpu().numpy())
 
     def tree_from_numpy(self, tree):
-        return _map_tensors(tree, lambda a: torch.from_numpy(np.array(a)).to(device()),
-                            leaf_type=np.ndarray)
+        return _map_tensors(
+            tree, lambda a: torch.from_numpy(np.array(a)).to(device()), leaf_type=np.ndarray
+        )
 
     def make_rng(self, seed):
         return np.array([int(seed) >> 32, int(seed) & 0xFFFFFFFF], dtype=np.uint32)

@@ -19,7 +19,19 @@ from submissions._lib.optim_jax.sonew import SONewState, scale_by_sonew, sonew
 from submissions._lib.optim_jax.zoo import lamb, lars, momentum, nesterov
 
 __all__ = [
-    'KroneckerState', 'SONewState', 'ShampooFactor', 'SketchFactor', 'lamb', 'lars',
-    'matrix_inverse_root', 'momentum', 'nesterov', 'scale_by_shampoo', 'scale_by_sketchy',
-    'scale_by_sonew', 'shampoo', 'sketchy', 'sonew',
+    'KroneckerState',
+    'SONewState',
+    'ShampooFactor',
+    'SketchFactor',
+    'lamb',
+    'lars',
+    'matrix_inverse_root',
+    'momentum',
+    'nesterov',
+    'scale_by_shampoo',
+    'scale_by_sketchy',
+    'scale_by_sonew',
+    'shampoo',
+    'sketchy',
+    'sonew',
 ]

@@ -68,7 +68,11 @@ class KroneckerState(NamedTuple):
 
 
 def graft_direction(
-    grad: jnp.ndarray, nu: jnp.ndarray, count: jnp.ndarray, graft_type: str, beta2: float,
+    grad: jnp.ndarray,
+    nu: jnp.ndarray,
+    count: jnp.ndarray,
+    graft_type: str,
+    beta2: float,
     graft_eps: float,
 ) -> Tuple[jnp.ndarray, jnp.ndarray]:
     """The first-order direction whose per-block norm the preconditioned one takes.
@@ -93,11 +97,36 @@ def momentum_update(
     t = count.astype(jnp.float32)
     mu = beta1 * mu + (1.0 - beta1) * direction
     if nesterov:
-        update = (beta1 * mu / (1.0 - jnp.power(beta1, t + 1.0))
-                  + (1.0 - beta1) * direction / (1.0 - jnp.power(beta1, t)))
+        update = beta1 * mu / (1.0 - jnp.power(beta1, t + 1.0)) + (1.0 - beta1) * direction / (
+            1.0 - jnp.power(beta1, t)
+        )
     else:
         update = mu / (1.0 - jnp.power(beta1, t))
     return update, mu
+
+
+def token_of(factor: Any) -> jnp.ndarray:
+    """A scalar computed from every array of ``factor`` (its first entries, summed)."""
+    return sum(leaf.reshape(-1)[0] for leaf in jax.tree.leaves(factor))
+
+
+def after(factor: Any, token: Optional[jnp.ndarray]) -> Any:
+    """``factor`` with a data dependency on ``token``, so it is ready only after it.
+
+    Why: jaxlib 0.10's CPU LAPACK kernels (eigh, svd) split a batch over XLA's
+    intra-op thread pool and block a pool thread until the pieces finish; when
+    XLA runs as many such calls at once as the pool has threads, every thread
+    waits and the step deadlocks (seen here on 2 cores with Shampoo on the lm
+    workload; jaxlib 0.11 drops that parallel path). Passing a token from each
+    LAPACK result into the next call's input keeps one call in flight at a
+    time. XLA drops ``optimization_barrier`` on CPU, so the dependency is
+    data: ``+ 0 * token`` (NaN only if the previous factor is already NaN).
+    On GPU the calls run one after another anyway.
+    """
+    if token is None:
+        return factor
+    zero = 0.0 * token
+    return jax.tree.map(lambda a: a + zero.astype(a.dtype), factor)
 
 
 def scale_by_kronecker(
@@ -124,24 +153,49 @@ def scale_by_kronecker(
         factors = []
         for leaf in leaves:
             layout = layout_of(leaf.shape)
-            factors.append(() if layout is None else tuple(
-                ops.init(layout.num_blocks, b) for b in layout.sizes))
+            factors.append(
+                ()
+                if layout is None
+                else tuple(ops.init(layout.num_blocks, b) for b in layout.sizes)
+            )
         zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), params)
-        return KroneckerState(count=jnp.zeros([], jnp.int32), mu=zeros, graft_nu=zeros,
-                              factors=factors)
+        return KroneckerState(
+            count=jnp.zeros([], jnp.int32), mu=zeros, graft_nu=zeros, factors=factors
+        )
 
-    def leaf_direction(grad, nu, factors, count, is_refresh, is_active):
+    def leaf_direction(grad, nu, factors, count, is_refresh, is_active, chain):
         graft, nu = graft_direction(grad, nu, count, graft_type, beta2, graft_eps)
         layout = layout_of(grad.shape)
         if layout is None:
-            return graft, nu, factors
+            return graft, nu, factors, chain
         p = layout.exponent
         blocks = to_blocks(grad, layout)  # (N, b1, ..., bk)
-        factors = tuple(ops.update(f, unfold(blocks, a)) for a, f in enumerate(factors))
-        if ops.refresh is not None:
+        if ops.refresh is None:  # the LAPACK call is in the update (Sketchy's SVD)
+            updated = []
+            for axis, factor in enumerate(factors):
+                factor = ops.update(after(factor, chain), unfold(blocks, axis))
+                chain = token_of(factor)
+                updated.append(factor)
+            factors = tuple(updated)
+        else:  # it is in the refresh (Shampoo's eigh)
+            factors = tuple(ops.update(f, unfold(blocks, a)) for a, f in enumerate(factors))
+
+            def refresh_all(operands):
+                fs, link = operands
+                out = []
+                for f in fs:
+                    f = ops.refresh(after(f, link), p)
+                    link = token_of(f)
+                    out.append(f)
+                return tuple(out)
+
+            # The token is used inside the refresh branch only, so the check costs nothing
+            # on other steps and XLA cannot prune it from the conditional's operands.
+            start_token = jnp.zeros([], jnp.float32) if chain is None else chain
             factors = jax.lax.cond(
-                is_refresh, lambda fs: tuple(ops.refresh(f, p) for f in fs), lambda fs: fs,
-                factors)
+                is_refresh, refresh_all, lambda operands: operands[0], (factors, start_token)
+            )
+            chain = token_of(factors)
 
         def preconditioned(_):
             pre = blocks
@@ -151,7 +205,7 @@ def scale_by_kronecker(
             return from_blocks(pre * scale.reshape((-1,) + (1,) * layout.rank), layout)
 
         direction = jax.lax.cond(is_active, preconditioned, lambda _: graft, None)
-        return direction, nu, factors
+        return direction, nu, factors, chain
 
     def update_fn(updates, state, params=None):
         del params
@@ -161,9 +215,11 @@ def scale_by_kronecker(
         grads, treedef = jax.tree.flatten(updates)
         mus, nus = jax.tree.leaves(state.mu), jax.tree.leaves(state.graft_nu)
         new_updates, new_mus, new_nus, new_factors = [], [], [], []
+        chain = None  # a scalar from the last LAPACK result: see ``after``
         for grad, mu, nu, factors in zip(grads, mus, nus, state.factors):
-            direction, nu, factors = leaf_direction(
-                grad.astype(jnp.float32), nu, factors, count, is_refresh, is_active)
+            direction, nu, factors, chain = leaf_direction(
+                grad.astype(jnp.float32), nu, factors, count, is_refresh, is_active, chain
+            )
             update, mu = momentum_update(mu, direction, count, beta1, nesterov)
             new_updates.append(update.astype(grad.dtype))
             new_mus.append(mu)
@@ -171,7 +227,7 @@ def scale_by_kronecker(
             new_factors.append(factors)
         unflatten = treedef.unflatten
         return unflatten(new_updates), KroneckerState(
-            count=count, mu=unflatten(new_mus), graft_nu=unflatten(new_nus),
-            factors=new_factors)
+            count=count, mu=unflatten(new_mus), graft_nu=unflatten(new_nus), factors=new_factors
+        )
 
     return optax.GradientTransformation(init_fn, update_fn)

@@ -75,18 +75,33 @@ def scale_by_shampoo(
 ) -> optax.GradientTransformation:
     """Shampoo's direction. Defaults: AlgoPerf's Shampoo baseline (block 1024,
     start 101, refresh every 20, RMSProp-normalized grafting, Nesterov)."""
-    raise_for_problems('shampoo', dict(
-        beta1=beta1, beta2=beta2, eps=eps, block_size=block_size,
-        precondition_every=precondition_every,
-        start_preconditioning_step=start_preconditioning_step,
-        max_preconditioner_dim=max_preconditioner_dim, nesterov=nesterov,
-        graft_type=graft_type, graft_eps=graft_eps))
+    raise_for_problems(
+        'shampoo',
+        dict(
+            beta1=beta1,
+            beta2=beta2,
+            eps=eps,
+            block_size=block_size,
+            precondition_every=precondition_every,
+            start_preconditioning_step=start_preconditioning_step,
+            max_preconditioner_dim=max_preconditioner_dim,
+            nesterov=nesterov,
+            graft_type=graft_type,
+            graft_eps=graft_eps,
+        ),
+    )
     return scale_by_kronecker(
-        shampoo_factor_ops(beta2, eps), beta1=beta1, beta2=beta2, block_size=block_size,
+        shampoo_factor_ops(beta2, eps),
+        beta1=beta1,
+        beta2=beta2,
+        block_size=block_size,
         precondition_every=precondition_every,
         start_preconditioning_step=start_preconditioning_step,
-        max_preconditioner_dim=max_preconditioner_dim, nesterov=nesterov,
-        graft_type=graft_type, graft_eps=graft_eps)
+        max_preconditioner_dim=max_preconditioner_dim,
+        nesterov=nesterov,
+        graft_type=graft_type,
+        graft_eps=graft_eps,
+    )
 
 
 def shampoo(
@@ -106,10 +121,14 @@ def shampoo(
 ) -> optax.GradientTransformation:
     """Shampoo with decoupled weight decay: theta <- theta - lr * (update + wd * theta)."""
     structural = dict(
-        block_size=block_size, precondition_every=precondition_every,
+        block_size=block_size,
+        precondition_every=precondition_every,
         start_preconditioning_step=start_preconditioning_step,
-        max_preconditioner_dim=max_preconditioner_dim, nesterov=nesterov,
-        graft_type=graft_type, graft_eps=graft_eps)
+        max_preconditioner_dim=max_preconditioner_dim,
+        nesterov=nesterov,
+        graft_type=graft_type,
+        graft_eps=graft_eps,
+    )
     checked = dict(beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, **structural)
     if not callable(learning_rate):
         checked['learning_rate'] = learning_rate

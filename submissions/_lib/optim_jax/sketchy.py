@@ -21,16 +21,20 @@ The factor is applied with exponent -1/p (p = 2 * number of axes):
     lambda_i = sigma_i^2 + tail  (= s_i^2 + beta2 * tail_before),
     e = eps * max(lambda).
 
-No eigendecomposition is needed, so there is no refresh interval: the sketch
-is updated and used at every step (one thin SVD per block and axis).
-A factor narrower than ``rank`` keeps a rank-d sketch, which is exact.
+The sketch is updated and used at every step, so there is no refresh
+interval. The SVD of Z is taken through the eigendecomposition of its smaller
+Gram matrix (our choice, ~10x faster on CPU than an SVD of Z, and no larger
+than Z): Z Z^T (d x d) when d <= k + cols, giving U' directly; else Z^T Z
+(m x m, m = k + cols) with U' = Z V' / s, where directions with
+s^2 <= 1e-6 * s_max^2 (float32 noise in a Gram matrix) are dropped from the
+basis. A factor narrower than ``rank`` keeps a rank-d sketch, which is exact.
 
 Mirrors ``optim_torch/sketchy.py``.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, Tuple
 
 import jax.numpy as jnp
 import optax
@@ -45,6 +49,25 @@ class SketchFactor(NamedTuple):
     tail: jnp.ndarray  # (N,) escaped mass
 
 
+# Gram eigenvalues below this fraction of the largest are float32 noise (tall case).
+GRAM_FLOOR = 1e-6
+
+
+def top_left_singular(z: jnp.ndarray) -> Tuple[jnp.ndarray, jnp.ndarray]:
+    """(u, s2) of z (N, d, m): left singular vectors (N, d, r) and squared singular
+    values (N, r), r = min(d, m), largest first, through the smaller Gram matrix."""
+    d, m = z.shape[-2:]
+    zt = jnp.swapaxes(z, -1, -2)
+    if d <= m:
+        s2, u = jnp.linalg.eigh(z @ zt)  # ascending
+        return u[..., ::-1], jnp.maximum(s2[..., ::-1], 0.0)
+    s2, v = jnp.linalg.eigh(zt @ z)
+    s2, v = jnp.maximum(s2[..., ::-1], 0.0), v[..., ::-1]
+    kept = s2 > GRAM_FLOOR * s2[..., :1]
+    inv_s = jnp.where(kept, 1.0 / jnp.sqrt(jnp.where(kept, s2, 1.0)), 0.0)
+    return (z @ v) * inv_s[:, None, :], jnp.where(kept, s2, 0.0)
+
+
 def frequent_directions_update(
     factor: SketchFactor, unfolded: jnp.ndarray, beta2: float
 ) -> SketchFactor:
@@ -52,12 +75,10 @@ def frequent_directions_update(
     k = factor.sigma.shape[-1]
     kept = jnp.sqrt(beta2) * factor.basis * factor.sigma[:, None, :]
     z = jnp.concatenate([kept, jnp.sqrt(1.0 - beta2) * unfolded], axis=-1)  # (N, d, k + cols)
-    u, s, _ = jnp.linalg.svd(z, full_matrices=False)  # u (N, d, m), s (N, m), m >= k
-    s_padded = jnp.concatenate([s, jnp.zeros_like(s[:, :1])], axis=-1)
-    cut = s_padded[:, k]  # (N,)
-    sigma = jnp.sqrt(jnp.maximum(jnp.square(s[:, :k]) - jnp.square(cut)[:, None], 0.0))
-    return SketchFactor(basis=u[:, :, :k], sigma=sigma,
-                        tail=beta2 * factor.tail + jnp.square(cut))
+    u, s2 = top_left_singular(z)  # u (N, d, r), s2 (N, r), r >= k
+    cut2 = jnp.concatenate([s2, jnp.zeros_like(s2[:, :1])], axis=-1)[:, k]  # (N,) = c^2
+    sigma = jnp.sqrt(jnp.maximum(s2[:, :k] - cut2[:, None], 0.0))
+    return SketchFactor(basis=u[:, :, :k], sigma=sigma, tail=beta2 * factor.tail + cut2)
 
 
 def apply_sketch(factor: SketchFactor, x: jnp.ndarray, exponent: int, eps: float) -> jnp.ndarray:
@@ -69,8 +90,7 @@ def apply_sketch(factor: SketchFactor, x: jnp.ndarray, exponent: int, eps: float
     active = lam_max > 0  # a factor that has seen no gradient is the identity
 
     def inv_root(v):
-        return jnp.where(active, jnp.power(jnp.where(active, v + ridge, 1.0), -1.0 / exponent),
-                         1.0)
+        return jnp.where(active, jnp.power(jnp.where(active, v + ridge, 1.0), -1.0 / exponent), 1.0)
 
     kept, rest = inv_root(lam), inv_root(tail)  # (N, k), (N, 1)
     coords = x @ factor.basis  # (N, R, k)
@@ -81,9 +101,11 @@ def apply_sketch(factor: SketchFactor, x: jnp.ndarray, exponent: int, eps: float
 def sketchy_factor_ops(beta2: float, eps: float, rank: int) -> FactorOps:
     def init(num_blocks: int, dim: int) -> SketchFactor:
         k = min(rank, dim)
-        return SketchFactor(basis=jnp.zeros((num_blocks, dim, k), jnp.float32),
-                            sigma=jnp.zeros((num_blocks, k), jnp.float32),
-                            tail=jnp.zeros((num_blocks,), jnp.float32))
+        return SketchFactor(
+            basis=jnp.zeros((num_blocks, dim, k), jnp.float32),
+            sigma=jnp.zeros((num_blocks, k), jnp.float32),
+            tail=jnp.zeros((num_blocks,), jnp.float32),
+        )
 
     return FactorOps(
         init=init,
@@ -107,16 +129,33 @@ def scale_by_sketchy(
 ) -> optax.GradientTransformation:
     """Sketchy's direction. Defaults: rank 128, eps 1e-7, beta2 0.999 (the paper's
     code); the rest as Shampoo's."""
-    raise_for_problems('sketchy', dict(
-        beta1=beta1, beta2=beta2, eps=eps, rank=rank, block_size=block_size,
-        start_preconditioning_step=start_preconditioning_step,
-        max_preconditioner_dim=max_preconditioner_dim, nesterov=nesterov,
-        graft_type=graft_type, graft_eps=graft_eps))
+    raise_for_problems(
+        'sketchy',
+        dict(
+            beta1=beta1,
+            beta2=beta2,
+            eps=eps,
+            rank=rank,
+            block_size=block_size,
+            start_preconditioning_step=start_preconditioning_step,
+            max_preconditioner_dim=max_preconditioner_dim,
+            nesterov=nesterov,
+            graft_type=graft_type,
+            graft_eps=graft_eps,
+        ),
+    )
     return scale_by_kronecker(
-        sketchy_factor_ops(beta2, eps, rank), beta1=beta1, beta2=beta2, block_size=block_size,
-        precondition_every=1, start_preconditioning_step=start_preconditioning_step,
-        max_preconditioner_dim=max_preconditioner_dim, nesterov=nesterov,
-        graft_type=graft_type, graft_eps=graft_eps)
+        sketchy_factor_ops(beta2, eps, rank),
+        beta1=beta1,
+        beta2=beta2,
+        block_size=block_size,
+        precondition_every=1,
+        start_preconditioning_step=start_preconditioning_step,
+        max_preconditioner_dim=max_preconditioner_dim,
+        nesterov=nesterov,
+        graft_type=graft_type,
+        graft_eps=graft_eps,
+    )
 
 
 def sketchy(
@@ -136,9 +175,14 @@ def sketchy(
 ) -> optax.GradientTransformation:
     """Sketchy with decoupled weight decay: theta <- theta - lr * (update + wd * theta)."""
     structural = dict(
-        rank=rank, block_size=block_size, start_preconditioning_step=start_preconditioning_step,
-        max_preconditioner_dim=max_preconditioner_dim, nesterov=nesterov,
-        graft_type=graft_type, graft_eps=graft_eps)
+        rank=rank,
+        block_size=block_size,
+        start_preconditioning_step=start_preconditioning_step,
+        max_preconditioner_dim=max_preconditioner_dim,
+        nesterov=nesterov,
+        graft_type=graft_type,
+        graft_eps=graft_eps,
+    )
     checked = dict(beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, **structural)
     if not callable(learning_rate):
         checked['learning_rate'] = learning_rate

@@ -17,6 +17,10 @@ shifted vector operations, O(n), no loop over elements. ``eps`` is absolute,
 as in RESEARCH.md. Grafting is per parameter. Every parameter, vectors
 included, gets the tridiagonal preconditioner.
 
+At step 1 the statistics are rank one, so X is singular up to eps and its
+float32 direction is dominated by round-off (its norm is still Adam's, and
+warmup makes the step small); from about step 3 on it is well conditioned.
+
 Mirrors ``optim_torch/sonew.py``.
 """
 
@@ -100,9 +104,16 @@ def scale_by_sonew(
         del params
         count = state.count + 1
         grads, treedef = jax.tree.flatten(updates)
-        outs = [leaf(g, m, d, o, count) for g, m, d, o in zip(
-            grads, jax.tree.leaves(state.mu), jax.tree.leaves(state.diag),
-            jax.tree.leaves(state.offdiag))]
+        outs = [
+            leaf(g, m, d, o, count)
+            for g, m, d, o in zip(
+                grads,
+                jax.tree.leaves(state.mu),
+                jax.tree.leaves(state.diag),
+                jax.tree.leaves(state.offdiag),
+            )
+        ]
+
         def field(i):
             return treedef.unflatten([out[i] for out in outs])
 
@@ -121,8 +132,9 @@ def sonew(
     graft_eps: float = 1e-8,
 ) -> optax.GradientTransformation:
     """SONew with decoupled weight decay: theta <- theta - lr * (u + wd * theta)."""
-    checked = dict(beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
-                   graft_eps=graft_eps)
+    checked = dict(
+        beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, graft_eps=graft_eps
+    )
     if not callable(learning_rate):
         checked['learning_rate'] = learning_rate
     raise_for_problems('sonew', checked)

@@ -34,18 +34,25 @@ def _sgd(name: str, learning_rate, beta1: float, weight_decay: float, nesterov: 
     )
 
 
-def nesterov(learning_rate: optax.ScalarOrSchedule, beta1: float = 0.9,
-             weight_decay: float = 0.0) -> optax.GradientTransformation:
+def nesterov(
+    learning_rate: optax.ScalarOrSchedule, beta1: float = 0.9, weight_decay: float = 0.0
+) -> optax.GradientTransformation:
     return _sgd('nesterov', learning_rate, beta1, weight_decay, nesterov=True)
 
 
-def momentum(learning_rate: optax.ScalarOrSchedule, beta1: float = 0.9,
-             weight_decay: float = 0.0) -> optax.GradientTransformation:
+def momentum(
+    learning_rate: optax.ScalarOrSchedule, beta1: float = 0.9, weight_decay: float = 0.0
+) -> optax.GradientTransformation:
     return _sgd('momentum', learning_rate, beta1, weight_decay, nesterov=False)
 
 
-def lamb(learning_rate: optax.ScalarOrSchedule, beta1: float = 0.9, beta2: float = 0.999,
-         eps: float = 1e-6, weight_decay: float = 0.0) -> optax.GradientTransformation:
+def lamb(
+    learning_rate: optax.ScalarOrSchedule,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-6,
+    weight_decay: float = 0.0,
+) -> optax.GradientTransformation:
     _check('lamb', learning_rate, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)
     return optax.lamb(learning_rate, b1=beta1, b2=beta2, eps=eps, weight_decay=weight_decay)
 
@@ -54,12 +61,30 @@ def _matrices(params):
     return jax.tree.map(lambda p: p.ndim > 1, params)
 
 
-def lars(learning_rate: optax.ScalarOrSchedule, beta1: float = 0.9, weight_decay: float = 0.0,
-         trust_coefficient: float = 1e-3, eps: float = 0.0,
-         nesterov: bool = False) -> optax.GradientTransformation:
-    _check('lars', learning_rate, beta1=beta1, weight_decay=weight_decay,
-           trust_coefficient=trust_coefficient, eps=eps, nesterov=nesterov)
+def lars(
+    learning_rate: optax.ScalarOrSchedule,
+    beta1: float = 0.9,
+    weight_decay: float = 0.0,
+    trust_coefficient: float = 1e-3,
+    eps: float = 0.0,
+    nesterov: bool = False,
+) -> optax.GradientTransformation:
+    _check(
+        'lars',
+        learning_rate,
+        beta1=beta1,
+        weight_decay=weight_decay,
+        trust_coefficient=trust_coefficient,
+        eps=eps,
+        nesterov=nesterov,
+    )
     return optax.lars(
-        learning_rate, weight_decay=weight_decay, weight_decay_mask=_matrices,
-        trust_coefficient=trust_coefficient, eps=eps, trust_ratio_mask=_matrices,
-        momentum=beta1, nesterov=nesterov)
+        learning_rate,
+        weight_decay=weight_decay,
+        weight_decay_mask=_matrices,
+        trust_coefficient=trust_coefficient,
+        eps=eps,
+        trust_ratio_mask=_matrices,
+        momentum=beta1,
+        nesterov=nesterov,
+    )

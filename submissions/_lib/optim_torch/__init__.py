@@ -11,5 +11,13 @@ from submissions._lib.optim_torch.sketchy import Sketchy
 from submissions._lib.optim_torch.sonew import SONew
 from submissions._lib.optim_torch.zoo import lamb, lars, momentum, nesterov
 
-__all__ = ['SONew', 'Shampoo', 'Sketchy', 'lamb', 'lars', 'matrix_inverse_root', 'momentum',
-           'nesterov']
+__all__ = [
+    'SONew',
+    'Shampoo',
+    'Sketchy',
+    'lamb',
+    'lars',
+    'matrix_inverse_root',
+    'momentum',
+    'nesterov',
+]

@@ -53,5 +53,6 @@ def block_norms(blocks: torch.Tensor) -> torch.Tensor:
 def safe_ratio(num, den: torch.Tensor) -> torch.Tensor:
     """num / den, and 0 where den is 0 (a zero direction stays zero); no host sync."""
     positive = den > 0
-    return torch.where(positive, num / torch.where(positive, den, torch.ones_like(den)),
-                       torch.zeros_like(den))
+    return torch.where(
+        positive, num / torch.where(positive, den, torch.ones_like(den)), torch.zeros_like(den)
+    )

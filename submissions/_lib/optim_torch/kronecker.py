@@ -26,7 +26,11 @@ from submissions._lib.optim_torch._blocks import (
 
 
 def graft_direction(
-    grad: torch.Tensor, nu: torch.Tensor, step: int, graft_type: str, beta2: float,
+    grad: torch.Tensor,
+    nu: torch.Tensor,
+    step: int,
+    graft_type: str,
+    beta2: float,
     graft_eps: float,
 ) -> torch.Tensor:
     """The first-order direction to graft onto; updates ``nu`` in place."""
@@ -44,7 +48,8 @@ def momentum_update(
     mu.mul_(beta1).add_(direction, alpha=1.0 - beta1)
     if nesterov:
         return (beta1 / (1.0 - beta1 ** (step + 1))) * mu + (
-            (1.0 - beta1) / (1.0 - beta1**step)) * direction
+            (1.0 - beta1) / (1.0 - beta1**step)
+        ) * direction
     return mu / (1.0 - beta1**step)
 
 
@@ -69,8 +74,13 @@ class KroneckerOptimizer(torch.optim.Optimizer):
     for parameters without a preconditioner).
     """
 
-    def __init__(self, params, defaults: Dict[str, Any], family: str,
-                 make_ops: Callable[[Dict[str, Any]], FactorOps]):
+    def __init__(
+        self,
+        params,
+        defaults: Dict[str, Any],
+        family: str,
+        make_ops: Callable[[Dict[str, Any]], FactorOps],
+    ):
         self.family = family
         self._make_ops = make_ops
         super().__init__(params, defaults)
@@ -111,13 +121,15 @@ class KroneckerOptimizer(torch.optim.Optimizer):
             state['mu'] = torch.zeros_like(param, dtype=torch.float32)
             state['graft_nu'] = torch.zeros_like(param, dtype=torch.float32)
             if layout is not None:
-                state['factors'] = [ops.init(layout.num_blocks, dim, param.device)
-                                    for dim in layout.sizes]
+                state['factors'] = [
+                    ops.init(layout.num_blocks, dim, param.device) for dim in layout.sizes
+                ]
         state['step'] += 1
         step = state['step']
         grad = param.grad.float()
-        graft = graft_direction(grad, state['graft_nu'], step, group['graft_type'],
-                                group['beta2'], group['graft_eps'])
+        graft = graft_direction(
+            grad, state['graft_nu'], step, group['graft_type'], group['beta2'], group['graft_eps']
+        )
         direction = graft
         if layout is not None:
             exponent = layout.exponent
@@ -132,8 +144,9 @@ class KroneckerOptimizer(torch.optim.Optimizer):
             if is_active:
                 pre = blocks
                 for axis, factor in enumerate(factors):
-                    pre = apply_along(pre, axis, lambda x, factor=factor: ops.apply(
-                        factor, x, exponent))
+                    pre = apply_along(
+                        pre, axis, lambda x, factor=factor: ops.apply(factor, x, exponent)
+                    )
                 scale = safe_ratio(block_norms(to_blocks(graft, layout)), block_norms(pre))
                 direction = from_blocks(pre * scale.reshape((-1,) + (1,) * layout.rank), layout)
         update = momentum_update(state['mu'], direction, step, group['beta1'], group['nesterov'])

@@ -38,8 +38,10 @@ def shampoo_factor_ops(group: Dict[str, Any]) -> FactorOps:
 
     def init(num_blocks: int, dim: int, device) -> Dict[str, torch.Tensor]:
         eye = torch.eye(dim, dtype=torch.float32, device=device)
-        return {'stats': torch.zeros(num_blocks, dim, dim, device=device),
-                'root': eye.repeat(num_blocks, 1, 1)}
+        return {
+            'stats': torch.zeros(num_blocks, dim, dim, device=device),
+            'root': eye.repeat(num_blocks, 1, 1),
+        }
 
     def update(factor, unfolded):
         gram = unfolded @ unfolded.transpose(-1, -2)  # (N, d, d)
@@ -80,9 +82,17 @@ class Shampoo(KroneckerOptimizer):
         graft_eps: float = 1e-8,
     ):
         defaults = dict(
-            lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
-            block_size=block_size, precondition_every=precondition_every,
+            lr=lr,
+            beta1=beta1,
+            beta2=beta2,
+            eps=eps,
+            weight_decay=weight_decay,
+            block_size=block_size,
+            precondition_every=precondition_every,
             start_preconditioning_step=start_preconditioning_step,
-            max_preconditioner_dim=max_preconditioner_dim, nesterov=nesterov,
-            graft_type=graft_type, graft_eps=graft_eps)
+            max_preconditioner_dim=max_preconditioner_dim,
+            nesterov=nesterov,
+            graft_type=graft_type,
+            graft_eps=graft_eps,
+        )
         super().__init__(params, defaults, family='shampoo', make_ops=shampoo_factor_ops)

@@ -6,30 +6,51 @@ choices). State per factor: basis (N, d, k), sigma (N, k), tail (N,).
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 import torch
 
 from submissions._lib.optim_torch.kronecker import FactorOps, KroneckerOptimizer
 
 
-def frequent_directions_update(factor: Dict[str, torch.Tensor], unfolded: torch.Tensor,
-                               beta2: float) -> None:
+# Gram eigenvalues below this fraction of the largest are float32 noise (tall case).
+GRAM_FLOOR = 1e-6
+
+
+def top_left_singular(z: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(u, s2) of z (N, d, m): left singular vectors (N, d, r) and squared singular
+    values (N, r), r = min(d, m), largest first, through the smaller Gram matrix."""
+    d, m = z.shape[-2:]
+    zt = z.transpose(-1, -2)
+    if d <= m:
+        s2, u = torch.linalg.eigh(z @ zt)  # ascending
+        return u.flip(-1), s2.flip(-1).clamp_min(0.0)
+    s2, v = torch.linalg.eigh(zt @ z)
+    s2, v = s2.flip(-1).clamp_min(0.0), v.flip(-1)
+    kept = s2 > GRAM_FLOOR * s2[..., :1]
+    one, zero = torch.ones_like(s2), torch.zeros_like(s2)
+    inv_s = torch.where(kept, torch.where(kept, s2, one).rsqrt(), zero)
+    return (z @ v) * inv_s[:, None, :], torch.where(kept, s2, zero)
+
+
+def frequent_directions_update(
+    factor: Dict[str, torch.Tensor], unfolded: torch.Tensor, beta2: float
+) -> None:
     """One decayed Frequent Directions step, in place; ``unfolded`` is (N, d, cols)."""
     basis, sigma, tail = factor['basis'], factor['sigma'], factor['tail']
     k = sigma.shape[-1]
     kept = beta2**0.5 * basis * sigma[:, None, :]
     z = torch.cat([kept, (1.0 - beta2) ** 0.5 * unfolded], dim=-1)  # (N, d, k + cols)
-    u, s, _ = torch.linalg.svd(z, full_matrices=False)  # u (N, d, m), s (N, m), m >= k
-    s_padded = torch.cat([s, torch.zeros_like(s[:, :1])], dim=-1)
-    cut = s_padded[:, k]  # (N,)
+    u, s2 = top_left_singular(z)  # u (N, d, r), s2 (N, r), r >= k
+    cut2 = torch.cat([s2, torch.zeros_like(s2[:, :1])], dim=-1)[:, k]  # (N,) = c^2
     factor['basis'] = u[:, :, :k].contiguous()
-    factor['sigma'] = (s[:, :k].square() - cut.square()[:, None]).clamp_min(0.0).sqrt()
-    factor['tail'] = beta2 * tail + cut.square()
+    factor['sigma'] = (s2[:, :k] - cut2[:, None]).clamp_min(0.0).sqrt()
+    factor['tail'] = beta2 * tail + cut2
 
 
-def apply_sketch(factor: Dict[str, torch.Tensor], x: torch.Tensor, exponent: int,
-                 eps: float) -> torch.Tensor:
+def apply_sketch(
+    factor: Dict[str, torch.Tensor], x: torch.Tensor, exponent: int, eps: float
+) -> torch.Tensor:
     """x (N, R, d) times (U diag(sigma^2) U^T + tail I)^(-1/p) with a relative ridge."""
     basis = factor['basis']
     tail = factor['tail'][:, None]  # (N, 1)
@@ -53,9 +74,11 @@ def sketchy_factor_ops(group: Dict[str, Any]) -> FactorOps:
 
     def init(num_blocks: int, dim: int, device) -> Dict[str, torch.Tensor]:
         k = min(rank, dim)
-        return {'basis': torch.zeros(num_blocks, dim, k, device=device),
-                'sigma': torch.zeros(num_blocks, k, device=device),
-                'tail': torch.zeros(num_blocks, device=device)}
+        return {
+            'basis': torch.zeros(num_blocks, dim, k, device=device),
+            'sigma': torch.zeros(num_blocks, k, device=device),
+            'tail': torch.zeros(num_blocks, device=device),
+        }
 
     return FactorOps(
         init=init,
@@ -85,8 +108,17 @@ class Sketchy(KroneckerOptimizer):
         graft_eps: float = 1e-8,
     ):
         defaults = dict(
-            lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, rank=rank,
-            block_size=block_size, start_preconditioning_step=start_preconditioning_step,
-            max_preconditioner_dim=max_preconditioner_dim, nesterov=nesterov,
-            graft_type=graft_type, graft_eps=graft_eps)
+            lr=lr,
+            beta1=beta1,
+            beta2=beta2,
+            eps=eps,
+            weight_decay=weight_decay,
+            rank=rank,
+            block_size=block_size,
+            start_preconditioning_step=start_preconditioning_step,
+            max_preconditioner_dim=max_preconditioner_dim,
+            nesterov=nesterov,
+            graft_type=graft_type,
+            graft_eps=graft_eps,
+        )
         super().__init__(params, defaults, family='sketchy', make_ops=sketchy_factor_ops)

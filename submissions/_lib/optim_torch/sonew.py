@@ -17,8 +17,9 @@ from submissions._lib.hparam_checks import raise_for_problems
 from submissions._lib.optim_torch._blocks import safe_ratio
 
 
-def tridiagonal_factors(diag: torch.Tensor, offdiag: torch.Tensor,
-                        eps: float) -> Tuple[torch.Tensor, torch.Tensor]:
+def tridiagonal_factors(
+    diag: torch.Tensor, offdiag: torch.Tensor, eps: float
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """(psi (n-1,), c (n,)) with X = L diag(1/c) L^T, L_i+1,i = -psi_i."""
     d = diag + eps
     psi = offdiag / d[1:]
@@ -42,10 +43,19 @@ class SONew(torch.optim.Optimizer):
     theta <- theta - lr * (u + weight_decay * theta).
     """
 
-    def __init__(self, params, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
-                 eps: float = 1e-8, weight_decay: float = 0.0, graft_eps: float = 1e-8):
-        defaults = dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
-                        graft_eps=graft_eps)
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        graft_eps: float = 1e-8,
+    ):
+        defaults = dict(
+            lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, graft_eps=graft_eps
+        )
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group) -> None:

@@ -28,37 +28,71 @@ from pytorch_optimizer import LARS, Lamb
 from submissions._lib.hparam_checks import raise_for_problems
 
 
-def nesterov(params, lr: float, beta1: float = 0.9,
-             weight_decay: float = 0.0) -> torch.optim.Optimizer:
+def nesterov(
+    params, lr: float, beta1: float = 0.9, weight_decay: float = 0.0
+) -> torch.optim.Optimizer:
     raise_for_problems('nesterov', dict(lr=lr, beta1=beta1, weight_decay=weight_decay))
-    return torch.optim.SGD(params, lr=lr, momentum=beta1, weight_decay=weight_decay,
-                           nesterov=True)
+    return torch.optim.SGD(params, lr=lr, momentum=beta1, weight_decay=weight_decay, nesterov=True)
 
 
-def momentum(params, lr: float, beta1: float = 0.9,
-             weight_decay: float = 0.0) -> torch.optim.Optimizer:
+def momentum(
+    params, lr: float, beta1: float = 0.9, weight_decay: float = 0.0
+) -> torch.optim.Optimizer:
     raise_for_problems('momentum', dict(lr=lr, beta1=beta1, weight_decay=weight_decay))
-    return torch.optim.SGD(params, lr=lr, momentum=beta1, weight_decay=weight_decay,
-                           nesterov=False)
+    return torch.optim.SGD(params, lr=lr, momentum=beta1, weight_decay=weight_decay, nesterov=False)
 
 
-def lamb(params, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-6,
-         weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    raise_for_problems('lamb', dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps,
-                                    weight_decay=weight_decay))
-    optimizer = Lamb(params, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay,
-                     weight_decouple=False, adam_debias=True)
+def lamb(
+    params,
+    lr: float,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-6,
+    weight_decay: float = 0.0,
+) -> torch.optim.Optimizer:
+    raise_for_problems(
+        'lamb', dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)
+    )
+    optimizer = Lamb(
+        params,
+        lr=lr,
+        betas=(beta1, beta2),
+        eps=eps,
+        weight_decay=weight_decay,
+        weight_decouple=False,
+        adam_debias=True,
+    )
     optimizer.clamp = math.inf  # the class default clamps ||theta|| at 10
     return optimizer
 
 
-def lars(params, lr: float, beta1: float = 0.9, weight_decay: float = 0.0,
-         trust_coefficient: float = 1e-3, eps: float = 0.0,
-         nesterov: bool = False) -> torch.optim.Optimizer:
+def lars(
+    params,
+    lr: float,
+    beta1: float = 0.9,
+    weight_decay: float = 0.0,
+    trust_coefficient: float = 1e-3,
+    eps: float = 0.0,
+    nesterov: bool = False,
+) -> torch.optim.Optimizer:
     """``eps`` is accepted for the shared signature; pytorch_optimizer's LARS has none
     (it falls back to a trust ratio of 1 where a norm is zero, as optax does)."""
-    raise_for_problems('lars', dict(lr=lr, beta1=beta1, weight_decay=weight_decay,
-                                    trust_coefficient=trust_coefficient, eps=eps,
-                                    nesterov=nesterov))
-    return LARS(params, lr=lr, momentum=beta1, weight_decay=weight_decay,
-                trust_coefficient=trust_coefficient, nesterov=nesterov)
+    raise_for_problems(
+        'lars',
+        dict(
+            lr=lr,
+            beta1=beta1,
+            weight_decay=weight_decay,
+            trust_coefficient=trust_coefficient,
+            eps=eps,
+            nesterov=nesterov,
+        ),
+    )
+    return LARS(
+        params,
+        lr=lr,
+        momentum=beta1,
+        weight_decay=weight_decay,
+        trust_coefficient=trust_coefficient,
+        nesterov=nesterov,
+    )

@@ -1,0 +1,131 @@
+"""Client updates per second of the federated submissions, vectorized and not.
+
+    python benchmarks/federated.py [--frameworks jax pytorch] [--size tiny]
+        [--cohorts 1 10 40] [--submission fedavg] [--repeats 5] [--data-dir DIR]
+        [--trial fedavg:heavy_stragglers:300]
+
+For each framework and cohort size C, times ``client_update`` on C clients at
+once (vmapped: ``jax.vmap`` / ``torch.func.vmap``) and, for comparison, C
+calls on one client each; prints medians as greppable ``key:value`` lines and
+the speed-up of vectorizing. ``--trial SUBMISSION:VARIANT:ROUNDS`` also runs
+a trial capped at ROUNDS server updates and prints its wall and compute time
+(the demo-size check: hundreds of rounds of tens of clients on 2 cores).
+Needs the prepared data (``timetrial prepare federated_shakespeare``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness import hardware, registry  # noqa: E402
+from harness.federated.submission import SubmissionView, load_federated_submission  # noqa: E402
+from harness.paths import resolve_data_dir  # noqa: E402
+
+
+def time_cohort(
+    workload, module, params, cohort: int, vectorized: bool, repeats: int, config
+) -> float:
+    """Median seconds to update ``cohort`` clients (after one warm-up call)."""
+    view = SubmissionView(workload)
+    clients = [i % workload.num_clients for i in range(cohort)]
+    times = []
+    for rep in range(repeats + 1):
+        data = workload.client_batches(
+            clients, [rep] * cohort, 0, config.local_steps, config.client_batch_size
+        )
+        start = time.perf_counter()
+        if vectorized:
+            out = module.client_update(view, params, None, data, None, workload.make_rng(rep))
+            workload.synchronize(out.deltas)
+        else:
+            for c in range(cohort):
+                one = {k: v[c : c + 1] for k, v in data.items()}
+                out = module.client_update(view, params, None, one, None, workload.make_rng(c))
+                workload.synchronize(out.deltas)
+        if rep:  # the first call compiles (JAX) or warms caches
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench_framework(framework: str, args) -> None:
+    workload = registry.make_workload('federated_shakespeare', framework, args.size)
+    workload.load_clients(str(resolve_data_dir(args.data_dir)))
+    module = load_federated_submission(registry.resolve_submission(args.submission), framework)
+    config = module.get_round_config(workload.name, None)
+    params, _ = workload.init_model_fn(workload.make_rng(0))
+    for cohort in args.cohorts:
+        vec = time_cohort(workload, module, params, cohort, True, args.repeats, config)
+        line = (
+            f'framework:{framework} size:{args.size} cohort:{cohort} '
+            f'local_steps:{config.local_steps} client_batch:{config.client_batch_size} '
+            f'vmapped_updates_per_s:{cohort / vec:.1f}'
+        )
+        if cohort > 1 and not args.skip_loop:
+            loop = time_cohort(workload, module, params, cohort, False, args.repeats, config)
+            line += f' one_by_one_updates_per_s:{cohort / loop:.1f} vmap_speedup:{loop / vec:.2f}'
+        print(line, flush=True)
+
+
+def run_trial(framework: str, spec_text: str, args) -> None:
+    from harness.federated.runner import run_federated_trial
+    from harness.trial_config import TrialConfig
+
+    submission, variant, rounds = spec_text.split(':')
+    with tempfile.TemporaryDirectory() as results_dir:
+        config = TrialConfig(
+            workload='federated_shakespeare',
+            framework=framework,
+            submission=submission,
+            size=args.size,
+            variant=None if variant in ('', 'none') else variant,
+            results_dir=results_dir,
+            data_dir=args.data_dir,
+            max_steps=int(rounds),
+            stop_at_target=False,
+        )
+        start = time.perf_counter()
+        result = run_federated_trial(config)
+        wall = time.perf_counter() - start
+    print(
+        f'trial framework:{framework} submission:{submission} variant:{variant} '
+        f'rounds:{result["final_step"]} status:{result["status"]} wall_s:{wall:.1f} '
+        f'compute_s:{result["compute_time_s"]:.1f} eval_s:{result["eval_time_s"]:.1f} '
+        f'updates:{result["federated"]["arrived"]} '
+        f'sim_hours:{result["submission_time_s"] / 3600:.1f}',
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--frameworks', nargs='+', default=['jax', 'pytorch'])
+    parser.add_argument('--size', default='tiny')
+    parser.add_argument('--submission', default='fedavg')
+    parser.add_argument('--cohorts', nargs='+', type=int, default=[1, 10, 40])
+    parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--skip-loop', action='store_true', help='time only the vectorized updates')
+    parser.add_argument('--data-dir', default=None)
+    parser.add_argument('--trial', default=None, help='SUBMISSION:VARIANT:ROUNDS')
+    args = parser.parse_args()
+    fp = hardware.fingerprint()
+    print(
+        f'hardware_class:{hardware.hardware_class(fp)} cpu:{fp["cpu_model"]!r} '
+        f'cores:{fp["cpu_cores"]} jax:{fp["versions"].get("jax")} '
+        f'torch:{fp["versions"].get("torch")}',
+        flush=True,
+    )
+    for framework in args.frameworks:
+        bench_framework(framework, args)
+        if args.trial:
+            run_trial(framework, args.trial, args)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,75 @@
+"""FedAdam (Reddi et al. 2021, "Adaptive Federated Optimization"): FedAvg's
+rounds and local SGD, with Adam on the server.
+
+The server treats the example-weighted mean of the client deltas, Delta, as a
+negative pseudo-gradient and applies, per coordinate,
+    m <- beta1 m + (1 - beta1) Delta
+    v <- beta2 v + (1 - beta2) Delta^2
+    w <- w + eta_s m / (sqrt(v) + tau)
+with m_0 = 0 and v_0 = tau^2 and no bias correction, as in Reddi et al.'s
+Algorithm 2 (tau, the adaptivity, plays Adam's epsilon).
+"""
+
+import jax
+import jax.numpy as jnp
+
+from harness import spec
+from submissions.fedavg import jax_submission as fedavg
+
+DEFAULTS = {
+    **fedavg.DEFAULTS,
+    'server_learning_rate': 0.01,
+    'beta1': 0.9,
+    'beta2': 0.99,
+    'tau': 1e-3,
+}
+
+
+def hp(hyperparameters, name):
+    return fedavg.hp(hyperparameters, name, DEFAULTS)
+
+
+validate_hyperparameters = fedavg.validate_hyperparameters
+
+
+def get_round_config(workload_name, hyperparameters):
+    return fedavg.get_round_config(workload_name, hyperparameters)
+
+
+def init_server_state(workload, model_params, hyperparameters, rng):
+    del workload, rng
+    tau = float(hp(hyperparameters, 'tau'))
+    opt_state = {
+        'm': jax.tree.map(jnp.zeros_like, model_params),
+        'v': jax.tree.map(lambda w: jnp.full_like(w, tau * tau), model_params),
+    }
+    return spec.ServerState(params=model_params, opt_state=opt_state)
+
+
+@jax.jit
+def adam_step(params, opt_state, delta, lr, beta1, beta2, tau):
+    m = jax.tree.map(lambda m, d: beta1 * m + (1 - beta1) * d, opt_state['m'], delta)
+    v = jax.tree.map(lambda v, d: beta2 * v + (1 - beta2) * d * d, opt_state['v'], delta)
+    params = jax.tree.map(lambda w, m, v: w + lr * m / (jnp.sqrt(v) + tau), params, m, v)
+    return params, {'m': m, 'v': v}
+
+
+def client_update(workload, server_params, client_extras, client_data, hyperparameters, rng):
+    del client_extras, rng
+    return fedavg.sgd_client_update(workload, server_params, client_data, hyperparameters, DEFAULTS)
+
+
+def server_update(workload, server_state, updates, hyperparameters, server_version, rng):
+    del workload, server_version, rng
+    mean_delta = fedavg.weighted_mean(updates.deltas, fedavg.example_weights(updates))
+    f32 = jnp.float32
+    params, opt_state = adam_step(
+        server_state.params,
+        server_state.opt_state,
+        mean_delta,
+        f32(hp(hyperparameters, 'server_learning_rate')),
+        f32(hp(hyperparameters, 'beta1')),
+        f32(hp(hyperparameters, 'beta2')),
+        f32(hp(hyperparameters, 'tau')),
+    )
+    return spec.ServerState(params=params, opt_state=opt_state)

@@ -1,0 +1,66 @@
+"""FedAdam (Reddi et al. 2021): FedAvg's rounds and local SGD, Adam on the server.
+
+The PyTorch twin of ``jax_submission.py`` (same rules; see its docstring).
+"""
+
+import torch
+
+from harness import spec
+from submissions.fedavg import pytorch_submission as fedavg
+
+DEFAULTS = {
+    **fedavg.DEFAULTS,
+    'server_learning_rate': 0.01,
+    'beta1': 0.9,
+    'beta2': 0.99,
+    'tau': 1e-3,
+}
+
+
+def hp(hyperparameters, name):
+    return fedavg.hp(hyperparameters, name, DEFAULTS)
+
+
+validate_hyperparameters = fedavg.validate_hyperparameters
+
+
+def get_round_config(workload_name, hyperparameters):
+    return fedavg.get_round_config(workload_name, hyperparameters)
+
+
+def init_server_state(workload, model_params, hyperparameters, rng):
+    del workload, rng
+    tau = float(hp(hyperparameters, 'tau'))
+    opt_state = {
+        'm': {k: torch.zeros_like(w) for k, w in model_params.items()},
+        'v': {k: torch.full_like(w, tau * tau) for k, w in model_params.items()},
+    }
+    return spec.ServerState(params=model_params, opt_state=opt_state)
+
+
+def adam_step(params, opt_state, delta, lr, beta1, beta2, tau):
+    m = {k: beta1 * opt_state['m'][k] + (1 - beta1) * d for k, d in delta.items()}
+    v = {k: beta2 * opt_state['v'][k] + (1 - beta2) * d * d for k, d in delta.items()}
+    params = {k: w + lr * m[k] / (torch.sqrt(v[k]) + tau) for k, w in params.items()}
+    return params, {'m': m, 'v': v}
+
+
+def client_update(workload, server_params, client_extras, client_data, hyperparameters, rng):
+    del client_extras, rng
+    return fedavg.sgd_client_update(workload, server_params, client_data, hyperparameters, DEFAULTS)
+
+
+def server_update(workload, server_state, updates, hyperparameters, server_version, rng):
+    del workload, server_version, rng
+    device = next(iter(server_state.params.values())).device
+    mean_delta = fedavg.weighted_mean(updates.deltas, fedavg.example_weights(updates, device))
+    params, opt_state = adam_step(
+        server_state.params,
+        server_state.opt_state,
+        mean_delta,
+        float(hp(hyperparameters, 'server_learning_rate')),
+        float(hp(hyperparameters, 'beta1')),
+        float(hp(hyperparameters, 'beta2')),
+        float(hp(hyperparameters, 'tau')),
+    )
+    return spec.ServerState(params=params, opt_state=opt_state)

@@ -1,0 +1,49 @@
+"""FedBuff with an exponential moving average of the server weights for evaluation.
+
+The PyTorch twin of ``jax_submission.py`` (same rules; see its docstring).
+"""
+
+import torch
+
+from harness import spec
+from submissions.fedavg import pytorch_submission as fedavg
+from submissions.fedbuff import pytorch_submission as fedbuff
+
+DEFAULTS = {**fedbuff.DEFAULTS, 'ema_decay': 0.95}
+
+
+def hp(hyperparameters, name):
+    return fedavg.hp(hyperparameters, name, DEFAULTS)
+
+
+def validate_hyperparameters(values):
+    problems = fedbuff.validate_hyperparameters(values)
+    if 'ema_decay' in values and not 0.0 <= values['ema_decay'] < 1.0:
+        problems.append(f'ema_decay must be in [0, 1), got {values["ema_decay"]!r}')
+    return problems
+
+
+get_round_config = fedbuff.get_round_config
+client_update = fedbuff.client_update
+
+
+def init_server_state(workload, model_params, hyperparameters, rng):
+    del workload, hyperparameters, rng
+    ema = {'sum': {k: torch.zeros_like(w) for k, w in model_params.items()}, 'decay_power': 1.0}
+    return spec.ServerState(params=model_params, opt_state=ema)
+
+
+def ema_step(ema, params, decay):
+    total = {k: decay * ema['sum'][k] + (1 - decay) * w for k, w in params.items()}
+    power = float(ema['decay_power']) * decay  # beta^t
+    debiased = {k: a / (1 - power) for k, a in total.items()}
+    return {'sum': total, 'decay_power': power}, debiased
+
+
+def server_update(workload, server_state, updates, hyperparameters, server_version, rng):
+    del workload, server_version, rng
+    params = fedbuff.buffered_params(server_state, updates, hyperparameters)
+    ema, debiased = ema_step(
+        server_state.opt_state, params, float(hp(hyperparameters, 'ema_decay'))
+    )
+    return spec.ServerState(params=params, opt_state=ema, eval_params=debiased)
