@@ -6,6 +6,9 @@ with the baselines' warmup + cosine schedule underneath; runs on the lm_slm work
 
 from submissions._lib import kd, kd_torch
 
+#: Workload attributes this submission needs beyond AlgoPerf's API: it runs only
+#: on workloads with a teacher (lm_slm).
+REQUIRES_WORKLOAD_API = ('teacher_logits', 'teacher_topk')
 MODE = 'salt'
 
 init_optimizer_state = kd_torch.make_init_optimizer_state(MODE)

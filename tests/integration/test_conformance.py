@@ -16,13 +16,37 @@ pytestmark = pytest.mark.integration
 MAX_STEPS = 4
 
 
+def _requires(path) -> tuple:
+    """Workload attributes a submission declares it needs (REQUIRES_WORKLOAD_API), read
+    from its source so that collecting the tests imports no framework."""
+    import ast
+
+    for module in ('jax_submission.py', 'pytorch_submission.py'):
+        file = path / module
+        if not file.exists():
+            continue
+        for node in ast.parse(file.read_text()).body:
+            if isinstance(node, ast.Assign) and any(
+                    getattr(t, 'id', None) == 'REQUIRES_WORKLOAD_API' for t in node.targets):
+                return tuple(ast.literal_eval(node.value))
+    return ()
+
+
+def _offers(info, attributes) -> bool:
+    if not attributes:
+        return True
+    cls = registry.load_object(next(iter(info.classes.values())))
+    return set(attributes) <= set(getattr(cls, 'submission_attributes', ()))
+
+
 def _cases():
     cases = []
     for name, path in registry.builtin_submissions().items():
         if registry.submission_kind(path) != 'centralized':
             continue
+        requires = _requires(path)
         for info in registry.workload_infos().values():
-            if info.kind != 'centralized':
+            if info.kind != 'centralized' or not _offers(info, requires):
                 continue
             size = 'smoke' if 'smoke' in info.sizes else info.sizes[0]
             for fw in frameworks_of(path):
