@@ -2,7 +2,7 @@
 
     python benchmarks/federated.py [--frameworks jax pytorch] [--size tiny]
         [--cohorts 1 10 40] [--submission fedavg] [--repeats 5] [--data-dir DIR]
-        [--trial fedavg:heavy_stragglers:300]
+        [--trial fedavg:heavy_stragglers:300] [--threads 1]
 
 For each framework and cohort size C, times ``client_update`` on C clients at
 once (vmapped: ``jax.vmap`` / ``torch.func.vmap``) and, for comparison, C
@@ -16,6 +16,7 @@ Needs the prepared data (``timetrial prepare federated_shakespeare``).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -113,7 +114,25 @@ def main() -> None:
     parser.add_argument('--skip-loop', action='store_true', help='time only the vectorized updates')
     parser.add_argument('--data-dir', default=None)
     parser.add_argument('--trial', default=None, help='SUBMISSION:VARIANT:ROUNDS')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=None,
+        help='CPU threads per framework (default: theirs). 1 avoids the slowdown of '
+        'several threads on cores shared with other processes.',
+    )
     args = parser.parse_args()
+    if args.threads:  # before torch or jax is imported
+        os.environ['OMP_NUM_THREADS'] = str(args.threads)
+        os.environ['XLA_FLAGS'] = (
+            os.environ.get('XLA_FLAGS', '')
+            + ' --xla_cpu_multi_thread_eigen='
+            + ('true' if args.threads > 1 else 'false')
+        ).strip()
+        if 'pytorch' in args.frameworks:
+            import torch
+
+            torch.set_num_threads(args.threads)
     fp = hardware.fingerprint()
     print(
         f'hardware_class:{hardware.hardware_class(fp)} cpu:{fp["cpu_model"]!r} '

@@ -18,6 +18,11 @@ holds exactly one recomputation of Shampoo's inverse roots: its cost is
 amortized as in training. ``state_MB`` counts every array of the optimizer
 state (JAX: the state pytree; PyTorch: ``optimizer.state``).
 
+OPENBLAS_NUM_THREADS defaults to 1 here: jaxlib's CPU eigh/svd go through
+scipy's OpenBLAS, whose spinning worker threads made the same JAX eigh take
+2 ms or 800 ms on a loaded 2-core machine; XLA already spreads a batch of
+matrices over its own threads. (PyTorch's LAPACK is MKL, unaffected.)
+
     python benchmarks/optimizer_step.py [--framework jax|pytorch|both]
         [--block 20] [--step-block 20] [--rounds 3] [--only adamw,shampoo]
 """
@@ -25,12 +30,15 @@ state (JAX: the state pytree; PyTorch: ``optimizer.state``).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, NamedTuple
 
+# Before numpy/scipy/jax load OpenBLAS (see the module docstring).
+os.environ.setdefault('OPENBLAS_NUM_THREADS', '1')
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness import paths, registry  # noqa: E402

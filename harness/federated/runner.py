@@ -296,9 +296,13 @@ class _Trial:
                 'step': row['step'],
                 'examples': row['examples_seen'],
             }
+        groups = ''.join(
+            f' val_accuracy_{g}:{metrics.get(f"validation/accuracy_{g}", float("nan")):.4f}'
+            for g in self.groups
+        )
         self.log(
             f'step:{row["step"]} sim_time:{time_s:.0f}s '
-            f'val_accuracy:{metrics.get("validation/accuracy", float("nan")):.4f} '
+            f'val_accuracy:{metrics.get("validation/accuracy", float("nan")):.4f}{groups} '
             f'val_loss:{metrics.get("validation/loss", float("nan")):.4f} '
             f'compute_time:{self.backend.compute_time_s:.1f}s '
             f'wall_time:{row["wall_time_s"]:.1f}s'

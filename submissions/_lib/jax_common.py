@@ -66,7 +66,11 @@ def make_init_optimizer_state(build_tx: BuildTx):
         tx = build_tx(workload, hyperparameters, lr_schedule(workload, hyperparameters))
         # Placed like the (replicated) parameters: a state left on the default
         # device would change placement after the first step and recompile it.
-        return jax.device_put(tx.init(model_params), _replicated()), tx.update
+        # One buffer per leaf: an optimizer may put the same zeros in two slots,
+        # and the train step donates its state (a buffer cannot be donated twice).
+        state = jax.device_put(tx.init(model_params), _replicated())
+        return jax.tree.map(lambda x: x.copy() if isinstance(x, jax.Array) else x, state), \
+            tx.update
 
     return init_optimizer_state
 
