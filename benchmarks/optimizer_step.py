@@ -21,10 +21,12 @@ state (JAX: the state pytree; PyTorch: ``optimizer.state``).
 OPENBLAS_NUM_THREADS defaults to 1 here: jaxlib's CPU eigh/svd go through
 scipy's OpenBLAS, whose spinning worker threads made the same JAX eigh take
 2 ms or 800 ms on a loaded 2-core machine; XLA already spreads a batch of
-matrices over its own threads. (PyTorch's LAPACK is MKL, unaffected.)
+matrices over its own threads. ``--threads N`` also caps XLA's and torch's
+intra-op threads (on a machine shared with other jobs, spinning OpenMP
+threads made a torch Sketchy step take 20 s with 2 threads and 0.3 s with 1).
 
     python benchmarks/optimizer_step.py [--framework jax|pytorch|both]
-        [--block 20] [--step-block 20] [--rounds 3] [--only adamw,shampoo]
+        [--block 20] [--step-block 20] [--rounds 3] [--only adamw,shampoo] [--threads N]
 """
 
 from __future__ import annotations
@@ -37,8 +39,24 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, NamedTuple
 
-# Before numpy/scipy/jax load OpenBLAS (see the module docstring).
-os.environ.setdefault('OPENBLAS_NUM_THREADS', '1')
+
+def _early_thread_limit(argv: List[str]) -> None:
+    """Thread caps must be in the environment before numpy, scipy or jax load."""
+    threads = '1'
+    if '--threads' in argv[:-1]:
+        threads = argv[argv.index('--threads') + 1]
+        # XLA reads a value not starting with '--' as a file name: the eigen flag first.
+        eigen = 'false' if threads == '1' else 'true'
+        flags = [
+            f'--xla_cpu_multi_thread_eigen={eigen}',
+            f'intra_op_parallelism_threads={threads}',
+            os.environ.get('XLA_FLAGS', ''),
+        ]
+        os.environ['XLA_FLAGS'] = ' '.join(f for f in flags if f)
+    os.environ.setdefault('OPENBLAS_NUM_THREADS', threads)
+
+
+_early_thread_limit(sys.argv)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness import paths, registry  # noqa: E402
@@ -249,8 +267,13 @@ def main() -> None:
         default=','.join(OPTIMIZERS),
         help='comma-separated optimizers (adamw is the reference)',
     )
+    parser.add_argument('--threads', type=int, help='cap XLA, torch and OpenBLAS threads')
     parser.add_argument('--data-dir')
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     names = [n for n in args.only.split(',') if n]
     data_dir = str(paths.resolve_data_dir(args.data_dir))
     frameworks = ('jax', 'pytorch') if args.framework == 'both' else (args.framework,)

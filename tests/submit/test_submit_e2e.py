@@ -135,7 +135,11 @@ def test_a_user_submission_is_ranked_against_two_baselines(tmp_path, data_dir, m
     mine_s, best_s = (re.match(r'([\d.]+) s\b', c) for c in (cells[1], cells[3]))
     assert mine_s, f'the user submission reached the target: {row}'
     assert cells[2] in ('adamw', 'nadamw') and best_s, row
-    assert float(cells[4]) == pytest.approx(float(mine_s[1]) / float(best_s[1]), abs=0.01)
+    # The table shows times to 0.1 s and the ratio of the unrounded times to 0.01: the
+    # ratio must lie in the interval the rounded times allow (2.0 s / 2.1 s may be 0.97).
+    mine_t, best_t = float(mine_s[1]), float(best_s[1])
+    low, high = (mine_t - 0.05) / (best_t + 0.05), (mine_t + 0.05) / max(best_t - 0.05, 1e-9)
+    assert low - 0.005 <= float(cells[4]) <= high + 0.005, row
     assert head[2] in printed and row in printed
     page = (report_dir / 'report.html').read_text(encoding='utf-8')
     assert 'id="submission"' in page and provenance.content_hash(mine) in page

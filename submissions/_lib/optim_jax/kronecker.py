@@ -170,7 +170,7 @@ def scale_by_kronecker(
             return graft, nu, factors, chain
         p = layout.exponent
         blocks = to_blocks(grad, layout)  # (N, b1, ..., bk)
-        if ops.refresh is None:  # the LAPACK call is in the update (Sketchy's SVD)
+        if ops.refresh is None:  # the LAPACK call is in the update (Sketchy's eigh)
             updated = []
             for axis, factor in enumerate(factors):
                 factor = ops.update(after(factor, chain), unfold(blocks, axis))
