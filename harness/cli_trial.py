@@ -32,6 +32,9 @@ def add_trial_arguments(parser: argparse.ArgumentParser) -> None:
                    help='continue an unfinished trial from its checkpoint')
     g.add_argument('--no-stop-at-target', action='store_true',
                    help='keep training to the budget after the target is met')
+    g.add_argument('--devices', type=int,
+                   help='devices per trial (default: all visible; PyTorch runs one DDP process '
+                        'per device, on a CPU-only machine N gloo processes)')
     g.add_argument('--checkpoint-every-s', type=float,
                    help='wall seconds between checkpoints besides those at evaluations '
                         '(default 60): a killed trial loses at most this much work')
@@ -63,6 +66,8 @@ def config_from_args(args) -> TrialConfig:
     info = registry.validate_workload_choice(args.workload, args.size, args.variant, args.framework)
     if args.ruleset not in RULESETS:
         raise UserInputError(f'--ruleset must be one of {", ".join(RULESETS)}, got {args.ruleset!r}.')
+    if args.devices is not None and args.devices <= 0:
+        raise UserInputError(f'--devices must be a positive number of devices, got {args.devices}.')
     if args.max_steps is not None and args.max_steps <= 0:
         raise UserInputError(f'--max-steps must be a positive number of steps, got {args.max_steps}.')
     path = registry.resolve_submission(args.submission)
@@ -87,7 +92,7 @@ def config_from_args(args) -> TrialConfig:
         max_steps=args.max_steps, stop_at_target=not args.no_stop_at_target,
         budget_factor=1.5 if args.ruleset == 'self' else 1.0,
         checkpoint_every_s=60.0 if args.checkpoint_every_s is None else args.checkpoint_every_s,
-        submission_name=registry.submission_name(path))
+        submission_name=registry.submission_name(path), devices=args.devices)
 
 
 def run_single_trial(args) -> int:

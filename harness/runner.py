@@ -121,6 +121,10 @@ class TrialRunner:
         self.log_file.flush()
         self.c.logging_time_s += self.clock() - t0
 
+    def _agreed_time(self, t0: float) -> float:
+        """Seconds since ``t0`` on this process's clock; under DDP the maximum over ranks."""
+        return self.backend.agree_max([self.clock() - t0])[0]
+
     def _wall_time_s(self) -> float:
         return self.c.wall_time_prior_s + (self.wall_clock() - self._session_wall_start)
 
@@ -157,11 +161,17 @@ class TrialRunner:
         init_rng, opt_rng, _ = self.backend.init_rngs(self.base_rng)
         # The data order depends on the seed alone, identically in both frameworks.
         data_rng = self.backend.initial_rng((seed * 1_000_003 + 17) % 2**31)
-        self.batch_size = self._batch_size()
+        self.batch_size = batch_size_of(self.workload, self.sub)
         self.input_queue = self.workload._build_input_queue(
             data_rng, 'train', self.data_dir, self.batch_size)
         params, model_state = self.workload.init_model_fn(init_rng)
         self.param_count = self.backend.param_count(params)
+        if saved is not None:
+            # Restoring is checkpoint work: off the clock (the original init was timed).
+            params = self.backend.params_from_host(saved['params'], params)
+            model_state = self.backend.state_from_host(saved['model_state'], model_state)
+        # DDP wraps the model here (a no-op in one process): construction, off the clock.
+        params = self.backend.prepare_model(params)
         if saved is None:
             t0 = self.clock()
             opt_state = self._call(
@@ -169,11 +179,8 @@ class TrialRunner:
                 model_params=params, model_state=model_state, hyperparameters=self.hparams,
                 rng=opt_rng)
             self.backend.sync(params, opt_state, model_state)
-            self.c.submission_time_s += self.clock() - t0
+            self.c.submission_time_s += self._agreed_time(t0)
         else:
-            # Restoring is checkpoint work: off the clock (the original init was timed).
-            params = self.backend.params_from_host(saved['params'], params)
-            model_state = self.backend.state_from_host(saved['model_state'], model_state)
             opt_state = self._call(
                 'init_optimizer_state', self.sub.init_optimizer_state, workload=self.view,
                 model_params=params, model_state=model_state, hyperparameters=self.hparams,
@@ -185,21 +192,6 @@ class TrialRunner:
             self.c = Counters(**saved['counters'])
             self.c.resumes += 1
         self.params, self.model_state, self.opt_state = params, model_state, opt_state
-
-    def _batch_size(self) -> int:
-        """The submission's batch size; the workload's default if it does not know the workload."""
-        default = self.workload.default_batch_size
-        try:
-            size = self.sub.get_batch_size(self.workload.name)
-        except Exception:  # noqa: BLE001 — AlgoPerf submissions raise for unknown names
-            return default
-        if size is None:
-            return default
-        if not isinstance(size, int) or size <= 0:
-            raise SubmissionError('get_batch_size', ValueError(
-                f'get_batch_size({self.workload.name!r}) returned {size!r}; '
-                'it must return a positive int (or raise for an unknown workload)'))
-        return size
 
     # ---- the loop ------------------------------------------------------------
 
@@ -266,13 +258,24 @@ class TrialRunner:
         except TrainingCompleteError:
             complete = True
         self.backend.sync(self.params, self.opt_state, self.model_state)
-        self.c.submission_time_s += self.clock() - t0
-        if complete:
+        elapsed_s = self.clock() - t0
+        # Off the clock from here on.
+        records = self.metrics_logger.drain()
+        bad = self.metrics_logger.non_finite_loss()
+        # Under DDP each rank adds the slowest rank's step time and all take the same
+        # decisions; in one process this returns its arguments.
+        elapsed_s, any_complete, any_bad = self.backend.agree_max(
+            [elapsed_s, float(complete), float(bad is not None)])
+        self.c.submission_time_s += elapsed_s
+        for r in records:
+            self.log(**r)
+        if any_complete:
             self.log(event='training_complete', step=self.c.step)
             self._final_eval('training_complete')
             return True
         self.c.step += 1
-        self.c.examples_seen += _batch_examples(batch, self.batch_size)
+        # Under DDP a batch is this rank's share of the global batch.
+        self.c.examples_seen += _batch_examples(batch, self.batch_size) * self.backend.world_size
         compiles = self.backend.compile_count() - compiles_before
         self._session_steps += 1
         if compiles and self._session_steps > 2:
@@ -281,15 +284,11 @@ class TrialRunner:
             self.c.recompiles_after_warmup += compiles
             self.log(event='recompile', step=self.c.step, compiles=compiles)
 
-        # Off the clock from here on.
-        records = self.metrics_logger.drain()
-        for r in records:
-            self.log(**r)
-        bad = self.metrics_logger.non_finite_loss()
         step_info = {'step': self.c.step, 'submission_time_s': self.c.submission_time_s,
                      'budget_s': self.budget_s, **self.metrics_logger.last}
         self.on_event('step', step_info)
-        if bad is not None:
+        if any_bad:
+            bad = bad or 'loss (on another DDP rank)'
             self.status = 'diverged'
             self.error = f'non-finite {bad} reported at step {self.c.step}'
             self.log(event='diverged', step=self.c.step, metric=bad)
@@ -323,12 +322,13 @@ class TrialRunner:
                 rng=self._eval_rng)
             self.opt_state, self.params, self.model_state = out
             self.backend.sync(self.params, self.opt_state, self.model_state)
-            self.c.submission_time_s += self.clock() - t0
+            self.c.submission_time_s += self._agreed_time(t0)
         t0 = self.clock()
         metrics = self.workload.eval_model(
             self.workload.eval_batch_size, self.params, self.model_state, self._eval_rng,
             self.data_dir, None, self.c.step)
-        metrics = {k: float(v) for k, v in metrics.items()}
+        # Every DDP rank evaluates; the writer's numbers decide for all.
+        metrics = self.backend.from_writer({k: float(v) for k, v in metrics.items()})
         duration_s = self.clock() - t0
         self.c.eval_time_s += duration_s
         self.c.last_eval_submission_time_s = self.c.submission_time_s
@@ -344,7 +344,8 @@ class TrialRunner:
         teacher_time_s = getattr(self.workload, 'teacher_time_s', None)
         if teacher_time_s is not None:
             record['teacher_time_s'] = float(teacher_time_s)
-        results.append_jsonl(self.trial_dir / results.EVALS_JSONL, record)
+        if self.backend.is_writer:
+            results.append_jsonl(self.trial_dir / results.EVALS_JSONL, record)
         self.log(event='eval', **{k: v for k, v in record.items()
                                   if k in ('step', 'submission_time_s', 'eval_duration_s')},
                  **metrics)
@@ -375,6 +376,8 @@ class TrialRunner:
     # ---- checkpoints -----------------------------------------------------------
 
     def _checkpoint(self) -> None:
+        if not self.backend.is_writer:
+            return  # DDP ranks hold the same state: the writer saves it
         t0 = self.clock()
         wall_now = self._wall_time_s()
         counters = dataclasses.asdict(self.c)
@@ -437,3 +440,19 @@ def _batch_examples(batch, default: int) -> int:
         return int(batch['inputs'].shape[0])
     except (TypeError, KeyError, AttributeError, IndexError):
         return default
+
+
+def batch_size_of(workload, submission) -> int:
+    """The submission's global batch size; the workload's default if it does not know the workload."""
+    default = workload.default_batch_size
+    try:
+        size = submission.get_batch_size(workload.name)
+    except Exception:  # noqa: BLE001 — AlgoPerf submissions raise for unknown names
+        return default
+    if size is None:
+        return default
+    if not isinstance(size, int) or size <= 0:
+        raise SubmissionError('get_batch_size', ValueError(
+            f'get_batch_size({workload.name!r}) returned {size!r}; '
+            'it must return a positive int (or raise for an unknown workload)'))
+    return size

@@ -111,6 +111,10 @@ def _signature_problems(fn_name: str, fn: Callable, reference: Callable) -> List
 
 
 def _module_problems(module: ModuleType) -> List[str]:
+    from harness.federated.submission import check_module, is_federated_module
+
+    if is_federated_module(module):  # client_update/server_update: the federated contract
+        return check_module(module, 'federated submission')
     problems = []
     for fn_name, (reference, required) in SUBMISSION_FUNCTIONS.items():
         fn = getattr(module, fn_name, None)
@@ -200,6 +204,11 @@ def check_submission(name_or_path: str, frameworks: Optional[Sequence[str]] = No
 def load_submission(name_or_path: str, framework: str) -> Submission:
     """Import one framework's module; raise UserInputError listing every problem."""
     path = registry.resolve_submission(name_or_path)
+    if registry.submission_kind(path) == 'federated':
+        raise UserInputError(
+            f'Submission {path} is federated (it defines client_update): it trains federated '
+            'workloads (e.g. federated_shakespeare) only. Choose a centralized submission '
+            f'(e.g. adamw) for this workload.')
     problems = check_submission(str(path), [framework])
     if problems:
         raise UserInputError(f'Submission {path} has {len(problems)} problem(s):\n  - '

@@ -77,6 +77,8 @@ TOP_KEYS: Dict[str, Tuple[str, Any, Dict[str, Any]]] = {
     'stop_at_target': ('bool', True, {}),
     'self_tuning_budget_factor': ('float', 1.5, {'positive': True}),
     'checkpoint_every_s': ('float', 60.0, {'positive': True}),
+    # Devices per trial (None: all the trial's job sees; PyTorch: one DDP process each).
+    'devices': ('int', None, {'minimum': 1}),
     'workloads': ('list', REQUIRED, {}),
     'submissions': ('list', REQUIRED, {}),
     'frameworks': ('list', REQUIRED, {}),
@@ -163,6 +165,7 @@ class Suite:
     stop_at_target: bool = True
     self_tuning_budget_factor: float = 1.5
     checkpoint_every_s: float = 60.0
+    devices: Optional[int] = None
     executor: str = 'local'
     executor_line: Optional[int] = None
     parallelism: int = 1
@@ -244,6 +247,7 @@ def load_suite(path: Path) -> Suite:
     frameworks = tuple(dict.fromkeys(frameworks or ()))
     workloads = _workloads(ctx, top, frameworks)
     submissions = _submissions(ctx, top, path.parent, frameworks)
+    _check_kinds(ctx, workloads, submissions)
 
     if top['ruleset'] == 'self' and top['trials'] not in (1, BAD) and 'trials' in raw:
         ctx.error(('trials',), f'self-tuning runs one trial per study, got {top["trials"]}; '
@@ -265,12 +269,25 @@ def load_suite(path: Path) -> Suite:
         held_out_variants=top['held_out_variants'], max_steps=top['max_steps'],
         stop_at_target=top['stop_at_target'],
         self_tuning_budget_factor=top['self_tuning_budget_factor'],
-        checkpoint_every_s=top['checkpoint_every_s'],
+        checkpoint_every_s=top['checkpoint_every_s'], devices=top['devices'],
         executor=executor['default'], executor_line=ctx.lines.get(('executor', 'default')),
         parallelism=sections['local']['parallelism'],
         slurm=SlurmSettings(**{**slurm, 'setup': tuple(setup)}),
     )
     return suite
+
+
+def _check_kinds(ctx: Context, workloads, submissions) -> None:
+    """Federated submissions train federated workloads only, and centralized ones the rest."""
+    kinds = {w.name: registry.workload_info(w.name).kind for w in workloads}
+    for i, s in enumerate(submissions):
+        kind = registry.submission_kind(s.path)
+        other = sorted(w for w, k in kinds.items() if (k == 'federated') != (kind == 'federated'))
+        if other:
+            ctx.error(('submissions', i), (
+                f'{s.name} is a {kind} submission, but workload(s) {", ".join(other)} are not '
+                f'{kind}: put federated workloads and submissions (client_update/server_update) '
+                'in a suite of their own'))
 
 
 def _workloads(ctx: Context, top: Dict[str, Any], frameworks: Tuple[str, ...]):
@@ -442,4 +459,5 @@ def _config(suite: Suite, w: WorkloadEntry, s: SubmissionEntry, framework: str, 
         results_dir=str(suite.results_dir), data_dir=suite.data_dir, max_steps=suite.max_steps,
         stop_at_target=suite.stop_at_target,
         budget_factor=suite.self_tuning_budget_factor if suite.ruleset == 'self' else 1.0,
-        checkpoint_every_s=suite.checkpoint_every_s, submission_name=s.name)
+        checkpoint_every_s=suite.checkpoint_every_s, submission_name=s.name,
+        devices=suite.devices)

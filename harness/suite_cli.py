@@ -95,7 +95,8 @@ def run_suite_command(args) -> int:
     if getattr(args, 'dry_run', False):
         print_plan(suite, trials, executor, parallelism)
         try:
-            preflight(suite, trials, executor)
+            # A dry run fetches nothing: data still missing is prepared by the real run.
+            preflight(suite, trials, executor, check_data=False)
         except UserInputError as e:
             print(f'note: launching now would fail. {e}')
         return 0

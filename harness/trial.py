@@ -107,7 +107,7 @@ def _write_start_files(trial_dir: Path, config: TrialConfig, workload, submissio
         results.atomic_write_json(meta_path, meta)
 
 
-def _failed_result(error: str) -> Dict[str, Any]:
+def failed_result(error: str) -> Dict[str, Any]:
     return {'status': 'failed', 'time_to_target_s': None, 'steps_to_target': None,
             'examples_to_target': None, 'final_step': 0, 'submission_time_s': 0.0,
             'error': error}
@@ -121,11 +121,16 @@ def run_trial(config: TrialConfig, *, resume: bool = True,
 
     Raises UserInputError for bad input found before training starts (unknown
     names, broken submission, data not prepared, a directory of another
-    configuration, an unfinished trial with ``resume=False``).
+    configuration, an unfinished trial with ``resume=False``, a batch that does
+    not split over the devices).
     """
     info = registry.validate_workload_choice(config.workload, config.size, config.variant,
                                              config.framework)
     if info.kind == 'federated':
+        if config.devices not in (None, 1):
+            raise UserInputError(
+                f'devices: {config.devices} for {config.workload}: a federated trial simulates '
+                'its clients on one device. Leave devices unset (or 1).')
         from harness.federated.runner import run_federated_trial
 
         return run_federated_trial(config)
@@ -141,25 +146,104 @@ def run_trial(config: TrialConfig, *, resume: bool = True,
             f'Trial directory {trial_dir} holds an unfinished trial of this configuration. '
             'Pass --resume to continue it from its checkpoint, or use another --experiment.')
 
-    from harness.backends import get_backend
     from harness.submission_loader import load_submission
 
     data_dir = str(paths.resolve_data_dir(config.data_dir))
     workload = build_workload(config)
-    workload.check_data(data_dir)
     submission = load_submission(config.submission, config.framework)
-    backend = get_backend(config.framework)
+    processes = _processes(config, workload, submission)
+    workload.check_data(data_dir)
 
     trial_dir.mkdir(parents=True, exist_ok=True)
     _write_start_files(trial_dir, config, workload, submission)
-    saved = checkpoint.load(trial_dir, config.framework) if has_started else None
-    evals_path = trial_dir / results.EVALS_JSONL
-    # Evaluations after the checkpoint are redone by the resumed run.
-    results.truncate_evals(evals_path, saved['counters']['num_evals'] if saved else 0)
+    if processes > 1:
+        from harness.backends import torch_ddp
 
+        result = torch_ddp.run_ranks(config, processes, resumed=has_started)
+    else:
+        result, _ = train_in_process(config, resumed=has_started, workload=workload,
+                                     submission=submission, on_event=on_event, clock=clock,
+                                     wall_clock=wall_clock)
+
+    preempt = results.read_json(trial_dir / PREEMPTIONS_JSON) or {}
+    result['preemptions'] = max(int(preempt.get('count', 0)), int(result.get('resumes', 0)))
+    result['hardware_class'] = hardware.hardware_class(hardware.fingerprint())
+    results.atomic_write_json(trial_dir / results.RESULT_JSON, result)
+    return result
+
+
+def _processes(config: TrialConfig, workload, submission) -> int:
+    """Processes the trial runs as: DDP ranks for PyTorch, always 1 for JAX (a mesh).
+
+    Checks here, before anything is written, that the devices asked for exist and
+    that the global batch splits evenly over them.
+    """
+    from harness.runner import batch_size_of
+
+    if config.framework == 'jax':
+        import jax
+
+        if config.devices is not None and config.devices != jax.device_count():
+            raise UserInputError(
+                f'devices: {config.devices} asked for, but JAX sees {jax.device_count()} '
+                'device(s) and trains data parallel over all of them. Leave devices unset, or '
+                'choose the devices JAX sees (CUDA_VISIBLE_DEVICES; on the CPU '
+                f'XLA_FLAGS=--xla_force_host_platform_device_count={config.devices}).')
+        world = jax.device_count()
+        check = None
+    else:
+        from harness.backends import torch_ddp
+
+        world = torch_ddp.world_size_for(config.devices)
+        check = torch_ddp.check_batch_divides
+    try:
+        global_batch_size = batch_size_of(workload, submission)
+    except Exception:  # noqa: BLE001 — a broken get_batch_size fails the trial itself, later
+        return world if check else 1
+    if check is None:
+        from workloads._common.jax_utils import check_batch_divides
+
+        check_batch_divides(global_batch_size)
+        return 1
+    check(global_batch_size, world)
+    return world
+
+
+def _truncate_evals(trial_dir: Path, config: TrialConfig, resumed: bool) -> Optional[Dict]:
+    """Load the checkpoint of a resumed trial; drop evaluations made after it (redone)."""
+    saved = checkpoint.load(trial_dir, config.framework) if resumed else None
+    results.truncate_evals(trial_dir / results.EVALS_JSONL,
+                           saved['counters']['num_evals'] if saved else 0)
+    return saved
+
+
+def train_in_process(config: TrialConfig, *, resumed: bool, workload=None, submission=None,
+                     on_event: Optional[Callable[[str, Dict[str, Any]], None]] = None,
+                     clock: Callable[[], float] = time.perf_counter,
+                     wall_clock: Callable[[], float] = time.monotonic):
+    """The timed runner in this process (one DDP rank, or the whole trial).
+
+    Returns (result, traceback of a failure or None). Only the writer (rank 0)
+    writes the log, evaluations, checkpoints, error.txt and predictions.
+    """
+    from harness.backends import get_backend
     from harness.runner import TrialRunner
+    from harness.submission_loader import load_submission
 
-    with open(trial_dir / results.LOG_FILE, 'a', encoding='utf-8') as log_file:
+    trial_dir = config.trial_dir()
+    data_dir = str(paths.resolve_data_dir(config.data_dir))
+    workload = workload if workload is not None else build_workload(config)
+    submission = (submission if submission is not None
+                  else load_submission(config.submission, config.framework))
+    backend = get_backend(config.framework)
+    if backend.is_writer:
+        saved = _truncate_evals(trial_dir, config, resumed)
+    else:
+        saved = checkpoint.load(trial_dir, config.framework) if resumed else None
+
+    log_file = open(trial_dir / results.LOG_FILE, 'a', encoding='utf-8') \
+        if backend.is_writer else None
+    try:
         runner = TrialRunner(config=config, workload=workload, submission=submission,
                              backend=backend, trial_dir=trial_dir, data_dir=data_dir,
                              clock=clock, wall_clock=wall_clock, on_event=on_event,
@@ -170,19 +254,19 @@ def run_trial(config: TrialConfig, *, resume: bool = True,
             raise
         except Exception as e:  # noqa: BLE001 — a harness/workload error ends this trial only
             text = traceback.format_exc()
-            (trial_dir / results.ERROR_FILE).write_text(text, encoding='utf-8')
-            result = _failed_result(f'harness error: {type(e).__name__}: {e}')
-            log_file.write(f'event:failed error:{type(e).__name__}\n{text}')
-        else:
+            result = failed_result(f'harness error: {type(e).__name__}: {e}')
+            if backend.is_writer:
+                (trial_dir / results.ERROR_FILE).write_text(text, encoding='utf-8')
+                log_file.write(f'event:failed error:{type(e).__name__}\n{text}')
+            return result, text
+        if backend.is_writer:
             if runner.error_traceback:
                 results.atomic_write_text(trial_dir / results.ERROR_FILE, runner.error_traceback)
             _save_predictions(workload, runner, data_dir, trial_dir, result)
-
-    preempt = results.read_json(trial_dir / PREEMPTIONS_JSON) or {}
-    result['preemptions'] = max(int(preempt.get('count', 0)), int(result.get('resumes', 0)))
-    result['hardware_class'] = hardware.hardware_class(hardware.fingerprint())
-    results.atomic_write_json(trial_dir / results.RESULT_JSON, result)
-    return result
+        return result, runner.error_traceback
+    finally:
+        if log_file is not None:
+            log_file.close()
 
 
 def _save_predictions(workload, runner, data_dir: str, trial_dir: Path, result) -> None:

@@ -43,6 +43,11 @@ class TrialConfig:
     checkpoint_every_s: float = 60.0
     #: Name of the submission as shown in results (folder or file stem).
     submission_name: Optional[str] = None
+    #: Devices the trial trains on. None: all it sees (JAX: every device, one process;
+    #: PyTorch: one DDP process per visible GPU, one process on a CPU-only machine).
+    #: PyTorch on the CPU with N > 1 runs N gloo processes (DDP without GPUs).
+    #: Not part of the identity: a trial may resume on another number of devices.
+    devices: Optional[int] = None
     #: Replaces the workload's target and budget (spec.Budget fields); used by
     #: ``timetrial calibrate``, whose tuning runs need a generous budget.
     budget_override: Optional[Dict[str, Any]] = None

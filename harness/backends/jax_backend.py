@@ -8,6 +8,8 @@ from typing import Any, List, Tuple
 import jax
 import numpy as np
 
+from harness.backends.single_process import SingleProcess
+
 
 _COMPILES = [0]
 _BACKEND_COMPILE_EVENT = '/jax/core/compile/backend_compile_duration'
@@ -25,7 +27,7 @@ def _is_array(x) -> bool:
     return isinstance(x, (jax.Array, np.ndarray))
 
 
-class JaxBackend:
+class JaxBackend(SingleProcess):
     name = 'jax'
 
     def initial_rng(self, seed: int):

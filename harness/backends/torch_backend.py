@@ -1,4 +1,9 @@
-"""PyTorch side of the runner: numpy-based RNG, cuda synchronize, state dicts."""
+"""PyTorch side of the runner: numpy-based RNG, cuda synchronize, state dicts, DDP.
+
+Under DDP (``harness.backends.torch_ddp``) each rank has its own backend: the
+device is ``cuda:LOCAL_RANK`` and the collectives of ``agree_max`` /
+``from_writer`` keep the ranks' clocks and decisions in step.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +13,47 @@ from typing import Any, Tuple
 import numpy as np
 import torch
 
+from harness.backends import torch_ddp
+from harness.backends.single_process import SingleProcess
+
 
 def _rng_array(*words: int) -> np.ndarray:
     seq = np.random.SeedSequence([int(w) & 0xFFFFFFFF for w in words])
     return seq.generate_state(2, dtype=np.uint32)
 
 
-class TorchBackend:
+class TorchBackend(SingleProcess):
     name = 'pytorch'
 
     def __init__(self):
-        self.device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+        self.device = torch_ddp.local_device()
+
+    # ---- several processes (DDP); the SingleProcess answers otherwise ------------
+
+    @property
+    def world_size(self) -> int:
+        return torch_ddp.world_size()
+
+    @property
+    def rank(self) -> int:
+        return torch_ddp.rank()
+
+    @property
+    def is_writer(self) -> bool:
+        return self.rank == 0
+
+    def agree_max(self, values):
+        if self.world_size == 1:
+            return super().agree_max(values)
+        return torch_ddp.agree_max(values)
+
+    def from_writer(self, obj):
+        return obj if self.world_size == 1 else torch_ddp.from_writer(obj)
+
+    def prepare_model(self, params):
+        if self.world_size == 1 or not isinstance(params, torch.nn.Module):
+            return params
+        return torch_ddp.wrap_model(params)
 
     def initial_rng(self, seed: int) -> np.ndarray:
         # The same words as jax.random.PRNGKey(seed), so that a workload's
@@ -96,9 +131,10 @@ class TorchBackend:
         return int(sum(p.numel() for p in _unwrap(module).parameters()))
 
     def device_description(self) -> str:
+        ddp = f', DDP over {self.world_size} processes' if self.world_size > 1 else ''
         if self.device.type == 'cuda':
-            return f'{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}'
-        return f'cpu ({torch.get_num_threads()} threads)'
+            return f'{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}{ddp}'
+        return f'cpu ({torch.get_num_threads()} threads){ddp}'
 
 
 def _unwrap(module):

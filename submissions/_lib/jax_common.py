@@ -25,7 +25,6 @@ import jax.numpy as jnp
 import optax
 
 from harness import spec
-from submissions._lib.schedules import warmup_cosine_factor
 
 BuildTx = Callable[[Any, Any, optax.Schedule], optax.GradientTransformation]
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import Any, Dict, Iterator, Optional, Tuple
 
 import torch
-import torch.distributed as dist
 
 from harness import spec
 from harness.spec import UserInputError
@@ -155,13 +154,7 @@ def update_params(
     )
     mask = batch.get('weights')
     mask = torch.ones_like(mixed) if mask is None else mask.to(mixed.dtype)
-    summed, n_valid = (mixed * mask).sum(), mask.sum()
-    if torch_common.USE_DDP:
-        import torch.distributed.nn as dist_nn
-
-        summed = dist_nn.all_reduce(summed)
-        n_valid = dist_nn.all_reduce(n_valid)
-    loss = summed / n_valid
+    loss, reported = torch_common.global_mean_loss((mixed * mask).sum(), mask.sum())
     loss.backward()
     grad_clip = torch_common.hparam(hyperparameters, 'grad_clip', None)
     grad_norm = torch.nn.utils.clip_grad_norm_(
@@ -169,10 +162,11 @@ def update_params(
     )
     optimizer.step()
     optimizer_state['scheduler'].step()
-    if workload.metrics_logger is not None and (not torch_common.USE_DDP or dist.get_rank() == 0):
+    if workload.metrics_logger is not None:
+        # label_loss and teacher_ce are this rank's (under DDP, its share of the batch).
         with torch.no_grad():
             metrics = {
-                'loss': loss.detach(),
+                'loss': reported,
                 'grad_norm': grad_norm.detach(),
                 'kd_weight': kd_weight,
                 'label_loss': (label_ce * mask).sum() / mask.sum(),

@@ -10,14 +10,13 @@ The learning rate follows ``schedules.warmup_cosine_factor`` through a
 ``LambdaLR`` (the same numbers as the JAX baselines); gradients are clipped to
 ``hyperparameters.grad_clip`` when given; the loss is reported to
 ``workload.metrics_logger`` as a tensor (converted by the harness off the
-clock). Under DDP (``LOCAL_RANK`` set) the loss and its normalizer are
-all-reduced so every rank takes the same step.
+clock). Under DDP (``global_mean_loss``) the gradient is the one of the mean
+loss over the global batch, and the reported loss is that mean.
 """
 
 from __future__ import annotations
 
-import os
-from typing import Any, Callable, Dict, Iterator
+from typing import Any, Callable, Dict, Iterator, Tuple
 
 import torch
 import torch.distributed as dist
@@ -26,7 +25,30 @@ from harness import spec
 from submissions._lib.schedules import warmup_cosine_factor
 
 BuildOptimizer = Callable[[torch.nn.Module, Any], torch.optim.Optimizer]
-USE_DDP = 'LOCAL_RANK' in os.environ
+
+
+def is_ddp() -> bool:
+    """True in a rank of a multi-process (DDP) trial."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def global_mean_loss(summed: torch.Tensor, n_valid) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(loss to differentiate, mean loss to report) over the global batch.
+
+    In one process both are ``summed / n_valid``. Under DDP ``summed`` is this
+    rank's share; DDP averages gradients over the W ranks, so differentiating
+    ``W · summed_rank / n_valid_global`` gives the gradient of the global mean —
+    with plain (non-differentiable) all-reduces of two detached scalars.
+    """
+    n_valid = torch.as_tensor(n_valid, device=summed.device, dtype=summed.dtype)
+    if not is_ddp():
+        loss = summed / n_valid
+        return loss, loss.detach()
+    n_global = n_valid.detach().clone()
+    summed_global = summed.detach().clone()
+    dist.all_reduce(n_global)
+    dist.all_reduce(summed_global)
+    return summed * dist.get_world_size() / n_global, summed_global / n_global
 
 
 def hparam(hyperparameters, name: str, default):
@@ -67,22 +89,16 @@ def update_params(workload: spec.Workload, current_param_container: spec.Paramet
     out = workload.loss_fn(label_batch=batch['targets'], logits_batch=logits,
                            mask_batch=batch.get('weights'),
                            label_smoothing=hparam(hyperparameters, 'label_smoothing', 0.0))
-    summed, n_valid = out['summed'], out['n_valid_examples']
-    if USE_DDP:
-        import torch.distributed.nn as dist_nn
-
-        summed = dist_nn.all_reduce(summed)
-        n_valid = dist_nn.all_reduce(torch.as_tensor(n_valid, device=summed.device))
-    loss = summed / n_valid
+    loss, reported = global_mean_loss(out['summed'], out['n_valid_examples'])
     loss.backward()
     grad_clip = hparam(hyperparameters, 'grad_clip', None)
     max_norm = float('inf') if grad_clip is None else grad_clip
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=max_norm)
     optimizer.step()
     optimizer_state['scheduler'].step()
-    if workload.metrics_logger is not None and (not USE_DDP or dist.get_rank() == 0):
+    if workload.metrics_logger is not None:
         workload.metrics_logger.append_scalar_metrics(
-            {'loss': loss.detach(), 'grad_norm': grad_norm.detach()}, global_step)
+            {'loss': reported, 'grad_norm': grad_norm.detach()}, global_step)
     return optimizer_state, model, new_model_state
 
 

@@ -76,6 +76,16 @@ def test_check_import_error_names_file_and_line(tmp_path, capsys):
       '--max-steps', '0'], '--max-steps must be a positive'),
     (['run', '--workload', 'lm', '--submission', 'adamw', '--framework', 'jax',
       '--tuning-search-space', '/nonexistent/space.yaml'], 'Cannot read search space'),
+    (['run', '--workload', 'lm', '--submission', 'adamw', '--framework', 'pytorch',
+      '--devices', '0'], '--devices must be a positive'),
+    # adamw's global batch for lm tiny is 16: three DDP processes cannot share it evenly.
+    (['run', '--workload', 'lm', '--size', 'tiny', '--submission', 'adamw', '--framework',
+      'pytorch', '--devices', '3'],
+     'The global batch size (16) has to be divisible by the number of DDP processes (3)'),
+    (['run', '--workload', 'lm', '--size', 'tiny', '--submission', 'adamw', '--framework',
+      'jax', '--devices', '2'], 'devices: 2 asked for, but JAX sees 1 device(s)'),
+    (['run', '--workload', 'federated_shakespeare', '--submission', 'fedavg', '--framework',
+      'jax', '--devices', '2'], 'a federated trial simulates its clients on one device'),
 ])
 def test_run_bad_input_exits_2(argv, message, capsys, tmp_path):
     assert main(argv + ['--results-dir', str(tmp_path)]) == 2

@@ -1,4 +1,8 @@
-"""SIGKILL a real trial process mid-run, resume it, and get the uninterrupted result."""
+"""SIGKILL a real trial process mid-run, resume it, and get the uninterrupted result.
+
+Also for a PyTorch DDP trial (2 gloo processes): killing the trial's process
+takes its ranks with it — none is left training and writing checkpoints.
+"""
 
 import json
 import os
@@ -17,12 +21,28 @@ pytestmark = pytest.mark.integration
 MAX_STEPS = 24
 
 
-def _cmd(framework, results_dir, data_dir, experiment, resume=False):
+def _cmd(framework, results_dir, data_dir, experiment, resume=False, devices=None):
     cmd = [sys.executable, '-m', 'harness.cli', 'run', '--workload', 'lm', '--size', 'tiny',
            '--submission', 'adamw', '--framework', framework, '--max-steps', str(MAX_STEPS),
            '--results-dir', str(results_dir), '--data-dir', data_dir, '--experiment',
            experiment, '--checkpoint-every-s', '0']
+    cmd += ['--devices', str(devices)] if devices else []
     return cmd + (['--resume'] if resume else [])
+
+
+def _ranks_of(pid):
+    """PIDs of DDP rank processes started by the trial process ``pid``."""
+    found = []
+    for entry in Path('/proc').iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / 'cmdline').read_bytes().split(b'\0')
+        except OSError:
+            continue
+        if b'harness.backends.torch_ddp' in argv and str(pid).encode() in argv:
+            found.append(int(entry.name))
+    return found
 
 
 def _trial_dir(results_dir, framework, experiment):
@@ -43,15 +63,18 @@ def _flatten(tree):
         yield tree
 
 
-@pytest.mark.parametrize('framework', ['pytorch', 'jax'])
-def test_sigkill_then_resume_matches_uninterrupted(framework, data_dir, tmp_path):
+@pytest.mark.parametrize('framework, devices', [('pytorch', None), ('jax', None), ('pytorch', 2)],
+                         ids=['pytorch', 'jax', 'pytorch-ddp2'])
+def test_sigkill_then_resume_matches_uninterrupted(framework, devices, data_dir, tmp_path):
     env = {**os.environ, 'PYTHONUNBUFFERED': '1'}
-    straight = subprocess.run(_cmd(framework, tmp_path, data_dir, 'straight'), env=env,
+    straight = subprocess.run(_cmd(framework, tmp_path, data_dir, 'straight', devices=devices),
+                              env=env,
                               capture_output=True, text=True, timeout=600)
     assert straight.returncode == 0, straight.stderr
 
     killed_dir = _trial_dir(tmp_path, framework, 'killed')
-    proc = subprocess.Popen(_cmd(framework, tmp_path, data_dir, 'killed'), env=env,
+    proc = subprocess.Popen(_cmd(framework, tmp_path, data_dir, 'killed', devices=devices),
+                            env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt = checkpoint.checkpoint_path(killed_dir)
     deadline = time.time() + 300
@@ -65,16 +88,22 @@ def test_sigkill_then_resume_matches_uninterrupted(framework, data_dir, tmp_path
             if step >= 6:
                 break
         time.sleep(0.05)
+    if devices:
+        assert len(_ranks_of(proc.pid)) == devices
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert not (killed_dir / results.RESULT_JSON).exists()
+    deadline = time.time() + 20
+    while _ranks_of(proc.pid) and time.time() < deadline:
+        time.sleep(0.1)
+    assert _ranks_of(proc.pid) == [], 'DDP ranks outlived the killed trial process'
 
     refused = subprocess.run(_cmd(framework, tmp_path, data_dir, 'killed'), env=env,
                              capture_output=True, text=True, timeout=600)
     assert refused.returncode == 2 and '--resume' in refused.stderr
 
-    resumed = subprocess.run(_cmd(framework, tmp_path, data_dir, 'killed', resume=True),
-                             env=env, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(_cmd(framework, tmp_path, data_dir, 'killed', resume=True,
+                                  devices=devices), env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
 
     a = json.loads((_trial_dir(tmp_path, framework, 'straight') / 'result.json').read_text())

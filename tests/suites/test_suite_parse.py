@@ -181,7 +181,24 @@ def test_shipped_suites_are_found_by_name_and_valid():
     full = load_suite(find_suite('full'))
     assert full.executor == 'slurm' and (full.studies, full.trials) == (3, 5)
     assert full.slurm.gpus_per_node == 1
+    # Every shipped suite validates (each submission against its workloads' contract).
+    for name in ('salt', 'salt_small', 'federated'):
+        assert load_suite(find_suite(name)).experiment == name
+    federated = load_suite(find_suite('federated'))
+    assert {s.name for s in federated.submissions} >= {'fedavg', 'fedbuff'}
     with pytest.raises(UserInputError, match="Unknown suite 'dmo'. Did you mean: demo?"):
         find_suite('dmo')
     with pytest.raises(UserInputError, match='does not exist'):
         find_suite('nowhere/suite.yaml')
+
+
+def test_devices_per_trial_reach_every_trial_config(write_suite, tmp_path):
+    from harness.suite import expand
+
+    suite = load_suite(write_suite(BASIC.format(results=tmp_path) + '    devices: 2\n'))
+    assert suite.devices == 2
+    assert {t.devices for t in expand(suite)} == {2}
+    assert load_suite(write_suite(BASIC.format(results=tmp_path))).devices is None
+    text = problems(write_suite(BASIC.format(results=tmp_path) + '    devices: 0\n'))
+    assert 'devices: must be at least 1, got 0' in text
+

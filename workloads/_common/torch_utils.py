@@ -1,4 +1,4 @@
-"""PyTorch glue: the device, batches on it, numpy weights into and out of a module."""
+"""PyTorch glue: the device, batches on it (this DDP rank's rows), numpy weights in and out."""
 
 from __future__ import annotations
 
@@ -7,12 +7,44 @@ from typing import Any, Dict, Mapping
 
 import numpy as np
 import torch
+import torch.distributed as dist
+
+from harness import spec
+from harness.backends import torch_ddp
 
 
 @functools.lru_cache(maxsize=None)
 def device() -> torch.device:
-    """The first CUDA GPU if there is one, else the CPU (one process, one device)."""
-    return torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')
+    """This process's GPU (``cuda:LOCAL_RANK`` under DDP, else cuda:0), or the CPU."""
+    return torch_ddp.local_device()
+
+
+def local_rows(batch: Mapping[str, Any]) -> Dict[str, Any]:
+    """This DDP rank's equal share of a global numpy batch (all of it in one process).
+
+    Every rank draws the same global batch (same seed, same position) and keeps
+    rows ``[rank·B/W, (rank+1)·B/W)``: the data order, and a resume, are those
+    of one process.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return dict(batch)
+    world, rank = dist.get_world_size(), dist.get_rank()
+    out = {}
+    for key, value in batch.items():
+        rows = int(np.shape(value)[0])
+        if rows % world:
+            raise spec.UserInputError(
+                f'The batch dimension of {key!r} ({rows}) has to be divisible by the number '
+                f'of DDP processes ({world}): choose a multiple of {world} in get_batch_size.')
+        share = rows // world
+        out[key] = value[rank * share : (rank + 1) * share]
+    return out
+
+
+def unwrap(module: torch.nn.Module) -> torch.nn.Module:
+    """The model inside a DistributedDataParallel wrapper (names without 'module.')."""
+    inner = getattr(module, 'module', None)
+    return inner if isinstance(inner, torch.nn.Module) else module
 
 
 def to_device(batch: Mapping[str, Any], dtypes: Mapping[str, torch.dtype] = None) -> dict:
@@ -38,7 +70,7 @@ def load_numpy_params(module: torch.nn.Module, arrays: Mapping[str, np.ndarray])
 
     All problems (missing, unexpected, wrong shape) are reported together.
     """
-    params = dict(module.named_parameters())
+    params = dict(unwrap(module).named_parameters())
     problems = []
     missing = sorted(set(params) - set(arrays))
     unexpected = sorted(set(arrays) - set(params))
@@ -61,4 +93,6 @@ def load_numpy_params(module: torch.nn.Module, arrays: Mapping[str, np.ndarray])
 
 def module_to_numpy(module: torch.nn.Module) -> Dict[str, np.ndarray]:
     """``{named_parameters name: float array}`` copied to the host."""
-    return {name: p.detach().cpu().float().numpy() for name, p in module.named_parameters()}
+    return {
+        name: p.detach().cpu().float().numpy() for name, p in unwrap(module).named_parameters()
+    }

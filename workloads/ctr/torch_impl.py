@@ -175,7 +175,7 @@ class CtrTorchWorkload(CtrWorkload):
     ):
         self._check_split(split)
         batches = self._numpy_train_batches(rng_to_seed(data_rng), data_dir, global_batch_size)
-        return MappedBatches(batches, torch_utils.to_device)
+        return MappedBatches(batches, lambda batch: torch_utils.to_device(torch_utils.local_rows(batch)))
 
     def eval_model(
         self,

@@ -188,7 +188,10 @@ class LmTorchWorkload(lm.BaseLmWorkload):
                 f"lm builds an input queue for split 'train' only, not {split!r}; "
                 'evaluation uses fixed windows (eval_model).'
             )
-        return MappedBatches(self._train_batches(data_rng, data_dir, global_batch_size), _to_device)
+        return MappedBatches(
+            self._train_batches(data_rng, data_dir, global_batch_size),
+            lambda batch: _to_device(torch_utils.local_rows(batch)),
+        )
 
     def eval_model(
         self,
