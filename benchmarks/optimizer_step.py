@@ -111,7 +111,7 @@ def jax_bench(workload, name: str, batches) -> Bench:
     @jax.jit
     def train_step(params, opt_state, batch):
         loss, grads = jax.value_and_grad(loss_fn)(params, batch)
-        scale = jnp.minimum(1.0, 1.0 / (optax.global_norm(grads) + 1e-6))
+        scale = jnp.minimum(1.0, 1.0 / (optax.tree.norm(grads) + 1e-6))
         grads = jax.tree.map(lambda g: g * scale, grads)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss

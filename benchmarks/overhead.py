@@ -91,7 +91,7 @@ def bare_loop_jax(workload, data_dir, batch_size, seed):
             return out['summed'] / out['n_valid_examples']
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
-        scale = jnp.minimum(1.0, 1.0 / (optax.global_norm(grads) + 1e-6))
+        scale = jnp.minimum(1.0, 1.0 / (optax.tree.norm(grads) + 1e-6))
         grads = jax.tree.map(lambda g: g * scale, grads)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss

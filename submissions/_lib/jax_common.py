@@ -86,7 +86,7 @@ def _train_step(workload, update_fn, model_state, optimizer_state, params, batch
         return out['summed'] / out['n_valid_examples'], new_model_state
 
     (loss, new_model_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     if grad_clip is not None:
         scale = jnp.minimum(1.0, grad_clip / (grad_norm + 1e-6))
         grads = jax.tree.map(lambda g: g * scale, grads)
