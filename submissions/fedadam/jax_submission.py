@@ -1,39 +1,18 @@
-"""FedAdam (Reddi et al. 2021, "Adaptive Federated Optimization"): FedAvg's
-rounds and local SGD, with Adam on the server.
-
-The server treats the example-weighted mean of the client deltas, Delta, as a
-negative pseudo-gradient and applies, per coordinate,
-    m <- beta1 m + (1 - beta1) Delta
-    v <- beta2 v + (1 - beta2) Delta^2
-    w <- w + eta_s m / (sqrt(v) + tau)
-with m_0 = 0 and v_0 = tau^2 and no bias correction, as in Reddi et al.'s
-Algorithm 2 (tau, the adaptivity, plays Adam's epsilon).
-"""
+"""FedAdam (Reddi et al. 2021) in JAX: the rules are in ``common.py``."""
 
 import jax
 import jax.numpy as jnp
 
 from harness import spec
+from submissions.fedadam import common
+from submissions.fedavg import common as fedavg_common
 from submissions.fedavg import jax_submission as fedavg
 
-DEFAULTS = {
-    **fedavg.DEFAULTS,
-    'server_learning_rate': 0.01,
-    'beta1': 0.9,
-    'beta2': 0.99,
-    'tau': 1e-3,
-}
-
-
-def hp(hyperparameters, name):
-    return fedavg.hp(hyperparameters, name, DEFAULTS)
-
-
-validate_hyperparameters = fedavg.validate_hyperparameters
-
-
-def get_round_config(workload_name, hyperparameters):
-    return fedavg.get_round_config(workload_name, hyperparameters)
+# The framework-neutral half; the harness looks its functions up in this module.
+DEFAULTS = common.DEFAULTS
+hp = common.hp
+validate_hyperparameters = common.validate_hyperparameters
+get_round_config = common.get_round_config
 
 
 def init_server_state(workload, model_params, hyperparameters, rng):
@@ -61,7 +40,7 @@ def client_update(workload, server_params, client_extras, client_data, hyperpara
 
 def server_update(workload, server_state, updates, hyperparameters, server_version, rng):
     del workload, server_version, rng
-    mean_delta = fedavg.weighted_mean(updates.deltas, fedavg.example_weights(updates))
+    mean_delta = fedavg.mean_delta(updates, fedavg_common.example_fractions(updates.num_examples))
     f32 = jnp.float32
     params, opt_state = adam_step(
         server_state.params,

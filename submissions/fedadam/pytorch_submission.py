@@ -1,31 +1,17 @@
-"""FedAdam (Reddi et al. 2021): FedAvg's rounds and local SGD, Adam on the server.
-
-The PyTorch twin of ``jax_submission.py`` (same rules; see its docstring).
-"""
+"""FedAdam (Reddi et al. 2021) in PyTorch: the rules are in ``common.py``."""
 
 import torch
 
 from harness import spec
+from submissions.fedadam import common
+from submissions.fedavg import common as fedavg_common
 from submissions.fedavg import pytorch_submission as fedavg
 
-DEFAULTS = {
-    **fedavg.DEFAULTS,
-    'server_learning_rate': 0.01,
-    'beta1': 0.9,
-    'beta2': 0.99,
-    'tau': 1e-3,
-}
-
-
-def hp(hyperparameters, name):
-    return fedavg.hp(hyperparameters, name, DEFAULTS)
-
-
-validate_hyperparameters = fedavg.validate_hyperparameters
-
-
-def get_round_config(workload_name, hyperparameters):
-    return fedavg.get_round_config(workload_name, hyperparameters)
+# The framework-neutral half; the harness looks its functions up in this module.
+DEFAULTS = common.DEFAULTS
+hp = common.hp
+validate_hyperparameters = common.validate_hyperparameters
+get_round_config = common.get_round_config
 
 
 def init_server_state(workload, model_params, hyperparameters, rng):
@@ -52,8 +38,7 @@ def client_update(workload, server_params, client_extras, client_data, hyperpara
 
 def server_update(workload, server_state, updates, hyperparameters, server_version, rng):
     del workload, server_version, rng
-    device = next(iter(server_state.params.values())).device
-    mean_delta = fedavg.weighted_mean(updates.deltas, fedavg.example_weights(updates, device))
+    mean_delta = fedavg.mean_delta(updates, fedavg_common.example_fractions(updates.num_examples))
     params, opt_state = adam_step(
         server_state.params,
         server_state.opt_state,

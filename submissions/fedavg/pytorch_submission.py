@@ -1,63 +1,23 @@
-"""FedAvg (McMahan et al. 2017), synchronous rounds with a deadline and over-selection.
+"""FedAvg (McMahan et al. 2017) in PyTorch: the rules are in ``common.py``.
 
-The PyTorch twin of ``jax_submission.py`` (same rules; see its docstring).
 Clients are trained together with ``torch.func``: a vmap over clients of the
-gradient of the functional model, one Python loop over the local steps.
+gradient of the functional model, one Python loop over the local steps. The
+other federated submissions reuse this module's local training (``local_sgd``)
+and weighted averaging (``mean_delta``).
 """
 
 import torch
 from torch.func import grad_and_value, vmap
 
 from harness import spec
+from submissions.fedavg import common
 
-DEFAULTS = {
-    'client_learning_rate': 0.5,
-    # Clip each local step's gradient to this global norm (0: no clipping).
-    'client_grad_clip': 1.0,
-    'server_learning_rate': 1.0,
-    'clients_per_round': 10,
-    'over_selection': 0.3,
-    'round_deadline_s': 600.0,
-    # Many small local steps: SGD on the transformer gains more from steps than batch.
-    'local_steps': 16,
-    'client_batch_size': 2,
-}
-
-
-def hp(hyperparameters, name, defaults=DEFAULTS):
-    """A hyperparameter, or its default when absent (self-tuning passes None)."""
-    value = getattr(hyperparameters, name, None) if hyperparameters is not None else None
-    return defaults[name] if value is None else value
-
-
-def validate_hyperparameters(values):
-    """Problems with a point of the search space (checked by `timetrial check`)."""
-    problems = []
-    for name in ('clients_per_round', 'local_steps', 'client_batch_size'):
-        if name in values and (not isinstance(values[name], int) or values[name] < 1):
-            problems.append(f'{name} must be an integer >= 1, got {values[name]!r}')
-    for name in ('client_learning_rate', 'server_learning_rate'):
-        if name in values and not values[name] > 0:
-            problems.append(f'{name} must be > 0, got {values[name]!r}')
-    return problems
-
-
-def get_round_config(workload_name, hyperparameters):
-    del workload_name
-    return spec.RoundConfig(
-        mode=spec.SYNC_MODE,
-        local_steps=int(hp(hyperparameters, 'local_steps')),
-        client_batch_size=int(hp(hyperparameters, 'client_batch_size')),
-        clients_per_round=int(hp(hyperparameters, 'clients_per_round')),
-        over_selection=float(hp(hyperparameters, 'over_selection')),
-        round_deadline_s=float(hp(hyperparameters, 'round_deadline_s')),
-        late_updates='drop',
-    )
-
-
-def init_server_state(workload, model_params, hyperparameters, rng):
-    del workload, hyperparameters, rng
-    return spec.ServerState(params=model_params)
+# The framework-neutral half; the harness looks its functions up in this module.
+DEFAULTS = common.DEFAULTS
+hp = common.hp
+validate_hyperparameters = common.validate_hyperparameters
+get_round_config = common.get_round_config
+init_server_state = common.init_server_state
 
 
 def mean_token_loss(workload, params, batch):
@@ -124,18 +84,20 @@ def weighted_mean(deltas, weights):
     return {k: torch.tensordot(weights, d, dims=1) for k, d in deltas.items()}
 
 
+def mean_delta(updates, weights):
+    """The reports' deltas averaged with host ``weights`` (numpy, one per report)."""
+    device = next(iter(updates.deltas.values())).device
+    return weighted_mean(
+        updates.deltas, torch.as_tensor(weights, dtype=torch.float32, device=device)
+    )
+
+
 def add_scaled(params, delta, scale):
     return {k: params[k] + scale * delta[k] for k in params}
 
 
-def example_weights(updates, device):
-    n = torch.as_tensor(updates.num_examples, dtype=torch.float64)
-    return (n / n.sum()).to(device=device, dtype=torch.float32)
-
-
 def server_update(workload, server_state, updates, hyperparameters, server_version, rng):
     del workload, server_version, rng
-    device = next(iter(server_state.params.values())).device
-    mean_delta = weighted_mean(updates.deltas, example_weights(updates, device))
+    delta = mean_delta(updates, common.example_fractions(updates.num_examples))
     lr = float(hp(hyperparameters, 'server_learning_rate'))
-    return spec.ServerState(params=add_scaled(server_state.params, mean_delta, lr))
+    return spec.ServerState(params=add_scaled(server_state.params, delta, lr))

@@ -1,29 +1,6 @@
-"""FedAvg whose late reports teach through distillation (stale-teacher regularization).
+"""FedAvg whose late reports teach through distillation, in JAX: the rules
+are in ``common.py``."""
 
-Rounds are FedAvg's (deadline + over-selection), but a report that arrives
-after its round closed is delivered to the next server update
-(``late_updates='deliver'``) instead of being dropped. What is implemented
-(the straggler paper, arXiv:2403.09086, builds FARe-DUST on distillation
-from stale models; its exact rules are unconfirmed):
-
-- On-time reports: FedAvg, w <- w + eta_s * sum_i n_i Delta_i / sum_i n_i.
-- Late reports are not added to the weights (a stale delta added to a model
-  that has moved on can hurt). They become the *teacher*: the server keeps
-  delta_T = sum_j n_j Delta_j / sum_j n_j over the late reports of the latest
-  update that had any (replacing the previous teacher), and sends it to the
-  clients with the model. The teacher is the current model moved by the late
-  delta, w + delta_T, so the late clients' data speaks through the current
-  model's predictions. A teacher expires after ``teacher_max_age`` server
-  updates without new late reports.
-- Client objective while a teacher exists, per valid target character t:
-      CE(y_t, f_w(x)_t) + lambda * T^2 * KL(softmax(f_{w_s + delta_T}(x)_t / T)
-                                             || softmax(f_w(x)_t / T))
-  averaged over characters; w the client's weights as they train, w_s the
-  downloaded server weights, lambda = ``distill_weight``, T =
-  ``distill_temperature``. Without a teacher it is FedAvg's local SGD.
-"""
-
-import dataclasses
 import functools
 
 import jax
@@ -32,40 +9,14 @@ import numpy as np
 
 from harness import spec
 from submissions.fedavg import jax_submission as fedavg
+from submissions.fedavg_distill import common
 
-DEFAULTS = {
-    **fedavg.DEFAULTS,
-    'distill_weight': 0.5,
-    'distill_temperature': 1.0,
-    'teacher_max_age': 20,
-}
-
-
-def hp(hyperparameters, name):
-    return fedavg.hp(hyperparameters, name, DEFAULTS)
-
-
-def validate_hyperparameters(values):
-    problems = fedavg.validate_hyperparameters(values)
-    if 'distill_weight' in values and not values['distill_weight'] >= 0:
-        problems.append(f'distill_weight must be >= 0, got {values["distill_weight"]!r}')
-    if 'distill_temperature' in values and not values['distill_temperature'] > 0:
-        problems.append(f'distill_temperature must be > 0, got {values["distill_temperature"]!r}')
-    return problems
-
-
-def get_round_config(workload_name, hyperparameters):
-    config = fedavg.get_round_config(workload_name, hyperparameters)
-    return dataclasses.replace(config, late_updates='deliver')
-
-
-def no_teacher():
-    return {'teacher_delta': None, 'teacher_age': 0}
-
-
-def init_server_state(workload, model_params, hyperparameters, rng):
-    del workload, hyperparameters, rng
-    return spec.ServerState(params=model_params, client_extras=no_teacher())
+# The framework-neutral half; the harness looks its functions up in this module.
+DEFAULTS = common.DEFAULTS
+hp = common.hp
+validate_hyperparameters = common.validate_hyperparameters
+get_round_config = common.get_round_config
+init_server_state = common.init_server_state
 
 
 def distill_loss(workload, params, teacher_params, batch, weight, temperature):
@@ -124,30 +75,18 @@ def client_update(workload, server_params, client_extras, client_data, hyperpara
     return spec.ClientUpdates(deltas=deltas, metrics={'loss': losses})
 
 
+def mean_delta_over(updates, mask):
+    """sum_i n_i Delta_i / sum_i n_i over the reports in ``mask``."""
+    return fedavg.mean_delta(updates, common.example_fractions(updates.num_examples, mask))
+
+
 def server_update(workload, server_state, updates, hyperparameters, server_version, rng):
     del workload, server_version, rng
     on_time = np.asarray(updates.on_time, dtype=bool)
-    n = np.asarray(updates.num_examples, dtype=np.float64)
     params = server_state.params
     if on_time.any():
-        weights = np.where(on_time, n, 0.0) / n[on_time].sum()
-        mean_delta = fedavg.weighted_mean(updates.deltas, jnp.asarray(weights, jnp.float32))
         lr = jnp.float32(hp(hyperparameters, 'server_learning_rate'))
-        params = fedavg.add_scaled(params, mean_delta, lr)
-    extras = dict(server_state.client_extras or no_teacher())
-    if (~on_time).any():
-        weights = np.where(on_time, 0.0, n) / n[~on_time].sum()
-        extras = {
-            'teacher_delta': fedavg.weighted_mean(
-                updates.deltas, jnp.asarray(weights, jnp.float32)
-            ),
-            'teacher_age': 0,
-        }
-    elif extras['teacher_delta'] is not None:
-        age = int(extras['teacher_age']) + 1
-        extras = (
-            no_teacher()
-            if age > int(hp(hyperparameters, 'teacher_max_age'))
-            else {'teacher_delta': extras['teacher_delta'], 'teacher_age': age}
-        )
+        params = fedavg.add_scaled(params, mean_delta_over(updates, on_time), lr)
+    late_delta = mean_delta_over(updates, ~on_time) if (~on_time).any() else None
+    extras = common.next_teacher(server_state.client_extras, late_delta, hyperparameters)
     return spec.ServerState(params=params, client_extras=extras)

@@ -1,9 +1,5 @@
-"""FedAvg whose late reports teach through distillation (stale-teacher regularization).
-
-The PyTorch twin of ``jax_submission.py`` (same rules; see its docstring).
-"""
-
-import dataclasses
+"""FedAvg whose late reports teach through distillation, in PyTorch: the rules
+are in ``common.py``."""
 
 import numpy as np
 import torch
@@ -11,40 +7,14 @@ from torch.func import grad_and_value, vmap
 
 from harness import spec
 from submissions.fedavg import pytorch_submission as fedavg
+from submissions.fedavg_distill import common
 
-DEFAULTS = {
-    **fedavg.DEFAULTS,
-    'distill_weight': 0.5,
-    'distill_temperature': 1.0,
-    'teacher_max_age': 20,
-}
-
-
-def hp(hyperparameters, name):
-    return fedavg.hp(hyperparameters, name, DEFAULTS)
-
-
-def validate_hyperparameters(values):
-    problems = fedavg.validate_hyperparameters(values)
-    if 'distill_weight' in values and not values['distill_weight'] >= 0:
-        problems.append(f'distill_weight must be >= 0, got {values["distill_weight"]!r}')
-    if 'distill_temperature' in values and not values['distill_temperature'] > 0:
-        problems.append(f'distill_temperature must be > 0, got {values["distill_temperature"]!r}')
-    return problems
-
-
-def get_round_config(workload_name, hyperparameters):
-    config = fedavg.get_round_config(workload_name, hyperparameters)
-    return dataclasses.replace(config, late_updates='deliver')
-
-
-def no_teacher():
-    return {'teacher_delta': None, 'teacher_age': 0}
-
-
-def init_server_state(workload, model_params, hyperparameters, rng):
-    del workload, hyperparameters, rng
-    return spec.ServerState(params=model_params, client_extras=no_teacher())
+# The framework-neutral half; the harness looks its functions up in this module.
+DEFAULTS = common.DEFAULTS
+hp = common.hp
+validate_hyperparameters = common.validate_hyperparameters
+get_round_config = common.get_round_config
+init_server_state = common.init_server_state
 
 
 def distill_loss(workload, params, batch, weight, temperature):
@@ -106,30 +76,18 @@ def client_update(workload, server_params, client_extras, client_data, hyperpara
     return spec.ClientUpdates(deltas=deltas, metrics={'loss': losses.detach()})
 
 
+def mean_delta_over(updates, mask):
+    """sum_i n_i Delta_i / sum_i n_i over the reports in ``mask``."""
+    return fedavg.mean_delta(updates, common.example_fractions(updates.num_examples, mask))
+
+
 def server_update(workload, server_state, updates, hyperparameters, server_version, rng):
     del workload, server_version, rng
     on_time = np.asarray(updates.on_time, dtype=bool)
-    n = np.asarray(updates.num_examples, dtype=np.float64)
     params = server_state.params
-    device = next(iter(params.values())).device
-
-    def mean_over(mask):
-        weights = np.where(mask, n, 0.0) / n[mask].sum()
-        return fedavg.weighted_mean(
-            updates.deltas, torch.as_tensor(weights, dtype=torch.float32, device=device)
-        )
-
     if on_time.any():
         lr = float(hp(hyperparameters, 'server_learning_rate'))
-        params = fedavg.add_scaled(params, mean_over(on_time), lr)
-    extras = dict(server_state.client_extras or no_teacher())
-    if (~on_time).any():
-        extras = {'teacher_delta': mean_over(~on_time), 'teacher_age': 0}
-    elif extras['teacher_delta'] is not None:
-        age = int(extras['teacher_age']) + 1
-        extras = (
-            no_teacher()
-            if age > int(hp(hyperparameters, 'teacher_max_age'))
-            else {'teacher_delta': extras['teacher_delta'], 'teacher_age': age}
-        )
+        params = fedavg.add_scaled(params, mean_delta_over(updates, on_time), lr)
+    late_delta = mean_delta_over(updates, ~on_time) if (~on_time).any() else None
+    extras = common.next_teacher(server_state.client_extras, late_delta, hyperparameters)
     return spec.ServerState(params=params, client_extras=extras)

@@ -1,69 +1,18 @@
-"""FedBuff (Nguyen et al. 2022): asynchronous, buffered, staleness-weighted.
-
-``concurrency`` clients train at once, each from the model version it
-downloaded; every report joins a buffer and a new client starts. A client
-not back after ``async_slot_timeout_s`` (the FedAvg deadline, 10 minutes)
-gives its slot to a new client, but its report still counts when it comes,
-hours later, with its staleness: without this, stragglers would end up
-holding every slot. When
-``buffer_size`` (K) reports are in, the server applies
-    w <- w + eta_s * (1/K) sum_i s(tau_i) Delta_i,   s(tau) = (1 + tau)^-alpha
-with tau_i the report's staleness (server updates since its download) and
-alpha = ``staleness_exponent`` (0.5: FedBuff's 1/sqrt(1 + tau)). As in the
-paper, the sum is divided by K, not by sum_i s(tau_i): stale reports shrink
-the step rather than being renormalized. Local training is FedAvg's SGD.
-"""
+"""FedBuff (Nguyen et al. 2022) in JAX: the rules are in ``common.py``."""
 
 import jax.numpy as jnp
-import numpy as np
 
 from harness import spec
 from submissions.fedavg import jax_submission as fedavg
+from submissions.fedbuff import common
 
-DEFAULTS = {
-    **fedavg.DEFAULTS,
-    'concurrency': 20,
-    'buffer_size': 10,
-    'staleness_exponent': 0.5,
-    'async_slot_timeout_s': 600.0,
-}
-
-
-def hp(hyperparameters, name):
-    return fedavg.hp(hyperparameters, name, DEFAULTS)
-
-
-def validate_hyperparameters(values):
-    problems = fedavg.validate_hyperparameters(values)
-    for name in ('concurrency', 'buffer_size'):
-        if name in values and (not isinstance(values[name], int) or values[name] < 1):
-            problems.append(f'{name} must be an integer >= 1, got {values[name]!r}')
-    if 'staleness_exponent' in values and not values['staleness_exponent'] >= 0:
-        problems.append(f'staleness_exponent must be >= 0, got {values["staleness_exponent"]!r}')
-    return problems
-
-
-def get_round_config(workload_name, hyperparameters):
-    del workload_name
-    return spec.RoundConfig(
-        mode=spec.ASYNC_MODE,
-        local_steps=int(hp(hyperparameters, 'local_steps')),
-        client_batch_size=int(hp(hyperparameters, 'client_batch_size')),
-        concurrency=int(hp(hyperparameters, 'concurrency')),
-        buffer_size=int(hp(hyperparameters, 'buffer_size')),
-        async_slot_timeout_s=float(hp(hyperparameters, 'async_slot_timeout_s')),
-    )
-
-
-def init_server_state(workload, model_params, hyperparameters, rng):
-    del workload, hyperparameters, rng
-    return spec.ServerState(params=model_params)
-
-
-def staleness_weights(staleness, exponent, count):
-    """s(tau_i) / K for each report: the weights of FedBuff's buffered mean."""
-    s = (1.0 + np.asarray(staleness, dtype=np.float64)) ** -float(exponent)
-    return s / count
+# The framework-neutral half; the harness looks its functions up in this module.
+DEFAULTS = common.DEFAULTS
+hp = common.hp
+validate_hyperparameters = common.validate_hyperparameters
+get_round_config = common.get_round_config
+init_server_state = common.init_server_state
+staleness_weights = common.staleness_weights
 
 
 def client_update(workload, server_params, client_extras, client_data, hyperparameters, rng):
@@ -73,10 +22,7 @@ def client_update(workload, server_params, client_extras, client_data, hyperpara
 
 def buffered_params(server_state, updates, hyperparameters):
     """The server weights after applying one buffer of reports."""
-    weights = staleness_weights(
-        updates.staleness, hp(hyperparameters, 'staleness_exponent'), len(updates)
-    )
-    mean_delta = fedavg.weighted_mean(updates.deltas, jnp.asarray(weights, jnp.float32))
+    mean_delta = fedavg.mean_delta(updates, common.buffer_weights(updates, hyperparameters))
     lr = jnp.float32(hp(hyperparameters, 'server_learning_rate'))
     return fedavg.add_scaled(server_state.params, mean_delta, lr)
 

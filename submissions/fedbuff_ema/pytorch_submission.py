@@ -1,29 +1,16 @@
-"""FedBuff with an exponential moving average of the server weights for evaluation.
-
-The PyTorch twin of ``jax_submission.py`` (same rules; see its docstring).
-"""
+"""FedBuff with an EMA of the server weights for evaluation, in PyTorch: the rules
+are in ``common.py``."""
 
 import torch
 
 from harness import spec
-from submissions.fedavg import pytorch_submission as fedavg
 from submissions.fedbuff import pytorch_submission as fedbuff
+from submissions.fedbuff_ema import common
 
-DEFAULTS = {**fedbuff.DEFAULTS, 'ema_decay': 0.95}
-
-
-def hp(hyperparameters, name):
-    return fedavg.hp(hyperparameters, name, DEFAULTS)
-
-
-def validate_hyperparameters(values):
-    problems = fedbuff.validate_hyperparameters(values)
-    if 'ema_decay' in values and not 0.0 <= values['ema_decay'] < 1.0:
-        problems.append(f'ema_decay must be in [0, 1), got {values["ema_decay"]!r}')
-    return problems
-
-
-get_round_config = fedbuff.get_round_config
+# The framework-neutral half; the harness looks its functions up in this module.
+hp = common.hp
+validate_hyperparameters = common.validate_hyperparameters
+get_round_config = common.get_round_config
 client_update = fedbuff.client_update
 
 
