@@ -237,6 +237,8 @@ class TrialRunner:
         self._eval_rng = eval_rng
         complete = False
         compiles_before = self.backend.compile_count()
+        # DDP: no rank starts its clock while another still does off-the-clock work.
+        self.backend.barrier()
         t0 = self.clock()
         try:
             batch = self._call(

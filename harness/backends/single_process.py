@@ -20,6 +20,9 @@ class SingleProcess:
         """The elementwise maximum of ``values`` over all processes of the trial."""
         return [float(v) for v in values]
 
+    def barrier(self) -> None:
+        """Wait until every process of the trial gets here."""
+
     def from_writer(self, obj: Any) -> Any:
         """The writer's ``obj`` in every process (so that all take the same decision)."""
         return obj

@@ -47,6 +47,10 @@ class TorchBackend(SingleProcess):
             return super().agree_max(values)
         return torch_ddp.agree_max(values)
 
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            torch_ddp.barrier()
+
     def from_writer(self, obj):
         return obj if self.world_size == 1 else torch_ddp.from_writer(obj)
 

@@ -17,7 +17,9 @@ processes, which is how the tests check DDP without GPUs):
   order and the resume position are those of one process.
 - The clock: each rank times its own step; the step's time is the maximum over
   ranks (``agree_max``), so every rank adds the same time and takes the same
-  decisions (evaluate, stop, diverged). Evaluation runs on every rank on the
+  decisions (evaluate, stop, diverged). Every step starts with a barrier, so
+  that no rank's clock runs while the writer is still checkpointing or logging
+  (it would wait for the writer inside DDP's all-reduce, on the clock). Evaluation runs on every rank on the
   full validation data and the writer's metrics are the ones used.
 - Rank 0 is the writer: trial.log, evals.jsonl, checkpoints, error.txt.
 
@@ -85,6 +87,10 @@ def agree_max(values: Sequence[float]) -> List[float]:
     tensor = torch.tensor([float(v) for v in values], dtype=torch.float64)
     dist.all_reduce(tensor, op=dist.ReduceOp.MAX, group=_control_group())
     return tensor.tolist()
+
+
+def barrier() -> None:
+    dist.barrier(group=_control_group())
 
 
 def from_writer(obj: Any) -> Any:
@@ -253,4 +259,8 @@ def _rank_main(job_path: str, parent_pid: int, rank_index: int) -> None:
 
 
 if __name__ == '__main__':
-    _rank_main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+    # Run the copy of this module the backend imports (not ``__main__``), so that
+    # the control group it creates is the one every call uses.
+    from harness.backends import torch_ddp
+
+    torch_ddp._rank_main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))

@@ -156,3 +156,50 @@ def test_finished_trial_is_skipped_and_other_config_refused(toy_env):
 
     with pytest.raises(UserInputError, match='different configuration'):
         _run(other)
+
+
+def test_ddp_writer_work_never_reaches_another_ranks_clock(toy_env, monkeypatch):
+    """Under DDP a step's time is the slowest rank's. A rank that starts its clock while
+    the writer still evaluates or checkpoints waits for it inside DDP's all-reduce, so
+    every step must start with all ranks together (a barrier), or evaluation time would
+    be counted as submission time."""
+    import harness.backends
+    from harness.backends.torch_backend import TorchBackend
+
+    class SecondRankSeen(TorchBackend):
+        """The writer's backend, with a second rank whose clock runs from the last point
+        where the ranks met (a barrier or an agreement) to the end of the writer's step."""
+
+        world_size = 2
+
+        def __init__(self):
+            super().__init__()
+            self.met_at = toy.CLOCK()
+            self.barriers = 0
+
+        def barrier(self):
+            self.met_at = toy.CLOCK()
+            self.barriers += 1
+
+        def agree_max(self, values):
+            other_rank_s = toy.CLOCK() - self.met_at
+            self.met_at = toy.CLOCK()
+            return [max(values[0], other_rank_s), *values[1:]]
+
+        def from_writer(self, obj):
+            return obj
+
+        def prepare_model(self, params):
+            return params  # no process group here: the toy model stays unwrapped
+
+    backend = SecondRankSeen()
+    monkeypatch.setattr(harness.backends, 'get_backend', lambda framework: backend)
+    make_config, _ = toy_env
+    toy.COSTS.update(step=1.0, eval=100.0)
+    config = make_config(stop_at_target=False)
+    result = _run(config)
+    # As in one process: 20 steps of 1 s; the 4 evaluations (400 s) stay off the clock.
+    assert result['final_step'] == 20
+    assert result['submission_time_s'] == pytest.approx(20.0)
+    assert result['eval_time_s'] == pytest.approx(400.0)
+    assert backend.barriers == 20

@@ -17,7 +17,10 @@ from tests.suites import fakes
 from tests.suites.conftest import BASIC
 
 # A stand-in for a local job's controller: `submitit` in its command line, sleeps.
-_CONTROLLER = 'import time, sys; sys.argv.append("submitit"); time.sleep(60)'
+# Says "ready" once its SIGINT handling is in place: a signal that lands while the
+# interpreter is still starting up can be lost, and the test would then wait in vain.
+_CONTROLLER = ('import time, sys; sys.argv.append("submitit"); print("ready", flush=True); '
+               'time.sleep(60)')
 
 
 @pytest.fixture
@@ -42,8 +45,10 @@ def test_states_from_files_and_jobs(experiment, monkeypatch):
     suite, trials = experiment
     exp = suite.experiment_dir()
     ids = [trial_id(t) for t in trials]
-    controller = subprocess.Popen([sys.executable, '-c', _CONTROLLER, 'submitit'])
+    controller = subprocess.Popen([sys.executable, '-c', _CONTROLLER, 'submitit'],
+                                  stdout=subprocess.PIPE, text=True)
     try:
+        assert controller.stdout.readline().strip() == 'ready'
         jobs = read_jobs(exp)
         jobs[ids[2]] = _local_record(controller.pid)
         results.atomic_write_json(trials[2].trial_dir() / PREEMPTIONS_JSON, {'count': 1})
@@ -87,8 +92,10 @@ def test_cancel_stops_local_controllers_and_scancels_slurm_jobs(experiment, monk
     suite, trials = experiment
     exp = suite.experiment_dir()
     ids = [trial_id(t) for t in trials]
-    controller = subprocess.Popen([sys.executable, '-c', _CONTROLLER, 'submitit'])
+    controller = subprocess.Popen([sys.executable, '-c', _CONTROLLER, 'submitit'],
+                                  stdout=subprocess.PIPE, text=True)
     try:
+        assert controller.stdout.readline().strip() == 'ready'
         jobs = read_jobs(exp)
         jobs[ids[2]] = _local_record(controller.pid)
         jobs[ids[3]] = {'executor': 'slurm', 'job_id': '80_3', 'folder': '/x/%j'}
