@@ -215,7 +215,13 @@ def data_selection(
     global_step,
     rng,
 ) -> Dict[str, spec.Tensor]:
-    """The next batch; under SALT_DS while ω > 0, the teacher-selected band of a larger pool."""
+    """The next batch; under SALT_DS while ω > 0, the teacher-selected band of a larger pool.
+
+    Under DDP each rank scores and selects within its own share of the pool (every
+    rank must keep the same number of rows), so selection is stratified by rank: a
+    trajectory close to, not the same as, one process's (tests/integration checks
+    the plain baselines, whose trajectory is the same).
+    """
     del current_param_container, model_state, hyperparameters, rng
     settings = optimizer_state['settings']
     if not kd.uses_selection(global_step, settings):
