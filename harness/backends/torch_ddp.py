@@ -154,7 +154,11 @@ def run_ranks(config, world: int, *, resumed: bool) -> Dict[str, Any]:
         job.write_bytes(pickle.dumps({'config': config, 'world': world, 'resumed': resumed,
                                       'init_file': str(Path(tmp) / 'rendezvous')}))
         command = [sys.executable, '-m', __name__, str(job), str(os.getpid())]
-        procs = [subprocess.Popen(command + [str(r)]) for r in range(world)]
+        # The ranks import this very TimeTrial, installed or not, from any working directory.
+        root = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ, 'PYTHONPATH': os.pathsep.join(
+            p for p in (root, os.environ.get('PYTHONPATH')) if p)}
+        procs = [subprocess.Popen(command + [str(r)], env=env) for r in range(world)]
         exit_error = None
         try:
             while any(p.poll() is None for p in procs):
