@@ -282,7 +282,43 @@ def _stop_driver(exp_dir: Path, log) -> None:
     log(f'stopped driver pid {pid}')
 
 
-def cancel(exp_dir: Path, log=print) -> List[str]:
+def _descendants(pid: int) -> List[int]:
+    """Every process below ``pid`` (Linux /proc), deepest last."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f'/proc/{parent}/task').glob('*'):
+            try:
+                kids = [int(k) for k in (task / 'children').read_text().split()]
+            except (OSError, ValueError):
+                continue
+            found.extend(kids)
+            todo.extend(kids)
+    return found
+
+
+def _stop_local_controllers(records: List[Dict[str, Any]], grace_s: float) -> None:
+    """SIGINT each controller (submitit's local controller then stops its task), and
+    SIGKILL what still runs after ``grace_s``: a controller started from a
+    non-interactive shell's background job inherits SIGINT *ignored* and would
+    never stop otherwise. A killed trial resumes from its last checkpoint."""
+    trees = {int(r['job_id']): _descendants(int(r['job_id'])) for r in records}
+    for pid in trees:
+        os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(local_job_alive(r) for r in records):
+        time.sleep(0.1)
+    for record in records:
+        if local_job_alive(record):
+            pid = int(record['job_id'])
+            for victim in [pid, *trees[pid]]:
+                try:
+                    os.kill(victim, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+def cancel(exp_dir: Path, log=print, grace_s: float = 10.0) -> List[str]:
     """Stop the driver and every queued or running job of the experiment; return trial ids."""
     exp_dir = Path(exp_dir)
     _stop_driver(exp_dir, log)
@@ -294,15 +330,14 @@ def cancel(exp_dir: Path, log=print) -> List[str]:
     slurm_ids = [jobs[t]['job_id'] for t in live if jobs[t].get('executor') == 'slurm']
     if slurm_ids:
         subprocess.run(['scancel', *slurm_ids], check=False, timeout=60)
+    local = [t for t in live if jobs[t].get('executor') == 'local' and local_job_alive(jobs[t])]
+    if local:
+        _stop_local_controllers([jobs[t] for t in local], grace_s)
     cancelled = []
     for t in live:
         record = jobs[t]
-        if record.get('executor') == 'local':
-            if not local_job_alive(record):
-                continue
-            # The controller turns SIGINT into stopping its task (SIGINT, then SIGKILL).
-            os.kill(int(record['job_id']), signal.SIGINT)
-        elif record.get('executor') != 'slurm':
+        if record.get('executor') not in ('slurm', 'local') or (
+                record.get('executor') == 'local' and t not in local):
             continue
         cancelled.append(t)
         log(f'cancelled:{t} job:{record["job_id"]}')

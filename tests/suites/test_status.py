@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -115,6 +118,41 @@ def test_cancel_stops_local_controllers_and_scancels_slurm_jobs(experiment, monk
         assert by_id[ids[3]].state == 'failed'
         assert status.cancel(exp, log=lines.append) == []
         assert lines[-1].startswith('nothing to cancel')
+    finally:
+        if controller.poll() is None:
+            controller.kill()
+            controller.wait()
+
+
+# A controller as a non-interactive shell's background job gets it: SIGINT ignored. Its
+# task (here a sleeping child) must stop too.
+_DEAF_CONTROLLER = (
+    'import signal, subprocess, sys, time; sys.argv.append("submitit"); '
+    'signal.signal(signal.SIGINT, signal.SIG_IGN); '
+    'child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]); '
+    'print(child.pid, flush=True); time.sleep(60)')
+
+
+def test_cancel_kills_a_controller_that_ignores_sigint_and_its_task(experiment, monkeypatch):
+    suite, trials = experiment
+    exp = suite.experiment_dir()
+    ids = [trial_id(t) for t in trials]
+    controller = subprocess.Popen([sys.executable, '-c', _DEAF_CONTROLLER, 'submitit'],
+                                  stdout=subprocess.PIPE, text=True)
+    try:
+        task_pid = int(controller.stdout.readline())
+        jobs = read_jobs(exp)
+        jobs[ids[2]] = _local_record(controller.pid)
+        write_jobs(exp, jobs)
+        lines = []
+        assert status.cancel(exp, log=lines.append, grace_s=1.0) == [ids[2]]
+        assert controller.wait(timeout=30) == -signal.SIGKILL
+        deadline = time.time() + 10
+        while Path(f'/proc/{task_pid}').exists() and time.time() < deadline:
+            time.sleep(0.1)
+        # Gone, or a zombie waiting for init to reap it: either way no longer running.
+        assert not Path(f'/proc/{task_pid}').exists() or \
+            Path(f'/proc/{task_pid}/stat').read_text().split()[2] == 'Z'
     finally:
         if controller.poll() is None:
             controller.kill()
