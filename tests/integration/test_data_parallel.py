@@ -127,3 +127,23 @@ def test_torch_ddp_failure_on_one_rank_fails_the_trial_without_hanging(data_dir,
     assert 'DDP rank 1 of 2' in error_txt and 'rank 1 gives up at step 3' in error_txt
     saved = results.read_json(cfg.trial_dir() / results.RESULT_JSON)
     assert saved['status'] == 'failed'
+
+
+def test_torch_ddp_on_ctr_matches_one_process(data_dir, tmp_path):
+    """The CTR input pipeline shares its batches over the ranks too (same metrics, AUC included)."""
+    from harness.prepare import ensure_prepared
+    from harness.trial import build_workload
+
+    def run(devices):
+        cfg = TrialConfig(workload='ctr', framework='pytorch', submission='adamw', size='tiny',
+                          hparams=HPARAMS, max_steps=6, data_dir=data_dir,
+                          results_dir=str(tmp_path / f'devices_{devices}'),
+                          stop_at_target=False, devices=devices)
+        ensure_prepared(build_workload(cfg), 'ctr', None, data_dir, log=lambda m: None)
+        return run_trial(cfg)
+
+    one, two = run(None), run(2)
+    assert one['status'] == two['status'] == 'budget_exhausted', (one, two)
+    assert two['ddp_processes'] == 2 and two['examples_seen'] == one['examples_seen']
+    for key in ('validation/loss', 'validation/auc', 'validation/calibration'):
+        assert two['final_metrics'][key] == pytest.approx(one['final_metrics'][key], rel=1e-5)
