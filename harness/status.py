@@ -18,6 +18,7 @@ Trials come from the launcher's manifest, plus any trial directory on disk
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -312,10 +313,8 @@ def _stop_local_controllers(records: List[Dict[str, Any]], grace_s: float) -> No
         if local_job_alive(record):
             pid = int(record['job_id'])
             for victim in [pid, *trees[pid]]:
-                try:
+                with contextlib.suppress(ProcessLookupError):  # already gone
                     os.kill(victim, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
 
 
 def cancel(exp_dir: Path, log=print, grace_s: float = 10.0) -> List[str]:

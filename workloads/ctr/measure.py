@@ -25,13 +25,13 @@ import time
 import numpy as np
 
 from harness import registry, spec
+from workloads._common import measure_steps
 from submissions._lib.schedules import warmup_cosine_factor
 
 WARMUP_FACTOR = 0.05
 
 
 def _jax_trainer(workload, params, args):
-    import jax
     import optax
 
     from workloads._common import jax_utils
@@ -47,49 +47,16 @@ def _jax_trainer(workload, params, args):
     tx = optax.chain(
         optax.clip_by_global_norm(1.0), optax.adamw(schedule, b1=0.9, b2=0.99, weight_decay=args.wd)
     )
-    state = {'params': params, 'opt': jax_utils.replicate(tx.init(params))}
-
-    def loss(p, batch):
-        logits, _ = workload.model_fn(p, batch, None, spec.ForwardPassMode.TRAIN, None, True)
-        out = workload.loss_fn(batch['targets'], logits)
-        return out['summed'] / out['n_valid_examples']
-
-    @jax.jit
-    def step_fn(p, o, batch):
-        value, grads = jax.value_and_grad(loss)(p, batch)
-        updates, o = tx.update(grads, o, p)
-        return optax.apply_updates(p, updates), o, value
-
-    def step(batch):
-        state['params'], state['opt'], value = step_fn(state['params'], state['opt'], batch)
-        return float(jax.block_until_ready(value))
-
-    return step, lambda: state['params']
+    return measure_steps.jax_step(workload, tx, params, jax_utils.replicate(tx.init(params)))
 
 
 def _torch_trainer(workload, model, args):
     import torch
 
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=args.wd)
-    counter = {'step': 0}
-
-    def step(batch):
-        factor = warmup_cosine_factor(counter['step'], args.steps, WARMUP_FACTOR)
-        for group in opt.param_groups:
-            group['lr'] = args.lr * factor
-        opt.zero_grad(set_to_none=True)
-        logits, _ = workload.model_fn(model, batch, None, spec.ForwardPassMode.TRAIN, None, True)
-        out = workload.loss_fn(batch['targets'], logits)
-        value = out['summed'] / out['n_valid_examples']
-        value.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        counter['step'] += 1
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        return value.item()
-
-    return step, lambda: model
+    return measure_steps.torch_step(
+        workload, model, opt,
+        lambda step: args.lr * warmup_cosine_factor(step, args.steps, WARMUP_FACTOR))
 
 
 def main(argv=None) -> None:

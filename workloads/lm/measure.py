@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 from harness import registry, spec
+from workloads._common import measure_steps
 
 
 def _lr_at(step: int, peak_lr: float, total: int, warmup: int) -> float:
@@ -50,26 +51,7 @@ def _jax_trainer(workload, params, args):
         optax.clip_by_global_norm(1.0),
         optax.adamw(schedule, b1=0.9, b2=0.95, weight_decay=0.1, mask=decay_mask),
     )
-    opt_state = tx.init(params)
-
-    def loss(p, batch):
-        logits, _ = workload.model_fn(p, batch, None, spec.ForwardPassMode.TRAIN, None, True)
-        out = workload.loss_fn(batch['targets'], logits)
-        return out['summed'] / out['n_valid_examples']
-
-    @jax.jit
-    def step_fn(p, o, batch):
-        value, grads = jax.value_and_grad(loss)(p, batch)
-        updates, o = tx.update(grads, o, p)
-        return optax.apply_updates(p, updates), o, value
-
-    state = {'params': params, 'opt': opt_state}
-
-    def step(batch):
-        state['params'], state['opt'], value = step_fn(state['params'], state['opt'], batch)
-        return float(jax.block_until_ready(value))
-
-    return step, lambda: state['params']
+    return measure_steps.jax_step(workload, tx, params, tx.init(params))
 
 
 def _torch_trainer(workload, model, args):
@@ -82,24 +64,8 @@ def _torch_trainer(workload, model, args):
         lr=args.lr,
         betas=(0.9, 0.95),
     )
-    counter = {'step': 0}
-
-    def step(batch):
-        for group in opt.param_groups:
-            group['lr'] = _lr_at(counter['step'], args.lr, args.steps, args.warmup)
-        opt.zero_grad(set_to_none=True)
-        logits, _ = workload.model_fn(model, batch, None, spec.ForwardPassMode.TRAIN, None, True)
-        out = workload.loss_fn(batch['targets'], logits)
-        value = out['summed'] / out['n_valid_examples']
-        value.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        counter['step'] += 1
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        return value.item()
-
-    return step, lambda: model
+    return measure_steps.torch_step(
+        workload, model, opt, lambda step: _lr_at(step, args.lr, args.steps, args.warmup))
 
 
 def main(argv=None) -> None:

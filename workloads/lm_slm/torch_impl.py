@@ -16,28 +16,15 @@ from workloads._common import torch_utils
 from workloads.lm import torch_impl as lm_torch
 from workloads.lm import workload as lm
 from workloads.lm_slm import teacher as teacher_lib
-from workloads.lm_slm.workload import LmSlmMixin
+from workloads.lm_slm.workload import FixedConfig, LmSlmMixin
 
 
-class TeacherModelTorch(lm_torch.LmTorchWorkload):
+class TeacherModelTorch(FixedConfig, lm_torch.LmTorchWorkload):
     """lm's PyTorch model and training glue at a config of our choosing (a teacher's)."""
-
-    def __init__(self, size: str, config: lm.LmConfig):
-        super().__init__(size=size)
-        self._fixed_config = config
-
-    @property
-    def config(self) -> lm.LmConfig:
-        return self._fixed_config
 
 
 class LmSlmTorchWorkload(LmSlmMixin, lm_torch.LmTorchWorkload):
     framework = 'pytorch'
-
-    def init_model_fn(self, rng: spec.RandomState) -> spec.ModelInitState:
-        out = super().init_model_fn(rng)
-        self._load_teacher_checkpoint()
-        return out
 
     # ---- the framework hooks of LmSlmMixin
 

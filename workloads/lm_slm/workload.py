@@ -60,6 +60,19 @@ def check_size_variant(size: Optional[str], variant: Optional[str]) -> None:
         raise spec.UserInputError(f"Workload 'lm_slm': {'; '.join(problems)}.")
 
 
+class FixedConfig:
+    """Put before an lm framework workload class: lm's model at a config of our choosing
+    (a teacher's) rather than the one of its size."""
+
+    def __init__(self, size: str, config: lm.LmConfig):
+        super().__init__(size=size)
+        self._fixed_config = config
+
+    @property
+    def config(self) -> lm.LmConfig:
+        return self._fixed_config
+
+
 class LmSlmMixin:
     """Put before an lm framework workload class: ``class X(LmSlmMixin, LmJaxWorkload)``.
 
@@ -129,6 +142,12 @@ class LmSlmMixin:
             'framework': training.get('framework'),
             'weights_sha256': self._teacher_meta.get('weights_sha256'),
         }
+
+    def init_model_fn(self, rng: spec.RandomState) -> spec.ModelInitState:
+        """The student (lm's init), then the teacher from its checkpoint (both off the clock)."""
+        out = super().init_model_fn(rng)
+        self._load_teacher_checkpoint()
+        return out
 
     def _load_teacher_checkpoint(self) -> None:
         """Read and verify the checkpoint; hand it to the framework (init_model_fn calls this)."""

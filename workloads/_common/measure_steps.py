@@ -1,0 +1,61 @@
+"""The training step of the workloads' measurement scripts (``workloads/*/measure.py``).
+
+Those scripts train a workload with a plain AdamW loop to measure what its
+targets and budgets should be; they differ in optimizer settings and schedule,
+not in the step. The step reports the mean loss as a float, so the device has
+finished it (the scripts time steps).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Tuple
+
+from harness import spec
+
+Step = Callable[[dict], float]
+
+
+def _mean_loss(workload, params, batch):
+    logits, _ = workload.model_fn(params, batch, None, spec.ForwardPassMode.TRAIN, None, True)
+    out = workload.loss_fn(batch['targets'], logits)
+    return out['summed'] / out['n_valid_examples']
+
+
+def jax_step(workload, tx, params, opt_state) -> Tuple[Step, Callable[[], Any]]:
+    """(step(batch) -> loss, current params) for an optax transformation ``tx``."""
+    import jax
+    import optax
+
+    @jax.jit
+    def step_fn(p, o, batch):
+        value, grads = jax.value_and_grad(lambda q: _mean_loss(workload, q, batch))(p)
+        updates, o = tx.update(grads, o, p)
+        return optax.apply_updates(p, updates), o, value
+
+    state = {'params': params, 'opt': opt_state}
+
+    def step(batch):
+        state['params'], state['opt'], value = step_fn(state['params'], state['opt'], batch)
+        return float(jax.block_until_ready(value))
+
+    return step, lambda: state['params']
+
+
+def torch_step(workload, model, opt, lr_at: Callable[[int], float]) -> Tuple[Step, Callable[[], Any]]:
+    """(step(batch) -> loss, the model) for a torch optimizer; ``lr_at(step)`` sets the lr."""
+    import torch
+
+    counter = {'step': 0}
+
+    def step(batch):
+        for group in opt.param_groups:
+            group['lr'] = lr_at(counter['step'])
+        opt.zero_grad(set_to_none=True)
+        value = _mean_loss(workload, model, batch)
+        value.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        counter['step'] += 1
+        return value.item()  # waits for the device
+
+    return step, lambda: model
