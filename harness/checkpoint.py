@@ -3,8 +3,11 @@
 ``checkpoint/state.pkl`` holds host copies of params, optimizer state and
 model state, plus the runner's counters (step, data-iterator position,
 accumulated submission/eval/checkpoint time, evaluations written, preemption
-count). It is written to a temp file and renamed, so a kill during a save
-leaves the previous checkpoint intact. Only the latest one is kept.
+count). The checkpoint written at the end of a trial also holds its outcome
+(status, error), so a trial killed before its result.json is written resumes
+to that outcome without training or evaluating again. It is written to a temp
+file and renamed, so a kill during a save leaves the previous checkpoint
+intact. Only the latest one is kept.
 
 PyTorch states are saved with ``torch.save`` (tensors and state dicts); JAX
 states as numpy arrays with pickle. Neither format is meant to travel between

@@ -191,6 +191,10 @@ class TrialRunner:
                 self.workload.restore_teacher_accounting(saved['workload_accounting'])
             self.c = Counters(**saved['counters'])
             self.c.resumes += 1
+            # A trial killed after its final checkpoint but before result.json ended
+            # already: its outcome is in the checkpoint, and nothing is run again.
+            outcome = saved.get('outcome') or {}
+            self.status, self.error = outcome.get('status'), outcome.get('error')
         self.params, self.model_state, self.opt_state = params, model_state, opt_state
 
     # ---- the loop ------------------------------------------------------------
@@ -212,10 +216,11 @@ class TrialRunner:
     def run(self, saved: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         try:
             self.begin(saved)
-            self._loop()
-            # The final state lands in the checkpoint too: the latest checkpoint
-            # of a finished trial holds its final parameters.
-            self._checkpoint()
+            if self.status is None:
+                self._loop()
+                # The final state lands in the checkpoint too: the latest checkpoint
+                # of a finished trial holds its final parameters, and its outcome.
+                self._checkpoint()
         except SubmissionError as e:
             self.status = 'failed'
             self.error = str(e)
@@ -229,12 +234,13 @@ class TrialRunner:
 
     def train_one_step(self) -> bool:
         """One timed step plus its off-the-clock bookkeeping; True when the trial ends."""
+        # The eval rng is a function of the step alone, so the final evaluation of a
+        # trial resumed from a checkpoint at max_steps uses the rng it would have used.
+        ds_rng, update_rng, self._eval_rng = self.backend.step_rngs(self.base_rng, self.c.step)
         max_steps = self.config.max_steps
         if max_steps is not None and self.c.step >= max_steps:
             self._final_eval('budget_exhausted')
             return True
-        ds_rng, update_rng, eval_rng = self.backend.step_rngs(self.base_rng, self.c.step)
-        self._eval_rng = eval_rng
         complete = False
         compiles_before = self.backend.compile_count()
         # DDP: no rank starts its clock while another still does off-the-clock work.
@@ -390,6 +396,9 @@ class TrialRunner:
             'optimizer_state': self.backend.state_to_host(self.opt_state),
             'data': self.input_queue.state_dict(),
             'counters': counters,
+            # Set in the final checkpoint only: how the trial ended.
+            'outcome': ({'status': self.status, 'error': self.error}
+                        if self.status is not None else None),
             # Auxiliary-model counters (teacher time, FLOPs) survive a resume too.
             'workload_accounting': (self.workload.teacher_accounting()
                                     if hasattr(self.workload, 'teacher_accounting') else None),

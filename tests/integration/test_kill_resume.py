@@ -108,6 +108,9 @@ def test_sigkill_then_resume_matches_uninterrupted(framework, devices, data_dir,
 
     a = json.loads((_trial_dir(tmp_path, framework, 'straight') / 'result.json').read_text())
     b = json.loads((killed_dir / 'result.json').read_text())
+    error_file = killed_dir / results.ERROR_FILE
+    assert b['status'] != 'failed', (b.get('error'), error_file.exists() and error_file.read_text(),
+                                     resumed.stderr[-3000:])
     assert a['final_step'] == b['final_step'] == MAX_STEPS
     assert b['resumes'] == 1
     final_a = results.read_jsonl(_trial_dir(tmp_path, framework, 'straight') / 'evals.jsonl')[-1]
