@@ -54,7 +54,7 @@ def make_suite(tmp_path, lm_data_dir):
     """make_suite(name, **overrides) -> path of a Slurm suite of real lm tiny trials."""
 
     def make(name: str, *, trials: int = 1, max_steps: int = 3, checkpoint_every_s: float = 60,
-             time_limit_min: int = 10) -> Path:
+             time_limit_min: int = 10, stop_at_target: bool = True) -> Path:
         path = tmp_path / f'{name}.yaml'
         path.write_text(textwrap.dedent(f'''
             experiment: {name}
@@ -64,6 +64,7 @@ def make_suite(tmp_path, lm_data_dir):
             trials: {trials}
             max_steps: {max_steps}
             checkpoint_every_s: {checkpoint_every_s}
+            stop_at_target: {str(stop_at_target).lower()}
             workloads: [{{name: lm, size: tiny}}]
             submissions: [adamw]
             frameworks: [pytorch]

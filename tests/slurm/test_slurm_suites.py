@@ -102,7 +102,10 @@ def test_preempted_trial_resumes_to_the_twins_result(make_suite):
 def test_scancelled_job_is_reported_failed_and_cancel_stops_the_rest(make_suite):
     from harness.status import slurm_states
 
-    path = make_suite('cancelled', trials=2, max_steps=100000, time_limit_min=10)
+    # The generated text is easy: with stop_at_target on, trial 1 could reach the
+    # target and finish before `timetrial cancel` comes for it.
+    path = make_suite('cancelled', trials=2, max_steps=100000, time_limit_min=10,
+                      stop_at_target=False)
     suite = load_suite(path)
     exp = suite.experiment_dir()
     proc = driver(str(path))
