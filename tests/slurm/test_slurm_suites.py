@@ -56,7 +56,7 @@ def test_preempted_trial_resumes_to_the_twins_result(make_suite):
     from submitit.slurm.slurm import SlurmJob
 
     # Same configuration in two experiments; one gets preempted mid-training.
-    suites = {name: load_suite(make_suite(name, max_steps=12, checkpoint_every_s=1))
+    suites = {name: load_suite(make_suite(name, max_steps=30, checkpoint_every_s=1))
               for name in ('preempted', 'twin')}
     trials = {name: expand(s) for name, s in suites.items()}
     for name, s in suites.items():
@@ -66,7 +66,8 @@ def test_preempted_trial_resumes_to_the_twins_result(make_suite):
     record = jobs_of(suites['preempted'].experiment_dir())[trial_id(config)]
     job = SlurmJob(folder=record['folder'], job_id=record['job_id'])
     # Preempt only once the runner has written a checkpoint, while it still trains.
-    wait_for(lambda: checkpoint.checkpoint_path(trial_dir).exists(), 240, 'a first checkpoint')
+    wait_for(lambda: checkpoint.checkpoint_path(trial_dir).exists(), 240, 'a first checkpoint',
+             interval_s=0.1)
     assert result_of(trial_dir) is None
     job._interrupt()          # SIGTERM, then USR2: what Slurm sends on preemption
     wait_for(lambda: (trial_dir / 'preemptions.json').exists(), 60, 'the preemption record')
