@@ -345,6 +345,14 @@ def cancel(exp_dir: Path, log=print, grace_s: float = 10.0) -> List[str]:
             'status': 'failed', 'job_failure': True, 'job_id': record['job_id'],
             'summary': 'cancelled by `timetrial cancel`; run the suite again to resume',
             'error': 'cancelled by `timetrial cancel`'})
-    if not cancelled:
+    # 'stopped' Slurm trials are ones whose job Slurm did not list as alive, or ones
+    # it did not answer for at all: say so, rather than "nothing to cancel".
+    unsure = {t: jobs[t]['job_id'] for t, s in statuses.items()
+              if s.state == 'stopped' and jobs.get(t, {}).get('executor') == 'slurm'}
+    if unsure and slurm_states(list(unsure.values())) is None:
+        log(f'note: Slurm did not answer (sacct and squeue failed), so whether job(s) '
+            f'{" ".join(sorted(unsure.values()))} still run is unknown; check with `squeue` '
+            'and cancel them with `scancel`')
+    elif not cancelled:
         log('nothing to cancel: no queued or running job')
     return cancelled

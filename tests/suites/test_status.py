@@ -14,7 +14,7 @@ import pytest
 
 from harness import results, status
 from harness.launch import run_suite
-from harness.lock import PREEMPTIONS_JSON, read_jobs, write_jobs, write_manifest
+from harness.lock import JOB_FAILURE_JSON, PREEMPTIONS_JSON, read_jobs, write_jobs, write_manifest
 from harness.suite import expand, load_suite, trial_id
 from tests.suites import fakes
 from tests.suites.conftest import BASIC
@@ -123,6 +123,29 @@ def test_cancel_stops_local_controllers_and_scancels_slurm_jobs(experiment, monk
             controller.kill()
             controller.wait()
 
+
+
+def test_cancel_says_when_slurm_does_not_answer(experiment, monkeypatch):
+    suite, trials = experiment
+    exp = suite.experiment_dir()
+    ids = [trial_id(t) for t in trials]
+    jobs = read_jobs(exp)
+    jobs[ids[3]] = {'executor': 'slurm', 'job_id': '81_3', 'folder': '/x/%j'}
+    write_jobs(exp, jobs)
+    (trials[3].trial_dir()).mkdir(parents=True, exist_ok=True)
+    (trials[3].trial_dir() / results.TRIAL_YAML).write_text('{}\n')
+    monkeypatch.setattr(status, 'slurm_states', lambda job_ids: None)
+    calls = []
+    monkeypatch.setattr(status.subprocess, 'run', lambda cmd, **kw: calls.append(cmd))
+    lines = []
+    assert status.cancel(exp, log=lines.append) == []
+    assert calls == []
+    assert 'Slurm did not answer' in lines[-1] and '81_3' in lines[-1], lines
+    assert not (trials[3].trial_dir() / JOB_FAILURE_JSON).exists()
+    # When Slurm answers that the job is gone, there is nothing to cancel.
+    monkeypatch.setattr(status, 'slurm_states', lambda job_ids: {'81_3': 'COMPLETED'})
+    assert status.cancel(exp, log=lines.append) == []
+    assert lines[-1].startswith('nothing to cancel')
 
 # A controller as a non-interactive shell's background job gets it: SIGINT ignored. Its
 # task (here a sleeping child) must stop too.
