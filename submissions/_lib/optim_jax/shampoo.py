@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import optax
 
 from submissions._lib.hparam_checks import raise_for_problems
+from submissions._lib.optim_jax.decoupled import with_decoupled_weight_decay
 from submissions._lib.optim_jax.kronecker import FactorOps, scale_by_kronecker
 
 
@@ -120,7 +121,11 @@ def shampoo(
     graft_eps: float = 1e-8,
 ) -> optax.GradientTransformation:
     """Shampoo with decoupled weight decay: theta <- theta - lr * (update + wd * theta)."""
-    structural = dict(
+    return with_decoupled_weight_decay(
+        'shampoo', scale_by_shampoo, learning_rate, weight_decay, weight_decay_mask,
+        beta1=beta1,
+        beta2=beta2,
+        eps=eps,
         block_size=block_size,
         precondition_every=precondition_every,
         start_preconditioning_step=start_preconditioning_step,
@@ -128,13 +133,4 @@ def shampoo(
         nesterov=nesterov,
         graft_type=graft_type,
         graft_eps=graft_eps,
-    )
-    checked = dict(beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, **structural)
-    if not callable(learning_rate):
-        checked['learning_rate'] = learning_rate
-    raise_for_problems('shampoo', checked)
-    return optax.chain(
-        scale_by_shampoo(beta1=beta1, beta2=beta2, eps=eps, **structural),
-        optax.add_decayed_weights(weight_decay, weight_decay_mask),
-        optax.scale_by_learning_rate(learning_rate),
     )

@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import optax
 
 from submissions._lib.hparam_checks import raise_for_problems
+from submissions._lib.optim_jax.decoupled import with_decoupled_weight_decay
 from submissions._lib.optim_jax.kronecker import FactorOps, scale_by_kronecker
 
 
@@ -174,7 +175,11 @@ def sketchy(
     graft_eps: float = 1e-8,
 ) -> optax.GradientTransformation:
     """Sketchy with decoupled weight decay: theta <- theta - lr * (update + wd * theta)."""
-    structural = dict(
+    return with_decoupled_weight_decay(
+        'sketchy', scale_by_sketchy, learning_rate, weight_decay, weight_decay_mask,
+        beta1=beta1,
+        beta2=beta2,
+        eps=eps,
         rank=rank,
         block_size=block_size,
         start_preconditioning_step=start_preconditioning_step,
@@ -182,13 +187,4 @@ def sketchy(
         nesterov=nesterov,
         graft_type=graft_type,
         graft_eps=graft_eps,
-    )
-    checked = dict(beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, **structural)
-    if not callable(learning_rate):
-        checked['learning_rate'] = learning_rate
-    raise_for_problems('sketchy', checked)
-    return optax.chain(
-        scale_by_sketchy(beta1=beta1, beta2=beta2, eps=eps, **structural),
-        optax.add_decayed_weights(weight_decay, weight_decay_mask),
-        optax.scale_by_learning_rate(learning_rate),
     )

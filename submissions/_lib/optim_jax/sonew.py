@@ -34,6 +34,7 @@ import optax
 
 from submissions._lib.hparam_checks import raise_for_problems
 from submissions._lib.optim_jax._blocks import safe_ratio
+from submissions._lib.optim_jax.decoupled import with_decoupled_weight_decay
 
 
 class SONewState(NamedTuple):
@@ -132,14 +133,10 @@ def sonew(
     graft_eps: float = 1e-8,
 ) -> optax.GradientTransformation:
     """SONew with decoupled weight decay: theta <- theta - lr * (u + wd * theta)."""
-    checked = dict(
-        beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, graft_eps=graft_eps
-    )
-    if not callable(learning_rate):
-        checked['learning_rate'] = learning_rate
-    raise_for_problems('sonew', checked)
-    return optax.chain(
-        scale_by_sonew(beta1=beta1, beta2=beta2, eps=eps, graft_eps=graft_eps),
-        optax.add_decayed_weights(weight_decay, weight_decay_mask),
-        optax.scale_by_learning_rate(learning_rate),
+    return with_decoupled_weight_decay(
+        'sonew', scale_by_sonew, learning_rate, weight_decay, weight_decay_mask,
+        beta1=beta1,
+        beta2=beta2,
+        eps=eps,
+        graft_eps=graft_eps,
     )
