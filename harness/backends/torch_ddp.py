@@ -28,6 +28,7 @@ Rendezvous is a file in a fresh temporary directory (no port to collide).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import pickle
@@ -216,11 +217,11 @@ def _collect(config, world: int, reports: Dict[int, Dict[str, Any]],
 
 def _die_with_parent(parent_pid: int) -> None:
     """Linux: SIGKILL this rank when the process that spawned it dies."""
-    try:
+    # Not Linux (no prctl): run_ranks still kills its ranks on its way out, but a
+    # SIGKILLed trial process would leave them running.
+    with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass  # not Linux: the parent's join() still terminates ranks on its way out
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
 

@@ -47,14 +47,25 @@ def positive_int_problems(values, names):
     ]
 
 
+def bound_problems(values, names, *, minimum, inclusive):
+    """Messages for those of ``names`` in ``values`` below ``minimum`` (or equal to it,
+    unless ``inclusive``). NaN fails either way."""
+    sign = '>=' if inclusive else '>'
+    return [
+        f'{name} must be {sign} {minimum:g}, got {values[name]!r}'
+        for name in names
+        if name in values
+        and not (values[name] >= minimum if inclusive else values[name] > minimum)
+    ]
+
+
 def validate_hyperparameters(values):
     """Problems with a point of the search space (checked by `timetrial check`)."""
     problems = positive_int_problems(
         values, ('clients_per_round', 'local_steps', 'client_batch_size')
     )
-    for name in ('client_learning_rate', 'server_learning_rate'):
-        if name in values and not values[name] > 0:
-            problems.append(f'{name} must be > 0, got {values[name]!r}')
+    problems += bound_problems(values, ('client_learning_rate', 'server_learning_rate'),
+                               minimum=0, inclusive=False)
     return problems
 
 

@@ -45,10 +45,9 @@ def hp(hyperparameters, name):
 
 def validate_hyperparameters(values):
     problems = fedavg.validate_hyperparameters(values)
-    if 'distill_weight' in values and not values['distill_weight'] >= 0:
-        problems.append(f'distill_weight must be >= 0, got {values["distill_weight"]!r}')
-    if 'distill_temperature' in values and not values['distill_temperature'] > 0:
-        problems.append(f'distill_temperature must be > 0, got {values["distill_temperature"]!r}')
+    problems += fedavg.bound_problems(values, ('distill_weight',), minimum=0, inclusive=True)
+    problems += fedavg.bound_problems(values, ('distill_temperature',), minimum=0,
+                                      inclusive=False)
     return problems
 
 

@@ -38,8 +38,7 @@ def hp(hyperparameters, name):
 def validate_hyperparameters(values):
     problems = fedavg.validate_hyperparameters(values)
     problems += fedavg.positive_int_problems(values, ('concurrency', 'buffer_size'))
-    if 'staleness_exponent' in values and not values['staleness_exponent'] >= 0:
-        problems.append(f'staleness_exponent must be >= 0, got {values["staleness_exponent"]!r}')
+    problems += fedavg.bound_problems(values, ('staleness_exponent',), minimum=0, inclusive=True)
     return problems
 
 

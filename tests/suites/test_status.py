@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import signal
@@ -37,6 +38,19 @@ def experiment(write_suite, tmp_path):
     return suite, trials
 
 
+@contextlib.contextmanager
+def _running(code: str):
+    """A stand-in controller process running ``code``; killed at the end if still alive."""
+    controller = subprocess.Popen([sys.executable, '-c', code, 'submitit'],
+                                  stdout=subprocess.PIPE, text=True)
+    try:
+        yield controller
+    finally:
+        if controller.poll() is None:
+            controller.kill()
+        controller.wait()
+
+
 def _local_record(pid: int) -> dict:
     import socket
 
@@ -48,9 +62,7 @@ def test_states_from_files_and_jobs(experiment, monkeypatch):
     suite, trials = experiment
     exp = suite.experiment_dir()
     ids = [trial_id(t) for t in trials]
-    controller = subprocess.Popen([sys.executable, '-c', _CONTROLLER, 'submitit'],
-                                  stdout=subprocess.PIPE, text=True)
-    try:
+    with _running(_CONTROLLER) as controller:
         assert controller.stdout.readline().strip() == 'ready'
         jobs = read_jobs(exp)
         jobs[ids[2]] = _local_record(controller.pid)
@@ -86,18 +98,13 @@ def test_states_from_files_and_jobs(experiment, monkeypatch):
         text = out.getvalue()
         assert 'validation/loss' in text and 'resumed' in text and '77_5' in text
         assert 'failed:1' in text and 'reached:1' in text
-    finally:
-        controller.kill()
-        controller.wait()
 
 
 def test_cancel_stops_local_controllers_and_scancels_slurm_jobs(experiment, monkeypatch):
     suite, trials = experiment
     exp = suite.experiment_dir()
     ids = [trial_id(t) for t in trials]
-    controller = subprocess.Popen([sys.executable, '-c', _CONTROLLER, 'submitit'],
-                                  stdout=subprocess.PIPE, text=True)
-    try:
+    with _running(_CONTROLLER) as controller:
         assert controller.stdout.readline().strip() == 'ready'
         jobs = read_jobs(exp)
         jobs[ids[2]] = _local_record(controller.pid)
@@ -118,10 +125,6 @@ def test_cancel_stops_local_controllers_and_scancels_slurm_jobs(experiment, monk
         assert by_id[ids[3]].state == 'failed'
         assert status.cancel(exp, log=lines.append) == []
         assert lines[-1].startswith('nothing to cancel')
-    finally:
-        if controller.poll() is None:
-            controller.kill()
-            controller.wait()
 
 
 
@@ -160,9 +163,7 @@ def test_cancel_kills_a_controller_that_ignores_sigint_and_its_task(experiment, 
     suite, trials = experiment
     exp = suite.experiment_dir()
     ids = [trial_id(t) for t in trials]
-    controller = subprocess.Popen([sys.executable, '-c', _DEAF_CONTROLLER, 'submitit'],
-                                  stdout=subprocess.PIPE, text=True)
-    try:
+    with _running(_DEAF_CONTROLLER) as controller:
         task_pid = int(controller.stdout.readline())
         jobs = read_jobs(exp)
         jobs[ids[2]] = _local_record(controller.pid)
@@ -176,10 +177,6 @@ def test_cancel_kills_a_controller_that_ignores_sigint_and_its_task(experiment, 
         # Gone, or a zombie waiting for init to reap it: either way no longer running.
         assert not Path(f'/proc/{task_pid}').exists() or \
             Path(f'/proc/{task_pid}/stat').read_text().split()[2] == 'Z'
-    finally:
-        if controller.poll() is None:
-            controller.kill()
-            controller.wait()
 
 
 def test_unknown_or_empty_experiment_directories(tmp_path, monkeypatch):
