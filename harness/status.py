@@ -9,6 +9,7 @@ A trial's state comes from its files first, then from its job:
   preemption or time limit (``preemptions.json``);
 - ``job_failure.json``: ``failed`` — the job ended without a result (scancel,
   OOM, node failure); running the suite again resumes it;
+- ``unknown``: a Slurm job, and Slurm did not answer (sacct and squeue failed);
 - otherwise ``pending`` (never started) or ``stopped`` (has progress, nothing
   runs it: the driver was killed; running the suite again resumes it).
 
@@ -37,7 +38,7 @@ from harness.spec import UserInputError
 FINAL = ('reached', 'budget_exhausted', 'diverged', 'failed', 'training_complete')
 STYLES = {'reached': 'green', 'budget_exhausted': 'yellow', 'training_complete': 'green',
           'diverged': 'red', 'failed': 'bold red', 'running': 'cyan', 'resumed': 'magenta',
-          'pending': 'dim', 'stopped': 'yellow'}
+          'pending': 'dim', 'stopped': 'yellow', 'unknown': 'bold yellow'}
 
 
 ALIVE_SLURM_STATES = ('PENDING', 'RUNNING', 'REQUEUED', 'REQUEUE_HOLD', 'REQUEUE_FED',
@@ -173,12 +174,13 @@ def collect(exp_dir: Path) -> List[TrialStatus]:
     open_ids = [t for t, d in trial_dirs.items() if not (d / results.RESULT_JSON).exists()]
     slurm_ids = [jobs[t]['job_id'] for t in open_ids
                  if jobs.get(t, {}).get('executor') == 'slurm']
-    states = (slurm_states(slurm_ids) or {}) if slurm_ids else {}
+    # None: Slurm did not answer, so its jobs' states are unknown (not "stopped").
+    states = slurm_states(slurm_ids) if slurm_ids else {}
     return [_one(tid, trial_dirs[tid], jobs.get(tid), states) for tid in sorted(trial_dirs)]
 
 
 def _one(tid: str, trial_dir: Path, job: Optional[Dict[str, Any]],
-         slurm: Dict[str, str]) -> TrialStatus:
+         slurm: Optional[Dict[str, str]]) -> TrialStatus:
     preempt = results.read_json(trial_dir / PREEMPTIONS_JSON) or {}
     st = TrialStatus(tid, 'pending', job_id=(job or {}).get('job_id'),
                      preemptions=int(preempt.get('count', 0)))
@@ -200,8 +202,9 @@ def _one(tid: str, trial_dir: Path, job: Optional[Dict[str, Any]],
             st.note = str(result['error']).splitlines()[0][:120]
         return st
     live = None
-    if job and job.get('executor') == 'slurm':
-        live = slurm.get(job['job_id'], '').upper() or None
+    slurm_job = bool(job) and job.get('executor') == 'slurm'
+    if slurm_job:
+        live = (slurm or {}).get(job['job_id'], '').upper() or None
         live = live if live in ALIVE_SLURM_STATES else None
     elif job and job.get('executor') == 'local' and local_job_alive(job):
         live = 'RUNNING'
@@ -213,6 +216,9 @@ def _one(tid: str, trial_dir: Path, job: Optional[Dict[str, Any]],
     elif (failure := results.read_json(trial_dir / JOB_FAILURE_JSON)) is not None:
         st.state = 'failed'
         st.note = failure.get('summary') or str(failure.get('error', '')).split('\n')[0][:120]
+    elif slurm_job and slurm is None:
+        st.state = 'unknown'
+        st.note = 'Slurm did not answer (sacct, squeue); check with `squeue`'
     elif job or (trial_dir / results.TRIAL_YAML).exists():
         st.state = 'stopped'
         st.note = 'not running; run the suite again to resume'
@@ -345,14 +351,11 @@ def cancel(exp_dir: Path, log=print, grace_s: float = 10.0) -> List[str]:
             'status': 'failed', 'job_failure': True, 'job_id': record['job_id'],
             'summary': 'cancelled by `timetrial cancel`; run the suite again to resume',
             'error': 'cancelled by `timetrial cancel`'})
-    # 'stopped' Slurm trials are ones whose job Slurm did not list as alive, or ones
-    # it did not answer for at all: say so, rather than "nothing to cancel".
-    unsure = {t: jobs[t]['job_id'] for t, s in statuses.items()
-              if s.state == 'stopped' and jobs.get(t, {}).get('executor') == 'slurm'}
-    if unsure and slurm_states(list(unsure.values())) is None:
+    unknown = sorted(jobs[t]['job_id'] for t, s in statuses.items() if s.state == 'unknown')
+    if unknown:
         log(f'note: Slurm did not answer (sacct and squeue failed), so whether job(s) '
-            f'{" ".join(sorted(unsure.values()))} still run is unknown; check with `squeue` '
-            'and cancel them with `scancel`')
+            f'{" ".join(unknown)} still run is unknown; check with `squeue` and cancel them '
+            'with `scancel`')
     elif not cancelled:
         log('nothing to cancel: no queued or running job')
     return cancelled

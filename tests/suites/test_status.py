@@ -128,16 +128,17 @@ def test_cancel_stops_local_controllers_and_scancels_slurm_jobs(experiment, monk
 
 
 
-def test_cancel_says_when_slurm_does_not_answer(experiment, monkeypatch):
+def test_status_and_cancel_say_when_slurm_does_not_answer(experiment, monkeypatch):
     suite, trials = experiment
     exp = suite.experiment_dir()
     ids = [trial_id(t) for t in trials]
     jobs = read_jobs(exp)
     jobs[ids[3]] = {'executor': 'slurm', 'job_id': '81_3', 'folder': '/x/%j'}
     write_jobs(exp, jobs)
-    (trials[3].trial_dir()).mkdir(parents=True, exist_ok=True)
-    (trials[3].trial_dir() / results.TRIAL_YAML).write_text('{}\n')
     monkeypatch.setattr(status, 'slurm_states', lambda job_ids: None)
+    by_id = {s.trial: s for s in status.collect(exp)}
+    assert by_id[ids[3]].state == 'unknown' and 'Slurm did not answer' in by_id[ids[3]].note
+    assert by_id[ids[0]].state != 'unknown'   # finished trials need no answer from Slurm
     calls = []
     monkeypatch.setattr(status.subprocess, 'run', lambda cmd, **kw: calls.append(cmd))
     lines = []
