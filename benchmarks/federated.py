@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness import hardware, registry  # noqa: E402
-from harness.federated.submission import SubmissionView, load_federated_submission  # noqa: E402
+from harness.submission.federated import SubmissionView, load_federated_submission  # noqa: E402
 from harness.paths import resolve_data_dir  # noqa: E402
 
 
@@ -75,8 +75,8 @@ def bench_framework(framework: str, args) -> None:
 
 
 def run_trial(framework: str, spec_text: str, args) -> None:
-    from harness.federated.runner import run_federated_trial
-    from harness.trial_config import TrialConfig
+    from harness.trial.federated.runner import run_federated_trial
+    from harness.trial.config import TrialConfig
 
     submission, variant, rounds = spec_text.split(':')
     with tempfile.TemporaryDirectory() as results_dir:

@@ -9,7 +9,7 @@
    sbatch), then the same phases timed in this process. The jobs are
    cancelled right after. Goal: under 10 s (arrays, not 200 sbatch calls).
 2. Per-trial start-up: what every job pays before its first step — process
-   start, `import submitit, harness.launch`, the framework and the workload,
+   start, `import submitit, harness.launch.launcher`, the framework and the workload,
    then the data (check + first training batch). Median over --repeats runs.
 
 Output lines are `key:value` pairs; the data is generated text prepared into a
@@ -36,9 +36,10 @@ sys.path.insert(0, str(REPO))
 _STARTUP = '''
 import json, sys, time
 t = {'start': time.time()}
-import submitit, harness.launch  # what a job imports before unpickling its trial
+import submitit, harness.launch.launcher  # what a job imports before unpickling its trial
 t['harness'] = time.time()
-from harness import backends, registry
+from harness import registry
+from harness.trial import backends
 framework, data_dir = sys.argv[1], sys.argv[2]
 backend = backends.get_backend(framework)
 workload = registry.make_workload('lm', framework, 'tiny')
@@ -105,7 +106,7 @@ def submission_time(root: Path, data_dir: str, n_trials: int) -> None:
     # End to end, as a user runs it.
     path = write_suite(root, 'bench_cli', data_dir, per_study)
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, '-m', 'harness.cli', 'run', str(path), '--no-wait'],
+    proc = subprocess.run([sys.executable, '-m', 'harness.cli.main', 'run', str(path), '--no-wait'],
                           cwd=REPO, capture_output=True, text=True)
     wall_s = time.perf_counter() - t0
     cancel('bench_cli')
@@ -116,9 +117,9 @@ def submission_time(root: Path, data_dir: str, n_trials: int) -> None:
           f'goal_s:10 ok:{wall_s < 10}')
 
     # The same phases, timed one by one in this process.
-    from harness.launch import preflight, run_suite
-    from harness.lock import read_jobs
-    from harness.suite import expand, load_suite
+    from harness.launch.launcher import preflight, run_suite
+    from harness.launch.records import read_jobs
+    from harness.launch.suite import expand, load_suite
 
     path = write_suite(root, 'bench_api', data_dir, per_study)
     times = {}

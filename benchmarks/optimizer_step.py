@@ -60,12 +60,12 @@ _early_thread_limit(sys.argv)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness import paths, registry  # noqa: E402
-from harness.backends import get_backend  # noqa: E402
+from harness.trial.backends import get_backend  # noqa: E402
 from harness.prepare import ensure_prepared  # noqa: E402
-from harness.search_space import as_hyperparameters, load, sample  # noqa: E402
-from harness.submission_loader import load_submission, search_space_path  # noqa: E402
-from harness.trial import build_workload  # noqa: E402
-from harness.trial_config import TrialConfig  # noqa: E402
+from harness.submission.search_space import as_hyperparameters, load, sample  # noqa: E402
+from harness.submission.loader import load_submission, search_space_path  # noqa: E402
+from harness.trial.run import build_workload  # noqa: E402
+from harness.trial.config import TrialConfig  # noqa: E402
 
 OPTIMIZERS = ('adamw', 'nesterov', 'momentum', 'lamb', 'lars', 'shampoo', 'sketchy', 'sonew')
 SEED = 0

@@ -34,12 +34,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness import paths  # noqa: E402
-from harness.backends import get_backend  # noqa: E402
+from harness.trial.backends import get_backend  # noqa: E402
 from harness.prepare import ensure_prepared  # noqa: E402
-from harness.runner import TrialRunner  # noqa: E402
-from harness.submission_loader import load_submission  # noqa: E402
-from harness.trial import build_workload  # noqa: E402
-from harness.trial_config import TrialConfig  # noqa: E402
+from harness.trial.runner import TrialRunner  # noqa: E402
+from harness.submission.loader import load_submission  # noqa: E402
+from harness.trial.run import build_workload  # noqa: E402
+from harness.trial.config import TrialConfig  # noqa: E402
 
 HPARAMS = {'learning_rate': 2e-3, 'one_minus_beta1': 0.1, 'beta2': 0.99, 'warmup_factor': 0.05,
            'weight_decay': 0.05, 'grad_clip': 1.0, 'label_smoothing': 0.0, 'dropout_rate': 0.0}
@@ -77,7 +77,7 @@ def bare_loop_jax(workload, data_dir, batch_size, seed):
 
     from harness import spec
     from submissions._lib.jax_common import lr_schedule
-    from harness.search_space import as_hyperparameters
+    from harness.submission.search_space import as_hyperparameters
 
     hp = as_hyperparameters(HPARAMS)
     backend = get_backend('jax')

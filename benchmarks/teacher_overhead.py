@@ -37,9 +37,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness import paths, registry  # noqa: E402
-from harness.search_space import as_hyperparameters  # noqa: E402
-from harness.submission_loader import load_submission  # noqa: E402
-from harness.submission_view import MetricsLogger, SubmissionWorkload  # noqa: E402
+from harness.submission.search_space import as_hyperparameters  # noqa: E402
+from harness.submission.loader import load_submission  # noqa: E402
+from harness.submission.view import MetricsLogger, SubmissionWorkload  # noqa: E402
 from workloads.lm import workload as lm  # noqa: E402
 from workloads.lm_slm import teacher as teacher_lib  # noqa: E402
 

@@ -11,7 +11,7 @@ harness makes ``algoperf.spec`` resolve to this module when no real
 
 TimeTrial additions to AlgoPerf's ``Workload`` are grouped at the end of the
 class and marked as such. They are harness-facing: a submission sees the
-workload through ``harness.submission_view.SubmissionWorkload``, which exposes
+workload through ``harness.submission.view.SubmissionWorkload``, which exposes
 only what a submission may use.
 """
 
@@ -506,7 +506,7 @@ SUBMISSION_FUNCTIONS: Dict[str, Tuple[Callable, bool]] = {
 # server and many clients on a *simulated* clock: each client's report arrives
 # after a latency drawn from the workload's latency model, so time to target
 # is simulated seconds, the same on every machine (real compute time is logged
-# beside it). The harness (``harness.federated``) owns the clock, the client
+# beside it). The harness (``harness.trial.federated``) owns the clock, the client
 # selection, the data and the evaluation; a federated submission owns local
 # training (``client_update``) and aggregation (``server_update``), and says
 # how rounds run (``get_round_config``).
@@ -627,7 +627,7 @@ class FederatedWorkload(Workload):
     framework glue the framework-free federated runner needs."""
 
     #: Latency model of each variant (None = the base workload), as mappings
-    #: for ``harness.federated.latency.from_config``.
+    #: for ``harness.trial.federated.latency.from_config``.
     latency_configs: Dict[Optional[str], Dict[str, Any]] = {}
 
     @abc.abstractmethod

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.federated import latency
+from harness.trial.federated import latency
 from harness.spec import UserInputError
 from workloads.federated_shakespeare.workload import LATENCY_CONFIGS
 

@@ -8,9 +8,9 @@ import json
 import pytest
 
 from harness import results, spec
-from harness.federated import runner
-from harness.federated.runner import run_federated_trial
-from harness.trial_config import TrialConfig
+from harness.trial.federated import runner
+from harness.trial.federated.runner import run_federated_trial
+from harness.trial.config import TrialConfig
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,8 @@ import pickle
 import pytest
 
 from harness import spec
-from harness.federated import latency
-from harness.federated.simulator import ARRIVAL, DEADLINE, EVAL, Simulator
+from harness.trial.federated import latency
+from harness.trial.federated.simulator import ARRIVAL, DEADLINE, EVAL, Simulator
 from workloads.federated_shakespeare.workload import LATENCY_CONFIGS
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from harness import registry, spec
-from harness.federated import submission as federated_submission
+from harness.submission import federated as federated_submission
 
 FRAMEWORKS = ('jax', 'pytorch')
 SUBMISSIONS = ('fedavg', 'fedadam', 'fedbuff', 'fedbuff_ema', 'fedavg_distill')
@@ -162,7 +162,7 @@ def test_submission_modules_meet_the_contract(name, framework):
 
 
 def test_search_spaces_load_and_sample_valid_points():
-    from harness import search_space
+    from harness.submission import search_space
 
     for name in SUBMISSIONS:
         path = registry.resolve_submission(name) / 'search_space.yaml'
@@ -238,8 +238,8 @@ def _index_tree(t, i):
 
 def test_federated_and_centralized_do_not_mix_in_one_suite(tmp_path):
     """A suite pairs every submission with every workload: kinds must agree."""
-    from harness.suite import load_suite
-    from harness.submission_loader import load_submission
+    from harness.launch.suite import load_suite
+    from harness.submission.loader import load_submission
 
     suite = tmp_path / 'mixed.yaml'
     suite.write_text(f'''

@@ -2,7 +2,7 @@ import pytest
 
 from harness import registry
 from tests.harness import toy, toy_submission
-from harness.trial_config import TrialConfig
+from harness.trial.config import TrialConfig
 
 SUBMISSION = toy_submission.__file__
 
@@ -20,7 +20,7 @@ def toy_env(monkeypatch, tmp_path):
         monkeypatch.setattr(toy_submission, name, None)
     toy_submission.SEEN.update(rngs=[], train_state=[], batch_sizes=[])
     # The loader imports the submission file under its own name: patch that module too.
-    from harness.submission_loader import _import_file
+    from harness.submission.loader import _import_file
     from pathlib import Path
 
     loaded = _import_file(Path(SUBMISSION))

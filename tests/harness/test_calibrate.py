@@ -2,9 +2,11 @@
 
 import yaml
 
-from harness import spec, targets
-from harness.calibrate import calibrate
-from harness.trial import build_workload
+from harness import spec
+
+from harness.calibration import targets
+from harness.calibration.calibrate import calibrate
+from harness.trial.run import build_workload
 from tests.harness import toy
 
 

@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from harness.cli import main
+from harness.cli.main import main
 from tests.harness.conftest import SUBMISSION
 
 

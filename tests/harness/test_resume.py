@@ -3,8 +3,10 @@
 import pytest
 import torch
 
-from harness import checkpoint, results
-from harness.trial import run_trial
+from harness import results
+
+from harness.trial import checkpoint
+from harness.trial.run import run_trial
 from tests.harness import toy
 
 
@@ -93,7 +95,7 @@ def test_trial_killed_after_its_final_checkpoint_is_not_run_again(toy_env, endin
 
 def test_checkpoint_at_max_steps_then_killed_before_the_final_evaluation(toy_env, monkeypatch):
     """The checkpoint written at step max_steps, then a kill: the resume evaluates once."""
-    from harness.runner import TrialRunner
+    from harness.trial.runner import TrialRunner
 
     make_config, _ = toy_env
     toy.COSTS.update(step=1.0, eval=3.0)

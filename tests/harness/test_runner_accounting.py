@@ -5,7 +5,7 @@ import json
 import pytest
 
 from harness import results
-from harness.trial import run_trial
+from harness.trial.run import run_trial
 from tests.harness import toy
 
 
@@ -163,8 +163,8 @@ def test_ddp_writer_work_never_reaches_another_ranks_clock(toy_env, monkeypatch)
     the writer still evaluates or checkpoints waits for it inside DDP's all-reduce, so
     every step must start with all ranks together (a barrier), or evaluation time would
     be counted as submission time."""
-    import harness.backends
-    from harness.backends.torch_backend import TorchBackend
+    import harness.trial.backends
+    from harness.trial.backends.torch_backend import TorchBackend
 
     class SecondRankSeen(TorchBackend):
         """The writer's backend, with a second rank whose clock runs from the last point
@@ -193,7 +193,7 @@ def test_ddp_writer_work_never_reaches_another_ranks_clock(toy_env, monkeypatch)
             return params  # no process group here: the toy model stays unwrapped
 
     backend = SecondRankSeen()
-    monkeypatch.setattr(harness.backends, 'get_backend', lambda framework: backend)
+    monkeypatch.setattr(harness.trial.backends, 'get_backend', lambda framework: backend)
     make_config, _ = toy_env
     toy.COSTS.update(step=1.0, eval=100.0)
     config = make_config(stop_at_target=False)

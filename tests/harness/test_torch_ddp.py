@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from harness import results
-from harness.backends import torch_ddp
+from harness.trial.backends import torch_ddp
 from harness.spec import UserInputError
-from harness.trial_config import TrialConfig
+from harness.trial.config import TrialConfig
 from workloads._common import torch_utils
 
 

@@ -8,9 +8,9 @@ recompile after its second step.
 import pytest
 
 from harness import registry
-from harness.submission_loader import frameworks_of
-from harness.trial import run_trial
-from harness.trial_config import TrialConfig
+from harness.submission.loader import frameworks_of
+from harness.trial.run import run_trial
+from harness.trial.config import TrialConfig
 
 pytestmark = pytest.mark.integration
 MAX_STEPS = 4
@@ -60,9 +60,9 @@ def _cases():
 def test_submission_runs_on_workload(submission, workload, size, framework, data_dir,
                                      tmp_path):
     from harness.prepare import ensure_prepared
-    from harness.search_space import load, sample
-    from harness.submission_loader import search_space_path
-    from harness.trial import build_workload
+    from harness.submission.search_space import load, sample
+    from harness.submission.loader import search_space_path
+    from harness.trial.run import build_workload
 
     path = registry.resolve_submission(submission)
     hparams = sample(load(search_space_path(path)), 0, 0)
@@ -79,7 +79,7 @@ def test_submission_runs_on_workload(submission, workload, size, framework, data
 
 def test_algoperf_style_submission_runs_unmodified(data_dir, tmp_path):
     """tests/algoperf_style was written against MLCommons AlgoPerf's API."""
-    from harness.search_space import load, sample
+    from harness.submission.search_space import load, sample
 
     for framework in ('jax', 'pytorch'):
         config = TrialConfig(workload='lm', framework=framework, submission='tests/algoperf_style',

@@ -15,16 +15,16 @@ import textwrap
 import pytest
 
 from harness import results
-from harness.trial import run_trial
-from harness.trial_config import TrialConfig
+from harness.trial.run import run_trial
+from harness.trial.config import TrialConfig
 
 pytestmark = pytest.mark.integration
 
 SCRIPT = r'''
 import json, sys
 import jax
-from harness.trial import run_trial
-from harness.trial_config import TrialConfig
+from harness.trial.run import run_trial
+from harness.trial.config import TrialConfig
 from harness import results
 hp = {'learning_rate': 2e-3, 'one_minus_beta1': 0.1, 'beta2': 0.99, 'warmup_factor': 0.05,
       'weight_decay': 0.05, 'grad_clip': 1.0, 'label_smoothing': 0.0, 'dropout_rate': 0.0}
@@ -132,7 +132,7 @@ def test_torch_ddp_failure_on_one_rank_fails_the_trial_without_hanging(data_dir,
 def test_torch_ddp_on_ctr_matches_one_process(data_dir, tmp_path):
     """The CTR input pipeline shares its batches over the ranks too (same metrics, AUC included)."""
     from harness.prepare import ensure_prepared
-    from harness.trial import build_workload
+    from harness.trial.run import build_workload
 
     def run(devices):
         cfg = TrialConfig(workload='ctr', framework='pytorch', submission='adamw', size='tiny',

@@ -15,14 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import checkpoint, results
+from harness import results
+
+from harness.trial import checkpoint
 
 pytestmark = pytest.mark.integration
 MAX_STEPS = 24
 
 
 def _cmd(framework, results_dir, data_dir, experiment, resume=False, devices=None):
-    cmd = [sys.executable, '-m', 'harness.cli', 'run', '--workload', 'lm', '--size', 'tiny',
+    cmd = [sys.executable, '-m', 'harness.cli.main', 'run', '--workload', 'lm', '--size', 'tiny',
            '--submission', 'adamw', '--framework', framework, '--max-steps', str(MAX_STEPS),
            '--results-dir', str(results_dir), '--data-dir', data_dir, '--experiment',
            experiment, '--checkpoint-every-s', '0']
@@ -40,7 +42,7 @@ def _ranks_of(pid):
             argv = (entry / 'cmdline').read_bytes().split(b'\0')
         except OSError:
             continue
-        if b'harness.backends.torch_ddp' in argv and str(pid).encode() in argv:
+        if b'harness.trial.backends.torch_ddp' in argv and str(pid).encode() in argv:
             found.append(int(entry.name))
     return found
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from harness.trial import run_trial
-from harness.trial_config import TrialConfig
+from harness.trial.run import run_trial
+from harness.trial.config import TrialConfig
 from workloads.lm import workload as lm
 
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from harness import registry, spec
-from harness.search_space import as_hyperparameters
-from harness.submission_loader import load_submission
-from harness.submission_view import MetricsLogger, SubmissionWorkload
+from harness.submission.search_space import as_hyperparameters
+from harness.submission.loader import load_submission
+from harness.submission.view import MetricsLogger, SubmissionWorkload
 from workloads.lm import workload as lm
 
 # Two distillation steps, then plain ones.

@@ -78,7 +78,7 @@ def make_suite(tmp_path, lm_data_dir):
 
 
 def timetrial(*args: str) -> list:
-    return [sys.executable, '-m', 'harness.cli', *args]
+    return [sys.executable, '-m', 'harness.cli.main', *args]
 
 
 def driver(*args: str) -> subprocess.Popen:
@@ -105,7 +105,7 @@ def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.5):
 
 
 def jobs_of(exp_dir: Path):
-    from harness.lock import read_jobs
+    from harness.launch.records import read_jobs
 
     return read_jobs(exp_dir)
 

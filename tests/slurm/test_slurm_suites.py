@@ -12,10 +12,12 @@ import subprocess
 
 import pytest
 
-from harness import checkpoint, results
-from harness.launch import run_suite
-from harness.status import collect
-from harness.suite import expand, load_suite, trial_id
+from harness import results
+
+from harness.trial import checkpoint
+from harness.launch.launcher import run_suite
+from harness.launch.status import collect
+from harness.launch.suite import expand, load_suite, trial_id
 from tests.slurm.conftest import driver, jobs_of, result_of, run_cli, wait_for
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(400)]
@@ -101,7 +103,7 @@ def test_preempted_trial_resumes_to_the_twins_result(make_suite):
 
 
 def test_scancelled_job_is_reported_failed_and_cancel_stops_the_rest(make_suite):
-    from harness.status import slurm_states
+    from harness.launch.status import slurm_states
 
     # The generated text is easy: with stop_at_target on, trial 1 could reach the
     # target and finish before `timetrial cancel` comes for it.

@@ -8,7 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness import leaderboard, registry
+from harness import registry
+
+from harness.leaderboard import board as leaderboard
 from tests.submit import fakes
 from tests.suites import fakes as suite_fakes
 
@@ -45,7 +47,7 @@ def world(tmp_path, monkeypatch):
         return leaderboard.build(suite, 'debug', hw, log=lambda m: None, run_fn=fakes.fake_run)
 
     def submit(folder, suite=None, **kwargs):
-        from harness.submit import submit as run_submit
+        from harness.leaderboard.submit import submit as run_submit
 
         return run_submit(
             str(folder),

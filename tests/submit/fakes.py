@@ -12,7 +12,7 @@ import json
 import os
 
 from harness import hardware, results
-from harness.trial_config import TrialConfig
+from harness.trial.config import TrialConfig
 
 #: The suite of the submit tests (format with results=..., frameworks=...).
 SUITE = '''

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from harness import provenance
+from harness.leaderboard import provenance
 from tests.submit import fakes
 
 

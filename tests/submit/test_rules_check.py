@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from harness import registry
-from harness.rules_check import check_path, check_source, raise_on_errors
+from harness.rules.check import check_path, check_source, raise_on_errors
 from harness.spec import UserInputError
 
 WORKLOADS = ('lm', 'ctr')
@@ -58,7 +58,7 @@ ERRORS = {
     ''',
     'internals': '''
         from harness import spec, runner  # <-
-        import harness.trial  # <-
+        import harness.trial.run  # <-
         from workloads.lm import data  # <-
         import scoring.api  # <-
         from algoperf.workloads.wmt import workload  # <-
@@ -74,7 +74,7 @@ ERRORS = {
             alive = gc.get_objects()  # <-
             hidden = spec._private  # <-
             raw = object.__getattribute__(workload, 'w')  # <-
-            __import__('harness.runner')  # <-
+            __import__('harness.trial.runner')  # <-
         import sys, inspect, gc
     ''',
     'environment': '''

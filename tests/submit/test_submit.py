@@ -6,7 +6,13 @@ import json
 
 import pytest
 
-from harness import cli, leaderboard, provenance, results
+from harness import results
+
+from harness.cli import main as cli
+
+from harness.leaderboard import board as leaderboard
+
+from harness.leaderboard import provenance
 from harness.spec import UserInputError
 from tests.submit import fakes
 
@@ -232,7 +238,7 @@ def test_every_contract_problem_is_reported_before_anything_runs(world):
 
 def test_cli_submit_prints_the_report_head(world, monkeypatch, capsys):
     world.build()
-    monkeypatch.setattr('harness.trial.run_trial', fakes.fake_run)
+    monkeypatch.setattr('harness.trial.run.run_trial', fakes.fake_run)
     folder = fakes.make_submission(world.root / 'my_algo', frameworks=('pytorch',))
     rc = cli.main(
         ['submit', str(folder), '--suite', str(world.write_suite()), '--executor', 'debug']

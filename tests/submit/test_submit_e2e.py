@@ -16,7 +16,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness import cli, leaderboard, provenance, results
+from harness import results
+
+from harness.cli import main as cli
+
+from harness.leaderboard import board as leaderboard
+
+from harness.leaderboard import provenance
 
 USER_SUBMISSION = '''
 """My algorithm: Adam with a constant learning rate, written from scratch for TimeTrial."""

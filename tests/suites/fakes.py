@@ -7,7 +7,7 @@ import os
 import time
 
 from harness import results, spec
-from harness.trial_config import TrialConfig
+from harness.trial.config import TrialConfig
 
 
 class FakeWorkload:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness import search_space
-from harness.suite import derive_seed, expand, load_suite, trial_id
+from harness.submission import search_space
+from harness.launch.suite import derive_seed, expand, load_suite, trial_id
 from tests.suites.conftest import BASIC
 
 

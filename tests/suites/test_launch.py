@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from harness import results
-from harness.launch import TrialTask, preflight, record_preemption, run_suite
-from harness.lock import JOB_FAILURE_JSON, PREEMPTIONS_JSON, read_jobs, read_manifest
+from harness.launch.launcher import TrialTask, preflight, record_preemption, run_suite
+from harness.launch.records import JOB_FAILURE_JSON, PREEMPTIONS_JSON, read_jobs, read_manifest
 from harness.spec import UserInputError
-from harness.suite import expand, load_suite, trial_id
+from harness.launch.suite import expand, load_suite, trial_id
 from tests.suites import fakes
 from tests.suites.conftest import BASIC
 
@@ -82,7 +82,7 @@ def test_preemption_is_counted_and_the_task_requeues_itself(suite, monkeypatch):
     assert delayed.function is task and delayed.args == () and delayed.kwargs == {}
     assert results.read_json(config.trial_dir() / PREEMPTIONS_JSON)['count'] == 1
     # Requeues that bypassed submitit's handler show in SLURM_RESTART_COUNT.
-    monkeypatch.setattr('harness.launch._job_id', lambda: '42_0')
+    monkeypatch.setattr('harness.launch.launcher._job_id', lambda: '42_0')
     record_preemption(config.trial_dir(), '42_0', 'signal')
     monkeypatch.setenv('SLURM_RESTART_COUNT', '3')
     assert task()['status'] == 'reached'

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from harness import results
-from harness.launch import run_suite
-from harness.lock import read_jobs
-from harness.suite import expand, load_suite, trial_id
+from harness.launch.launcher import run_suite
+from harness.launch.records import read_jobs
+from harness.launch.suite import expand, load_suite, trial_id
 from tests.suites import fakes
 from tests.suites.conftest import BASIC
 
@@ -27,8 +27,8 @@ import sys
 from harness import registry
 from tests.suites import fakes
 registry.workload_infos = lambda: {'fakewl': fakes.INFO, 'jaxonly': fakes.JAX_ONLY}
-from harness.launch import run_suite
-from harness.suite import expand, load_suite
+from harness.launch.launcher import run_suite
+from harness.launch.suite import expand, load_suite
 suite = load_suite(sys.argv[1])
 report = run_suite(suite, expand(suite)[:4], 'local', parallelism=2, poll_s=0.2,
                    run_fn=fakes.slow_run, log=lambda line: print(line, flush=True))

@@ -9,12 +9,12 @@ import sys
 
 import pytest
 
-from harness.lock import ExperimentLock, holder_alive, lock_path, read_holder
+from harness.launch.records import ExperimentLock, holder_alive, lock_path, read_holder
 from harness.spec import UserInputError
 
 _TRY_LOCK = '''
 import sys
-from harness.lock import ExperimentLock
+from harness.launch.records import ExperimentLock
 from harness.spec import UserInputError
 try:
     ExperimentLock(sys.argv[1]).acquire()

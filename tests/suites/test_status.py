@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import results, status
-from harness.launch import run_suite
-from harness.lock import JOB_FAILURE_JSON, PREEMPTIONS_JSON, read_jobs, write_jobs, write_manifest
-from harness.suite import expand, load_suite, trial_id
+from harness import results
+
+from harness.launch import status
+from harness.launch.launcher import run_suite
+from harness.launch.records import JOB_FAILURE_JSON, PREEMPTIONS_JSON, read_jobs, write_jobs, write_manifest
+from harness.launch.suite import expand, load_suite, trial_id
 from tests.suites import fakes
 from tests.suites.conftest import BASIC
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from harness import cli
+from harness.cli import main as cli
 from tests.suites import fakes
 from tests.suites.conftest import BASIC
 
@@ -39,9 +39,9 @@ def test_bad_suite_exits_2_with_file_and_line(write_suite, capsys):
 
 
 def test_run_status_cancel_round_trip(suite_path, tmp_path, capsys, monkeypatch):
-    import harness.trial
+    import harness.trial.run
 
-    monkeypatch.setattr(harness.trial, 'run_trial', fakes.fake_run)
+    monkeypatch.setattr(harness.trial.run, 'run_trial', fakes.fake_run)
     assert cli.main(['run', str(suite_path), '--executor', 'debug', '--experiment', 'cli',
                      '--max-steps', '7']) == 0
     out = capsys.readouterr().out
@@ -49,7 +49,7 @@ def test_run_status_cancel_round_trip(suite_path, tmp_path, capsys, monkeypatch)
     assert 'summary:' in out and 'reached:16' in out
     trial_yaml = exp / 'sub_a' / 'fakewl_jax' / 'study_0' / 'trial_0' / 'trial.yaml'
     assert trial_yaml.exists()
-    from harness.lock import read_manifest
+    from harness.launch.records import read_manifest
 
     assert {c.max_steps for c in read_manifest(exp).values()} == {7}
 

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from harness.spec import UserInputError
-from harness.suite import find_suite, load_suite
+from harness.launch.suite import find_suite, load_suite
 from tests.suites.conftest import BASIC, make_submission
 
 
@@ -193,7 +193,7 @@ def test_shipped_suites_are_found_by_name_and_valid():
 
 
 def test_devices_per_trial_reach_every_trial_config(write_suite, tmp_path):
-    from harness.suite import expand
+    from harness.launch.suite import expand
 
     suite = load_suite(write_suite(BASIC.format(results=tmp_path) + '    devices: 2\n'))
     assert suite.devices == 2

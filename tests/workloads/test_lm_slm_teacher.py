@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from harness import registry, spec
-from harness.submission_view import SubmissionWorkload
+from harness.submission.view import SubmissionWorkload
 from tests.salt.slm_fixtures import make_slm_data
 from workloads.lm import data as lm_data
 from workloads.lm import workload as lm

@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 
 from harness import spec
-from harness.backends import torch_ddp
+from harness.trial.backends import torch_ddp
 
 
 @functools.lru_cache(maxsize=None)

@@ -24,7 +24,7 @@ suffixed versions pool only the clients of a latency group (``fast``,
 ``stragglers``).
 
 Clock: budgets and evaluation periods are simulated seconds (see
-``harness.federated``); ``step_hint`` counts server updates.
+``harness.trial.federated``); ``step_hint`` counts server updates.
 """
 
 from __future__ import annotations

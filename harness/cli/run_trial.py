@@ -1,0 +1,131 @@
+"""``timetrial run`` for one trial given by flags, with a live progress bar."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Dict
+
+import yaml
+
+from harness import registry
+
+from harness.submission import search_space
+from harness.spec import UserInputError
+from harness.trial.config import RULESETS, TrialConfig
+
+
+def add_trial_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group('one trial (instead of a suite)')
+    g.add_argument('--workload', help='workload name, e.g. lm')
+    g.add_argument('--size', help='workload size, e.g. tiny (default: the smallest)')
+    g.add_argument('--variant', help='workload variant (default: none)')
+    g.add_argument('--submission', help='built-in submission name or path to a submission')
+    g.add_argument('--framework', choices=None, help='jax or pytorch')
+    g.add_argument('--ruleset', default='external', help='external (default) or self')
+    g.add_argument('--tuning-search-space', help='search space file (default: the submission\'s)')
+    g.add_argument('--trial-index', type=int, default=0,
+                   help='which quasi-random point of the search space (default 0)')
+    g.add_argument('--hparams', help='YAML/JSON file of fixed hyperparameters (skips the search)')
+    g.add_argument('--seed', type=int, default=0, help='trial seed (default 0)')
+    g.add_argument('--max-steps', type=int, help='cap on training steps (smoke runs)')
+    g.add_argument('--experiment', help='experiment name (default: default, or the suite\'s)')
+    g.add_argument('--resume', action='store_true',
+                   help='continue an unfinished trial from its checkpoint')
+    g.add_argument('--no-stop-at-target', action='store_true',
+                   help='keep training to the budget after the target is met')
+    g.add_argument('--devices', type=int,
+                   help='devices per trial (default: all visible; PyTorch runs one DDP process '
+                        'per device, on a CPU-only machine N gloo processes)')
+    g.add_argument('--checkpoint-every-s', type=float,
+                   help='wall seconds between checkpoints besides those at evaluations '
+                        '(default 60): a killed trial loses at most this much work')
+
+
+def _load_hparams(path: str) -> Dict[str, Any]:
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding='utf-8'))
+    except OSError as e:
+        raise UserInputError(f'Cannot read --hparams {p}: {e.strerror}.') from None
+    except yaml.YAMLError as e:
+        raise UserInputError(f'--hparams {p} is not valid YAML/JSON: {e}') from None
+    if not isinstance(data, dict) or not data:
+        raise UserInputError(f'--hparams {p} must be a mapping of hyperparameter name -> value.')
+    return data
+
+
+def config_from_args(args) -> TrialConfig:
+    from harness.submission.loader import search_space_path
+
+    missing = [f'--{n}' for n in ('workload', 'submission', 'framework')
+               if getattr(args, n) is None]
+    if missing:
+        raise UserInputError(f'A single trial needs {", ".join(missing)} (or give a suite file). '
+                             'Example: timetrial run --workload lm --size tiny --submission adamw '
+                             '--framework jax')
+    registry.check_framework(args.framework)
+    info = registry.validate_workload_choice(args.workload, args.size, args.variant, args.framework)
+    if args.ruleset not in RULESETS:
+        raise UserInputError(f'--ruleset must be one of {", ".join(RULESETS)}, got {args.ruleset!r}.')
+    if args.devices is not None and args.devices <= 0:
+        raise UserInputError(f'--devices must be a positive number of devices, got {args.devices}.')
+    if args.max_steps is not None and args.max_steps <= 0:
+        raise UserInputError(f'--max-steps must be a positive number of steps, got {args.max_steps}.')
+    path = registry.resolve_submission(args.submission)
+    hparams = None
+    if args.ruleset == 'external':
+        if args.hparams:
+            hparams = _load_hparams(args.hparams)
+        else:
+            space_file = args.tuning_search_space or search_space_path(path)
+            if space_file is None:
+                raise UserInputError(
+                    f'Submission {path} has no search space: give --tuning-search-space FILE or '
+                    '--hparams FILE, or run it under --ruleset self.')
+            hparams = search_space.sample(search_space.load(space_file), args.seed,
+                                          args.trial_index)
+    return TrialConfig(
+        workload=args.workload, framework=args.framework, submission=str(path),
+        size=args.size or info.sizes[0], variant=args.variant, ruleset=args.ruleset,
+        hparams=hparams, seed=args.seed, study=0, trial=args.trial_index,
+        experiment=args.experiment or 'default', results_dir=args.results_dir or 'results',
+        data_dir=args.data_dir,
+        max_steps=args.max_steps, stop_at_target=not args.no_stop_at_target,
+        budget_factor=1.5 if args.ruleset == 'self' else 1.0,
+        checkpoint_every_s=60.0 if args.checkpoint_every_s is None else args.checkpoint_every_s,
+        submission_name=registry.submission_name(path), devices=args.devices)
+
+
+def run_single_trial(args) -> int:
+    from rich.console import Console
+
+    from harness.prepare import ensure_prepared
+    from harness.cli.progress import TrialProgress
+    from harness.trial.run import build_workload, run_trial
+
+    console = Console(stderr=True)
+    config = config_from_args(args)
+    from harness.submission.loader import check_submission
+
+    problems = check_submission(config.submission, [config.framework])
+    if problems:
+        raise UserInputError(f'Submission {config.submission} has {len(problems)} problem(s):\n  - '
+                             + '\n  - '.join(problems))
+    ensure_prepared(build_workload(config), config.workload, config.variant, config.data_dir,
+                    log=lambda m: console.print(m))
+    with TrialProgress(console, label=f'{config.display_submission} '
+                       f'{config.workload_dirname}') as progress:
+        result = run_trial(config, resume=args.resume, on_event=progress.on_event)
+    print_result(console, config, result)
+    return 0
+
+
+def print_result(console, config: TrialConfig, result: Dict[str, Any]) -> None:
+    ttt = result.get('time_to_target_s')
+    console.print(
+        f'status:{result["status"]} time_to_target_s:{ttt if ttt is None else round(ttt, 2)} '
+        f'steps:{result.get("final_step")} submission_time_s:'
+        f'{round(result.get("submission_time_s") or 0.0, 2)} dir:{config.trial_dir()}')
+    if result.get('error'):
+        console.print(f'error: {result["error"]} (traceback: {config.trial_dir() / "error.txt"})')

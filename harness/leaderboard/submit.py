@@ -1,0 +1,363 @@
+"""``timetrial submit PATH``: from a submission folder to a ranked report, in one command.
+
+Steps, each refusing bad input before anything runs (exit status 2):
+
+1. the path is a submission; the rules check (``harness.rules.check``) finds no
+   error — it reads the source only, so it comes before the submission is
+   imported; then ``check`` finds no problem (every problem at once);
+2. the suite's frameworks that the submission implements (none: refused);
+3. the leaderboard of this suite and hardware class exists, is complete and
+   was built from the same suite settings (``harness.leaderboard.board``);
+4. the suite runs for this submission only — its workloads, frameworks,
+   studies, trials and ruleset; external tuning draws from the submission's
+   search space, self-tuning uses none — into
+   ``<results>/submissions/<hardware_class>/<name>-<hash8>/<suite>/``;
+5. its trials are scored together with the leaderboard's; the report lands in
+   ``<results>/submissions/<hardware_class>/<name>-<hash8>/report-<suite>/``
+   (``report.md`` first lines: score, rank, time to target per workload next to
+   the best baseline's; ``report.html`` with the same summary on top);
+6. ``--publish`` copies the trials into the leaderboard (never otherwise).
+
+Identity: the entry is named ``<folder>-<first 8 hex digits of the content
+hash>`` (``harness.leaderboard.provenance``), so a changed folder is a new entry and the
+same folder finds its finished trials (skipped) and unfinished ones (resumed).
+Every trial directory gets ``provenance.json`` (content hash, files, search
+space, TimeTrial version, git commit); the entry's ``submission.json`` holds
+the same. A submission implementing only some of the suite's frameworks runs
+those (said in the report); scoring names entrants ``<entry>@<framework>``
+when the submission ran under two frameworks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, List, Optional
+
+from harness import registry, results
+
+from harness.leaderboard import board as leaderboard
+
+from harness.leaderboard import provenance
+
+from harness.rules import check as rules_check
+from harness.spec import UserInputError
+
+SUBMISSIONS_DIR = 'submissions'
+SUBMISSION_JSON = 'submission.json'
+INPUTS_DIR = '.inputs'
+#: The experiment name scoring sees for the submission's own trials (a link in INPUTS_DIR).
+SUBMITTED = 'submitted'
+
+
+@dataclasses.dataclass
+class SubmitOutcome:
+    entry: str
+    hardware_class: str
+    leaderboard_dir: Path
+    entry_dir: Path
+    experiment_dir: Path
+    report_dir: Path
+    summary_path: Path
+    html_path: Path
+    summary_head: List[str]
+    published: Optional[bool]
+    job_failures: int
+    #: the scoring report (scoring.api.ScoreReport)
+    score_report: Any = None
+    #: what the user must know beyond the report's head (e.g. why nothing was published)
+    notes: List[str] = dataclasses.field(default_factory=list)
+
+
+def entry_dir(results_dir: Path, hardware_class: str, entry: str) -> Path:
+    return Path(results_dir) / SUBMISSIONS_DIR / hardware_class / entry
+
+
+def runnable_frameworks(path: Path, suite) -> List[str]:
+    """The suite's frameworks the submission implements; refuses if there are none."""
+    from harness.submission.loader import frameworks_of
+
+    has = frameworks_of(path)
+    wanted = [fw for fw in suite.frameworks if fw in has]
+    if not wanted:
+        files = ', '.join(registry.SUBMISSION_MODULES[f] for f in suite.frameworks)
+        raise UserInputError(
+            f'Suite {suite.path} runs {", ".join(suite.frameworks)}, but submission {path} '
+            f'implements {", ".join(has) or "no framework"}: it cannot run this suite. Add '
+            f'{files} to the submission, or choose a suite whose `frameworks:` include '
+            f'{" or ".join(has) or "its framework"} (--suite FILE).'
+        )
+    return wanted
+
+
+def validate(path: Path, suite, frameworks: List[str], log: Callable[[str], None]) -> list:
+    """Rules check, then the contract check; one UserInputError listing every problem."""
+    from harness.submission.loader import check_submission
+
+    findings = rules_check.check_path(path)
+    rules_check.raise_on_errors(findings, path)
+    for f in findings:
+        log(f'rules: {f}')
+    problems = check_submission(
+        str(path), frameworks, require_search_space=suite.ruleset == 'external'
+    )
+    if problems:
+        raise UserInputError(
+            f'Submission {path} has {len(problems)} problem(s); nothing was '
+            'run:\n  - ' + '\n  - '.join(problems)
+        )
+    return findings
+
+
+def submission_suite(
+    suite, identity: provenance.SubmissionIdentity, frameworks: List[str], root: Path
+):
+    """The suite with this submission as its only submission, its results under ``root``."""
+    from harness.launch.suite import SubmissionEntry
+
+    space = identity.search_space_path if suite.ruleset == 'external' else None
+    entry = SubmissionEntry(
+        ref=str(identity.path),
+        name=identity.entry_name,
+        path=identity.path,
+        search_space=space,
+        frameworks=tuple(frameworks),
+    )
+    return suite.replace(submissions=(entry,), results_dir=root, experiment=suite.experiment)
+
+
+def _link_inputs(inputs: Path, lb_dir: Path, experiment_dir: Path, entry: str) -> Path:
+    """A directory of symlinks that scoring reads as one results root: the leaderboard's
+    baselines and published entries (this entry's published copy left out, so it is not
+    counted twice) and this submission's experiment. Hidden, so scoring a results root
+    never walks into it and counts trials twice."""
+    if inputs.exists():
+        # Only our links and folders are removed; the links are never followed.
+        for dirpath, dirnames, filenames in os.walk(inputs, topdown=False):
+            for name in filenames + dirnames:
+                item = Path(dirpath) / name
+                item.unlink() if item.is_symlink() else item.rmdir()
+        inputs.rmdir()
+    inputs.mkdir(parents=True)
+    if (lb_dir / leaderboard.BASELINES).is_dir():
+        (inputs / leaderboard.BASELINES).symlink_to((lb_dir / leaderboard.BASELINES).resolve())
+    published = lb_dir / leaderboard.PUBLISHED
+    for other in sorted(published.iterdir()) if published.is_dir() else []:
+        if other.is_dir() and other.name != entry and not other.name.startswith('.'):
+            (inputs / leaderboard.PUBLISHED).mkdir(exist_ok=True)
+            (inputs / leaderboard.PUBLISHED / other.name).symlink_to(other.resolve())
+    (inputs / SUBMITTED).symlink_to(experiment_dir.resolve())
+    return inputs
+
+
+def score_against(lb_dir: Path, experiment_dir: Path, entry: str, report_dir: Path):
+    """Score the submission with the leaderboard; speed-ups against the best baseline."""
+    from scoring.api import compute
+    from scoring.load import load_results
+    from scoring.outputs import write_outputs
+
+    inputs = _link_inputs(report_dir / INPUTS_DIR, lb_dir, experiment_dir, entry)
+    loaded = load_results(inputs)
+    try:
+        quick = compute(loaded, bootstrap_samples=0)
+        baselines = set(
+            loaded.trials.loc[loaded.trials['experiment'] == leaderboard.BASELINES, 'entrant']
+        )
+        ranked = [e for e in quick.scores['entrant'] if e in baselines]
+        report = compute(loaded, reference=ranked[0] if ranked else None)
+    except UserInputError as e:
+        raise UserInputError(
+            f'Scoring the submission against the leaderboard in {lb_dir} failed: {e}\nIf the '
+            'workload targets changed since the leaderboard was built (`timetrial calibrate`), '
+            'rebuild it with `timetrial leaderboard build SUITE`.'
+        ) from None
+    write_outputs(report, report_dir)
+    return report, baselines
+
+
+def submit(
+    path: str,
+    suite_name: str = 'demo',
+    *,
+    executor: Optional[str] = None,
+    partition: Optional[str] = None,
+    results_dir: Optional[str] = None,
+    data_dir: Optional[str] = None,
+    hardware_class: Optional[str] = None,
+    publish: bool = False,
+    parallelism: Optional[int] = None,
+    log: Callable[[str], None] = print,
+    run_fn=None,
+) -> SubmitOutcome:
+    """Validate, run, score and report one submission (see the module doc).
+
+    ``run_fn`` replaces the trial runner (tests only; see ``harness.launch.launcher.TrialTask``).
+    """
+    from harness.launch.launcher import preflight, run_suite
+    from harness.leaderboard.report import write_report
+    from harness.launch.suite import expand
+
+    sub_path = registry.resolve_submission(path)
+    suite = leaderboard.load_suite_with(suite_name, results_dir, data_dir, partition)
+    executor = executor or suite.executor
+    frameworks = runnable_frameworks(sub_path, suite)
+    findings = validate(sub_path, suite, frameworks, log)
+    hw = leaderboard.resolve_hardware_class(hardware_class, executor, 'Submitting')
+    lb_dir = leaderboard.require_leaderboard(suite.results_dir, hw, suite)
+
+    identity = provenance.identify(str(sub_path))
+    root = entry_dir(suite.results_dir, hw, identity.entry_name)
+    own_suite = submission_suite(suite, identity, frameworks, root)
+    trials = expand(own_suite)
+    preflight(own_suite, trials, executor)
+    record = identity.record(
+        suite=suite.experiment,
+        suite_path=str(suite.path),
+        hardware_class=hw,
+        frameworks=frameworks,
+        ruleset=suite.ruleset,
+        settings=leaderboard.suite_settings(suite),
+        rules_warnings=[str(f) for f in findings],
+    )
+    results.atomic_write_json(root / SUBMISSION_JSON, record)
+    for t in trials:
+        provenance.write_trial_provenance(t.trial_dir(), record)
+    log(
+        f'submit: entry:{identity.entry_name} sha256:{identity.content_sha256} suite:'
+        f'{suite.experiment} hardware_class:{hw} frameworks:{",".join(frameworks)} '
+        f'trials:{len(trials)} results:{own_suite.experiment_dir()}'
+    )
+    launch = run_suite(own_suite, trials, executor, parallelism=parallelism, log=log, run_fn=run_fn)
+
+    experiment_dir = own_suite.experiment_dir()
+    leaderboard.check_hardware(
+        hw,
+        leaderboard.trial_hardware_classes(experiment_dir),
+        f'submission {identity.entry_name}',
+        suite.experiment,
+        hw,
+    )
+    report_dir = root / f'report-{suite.experiment}'
+    score_report, baselines = score_against(lb_dir, experiment_dir, identity.entry_name, report_dir)
+    published, notes = None, []
+    unfinished = [t for t in trials if not (t.trial_dir() / results.RESULT_JSON).exists()]
+    if publish and unfinished:
+        notes.append(
+            f'Not published: {len(unfinished)} of {len(trials)} trials have no result '
+            'yet. Submit again with --publish (it resumes them) to publish.'
+        )
+    elif publish:
+        published = leaderboard.publish(
+            lb_dir, identity.entry_name, experiment_dir / identity.entry_name, record
+        )
+    summary_path, head = write_report(
+        score_report,
+        report_dir,
+        identity=identity,
+        record=record,
+        suite=suite,
+        leaderboard_dir=lb_dir,
+        baselines=baselines,
+        missing_frameworks=[f for f in suite.frameworks if f not in frameworks],
+        executor=executor,
+        published=published,
+        job_failures=len(launch.job_failures),
+        experiment=SUBMITTED,
+        experiment_dir=experiment_dir,
+        extra_notes=notes,
+    )
+    return SubmitOutcome(
+        entry=identity.entry_name,
+        hardware_class=hw,
+        leaderboard_dir=lb_dir,
+        entry_dir=root,
+        experiment_dir=experiment_dir,
+        report_dir=report_dir,
+        summary_path=summary_path,
+        html_path=report_dir / 'report.html',
+        summary_head=head,
+        published=published,
+        job_failures=len(launch.job_failures),
+        score_report=score_report,
+        notes=notes,
+    )
+
+
+# ---- command line ---------------------------------------------------------------------
+
+
+def add_submit_arguments(parser: argparse.ArgumentParser) -> None:
+    from harness.launch.suite import EXECUTORS
+
+    parser.add_argument(
+        'path',
+        help='the submission: a folder (jax_submission.py and/or '
+        'pytorch_submission.py, search_space.yaml) or a .py file',
+    )
+    parser.add_argument(
+        '--suite',
+        default='demo',
+        help='shipped suite (demo, full) or suite YAML file (default: demo)',
+    )
+    parser.add_argument(
+        '--executor',
+        choices=EXECUTORS,
+        help='debug, local or slurm (default: the suite\'s executor.default)',
+    )
+    parser.add_argument('--partition', help='slurm partition (overrides the suite\'s)')
+    parser.add_argument('--parallelism', type=int, help='local executor: trials at a time')
+    parser.add_argument(
+        '--results-dir',
+        help='results root holding the leaderboards (default: the suite\'s results_dir, results/)',
+    )
+    parser.add_argument('--data-dir', help='data root (default $TIMETRIAL_DATA_DIR or the cache)')
+    parser.add_argument(
+        '--hardware-class',
+        help='class of the machines the trials run on '
+        '(default: this machine\'s; required for slurm)',
+    )
+    parser.add_argument(
+        '--publish',
+        action='store_true',
+        help='add the results to the leaderboard (never done otherwise)',
+    )
+
+
+def submit_command(args) -> int:
+    if args.parallelism is not None and args.parallelism < 1:
+        raise UserInputError(f'--parallelism must be at least 1, got {args.parallelism}.')
+    outcome = submit(
+        args.path,
+        args.suite,
+        executor=args.executor,
+        partition=args.partition,
+        results_dir=args.results_dir,
+        data_dir=args.data_dir,
+        hardware_class=args.hardware_class,
+        publish=args.publish,
+        parallelism=args.parallelism,
+    )
+    print()
+    for line in outcome.summary_head:
+        print(line)
+    print()
+    print(f'report: {outcome.summary_path}')
+    print(f'report_html: {outcome.html_path}')
+    for note in outcome.notes:
+        print(f'note: {note}')
+    if outcome.published is not None:
+        print(
+            f'published: {"added to" if outcome.published else "already on"} '
+            f'{outcome.leaderboard_dir}'
+        )
+    if outcome.job_failures:
+        print(
+            f'{outcome.job_failures} trial(s) ended without a result and count as not '
+            'reached; run the same command again to resume them.',
+            file=sys.stderr,
+        )
+        return 1
+    return 0

@@ -1,0 +1,142 @@
+"""Static rules check of a submission's source (``ast``, nothing is imported or run).
+
+What the benchmark's rules forbid and the source shows, as errors with file and
+line; what a human must judge, as warnings. Errors stop ``timetrial submit``
+before anything runs.
+
+Errors:
+
+- ``workload-name``: logic keyed on the workload's name outside ``get_batch_size``
+  (and the federated ``get_round_config``, and module-level helpers only they
+  call): comparisons, branches, ``match``, dict lookups and string tests on
+  ``workload.name``, ``workload_name``, ``type(workload)`` or a variable assigned
+  from them.
+- ``workload-class``: ``isinstance``/``issubclass`` against a workload class.
+- ``internals``: private attributes of the workload (``workload._x``,
+  ``getattr(workload, '_x')``, ``vars(workload)``, ``object.__getattribute__``),
+  setting attributes on the workload, private names of harness modules, imports
+  of ``harness.*`` other than ``harness.spec``, of ``workloads.*``, ``scoring.*``
+  or ``algoperf.workloads``, and reaching into the caller's frames or the
+  garbage collector (``sys._getframe``, ``inspect.stack``, ``gc.get_objects``).
+- ``environment``: changing environment variables (``os.environ[...] = ``,
+  ``del os.environ[...]``, ``os.environ.update/setdefault/pop/...``,
+  ``os.putenv``, ``os.unsetenv``).
+- ``concurrency``: threads or processes started by submission code: importing
+  ``threading``, ``_thread``, ``multiprocessing``, ``concurrent.futures``,
+  ``subprocess``, ``torch.multiprocessing``, or calling ``os.fork``/``os.system``/
+  ``os.popen``/``os.spawn*``/``os.exec*``. Work done on another thread or process
+  escapes the submission's clock. (An import is flagged even if nothing is
+  started: statically one cannot tell, and the modules have no other use here.)
+
+Warnings:
+
+- the workload's name read outside those functions but not used to decide
+  anything (logging it is fine; passing it on to decide elsewhere is not);
+- a workload attribute outside the submission's view (``harness.submission.view``):
+  it raises ``AttributeError`` at run time unless the workload adds it
+  (``submission_attributes``, e.g. a teacher model's API);
+- comparing with a string equal to a registered workload name;
+- files that look like evaluation data, ``TIMETRIAL_DATA_DIR``;
+- process-wide settings (``jax.config.update``, ``torch.set_num_threads``),
+  ``DataLoader(num_workers=...)`` (worker processes), ``sys.modules``,
+  ``exec``/``eval``/``compile`` and dynamic imports (not checkable statically).
+
+"The workload" is any name ``workload`` or ``*_workload`` (the contract's
+parameter name); the checks are per file, so a name passed to a helper in
+another file is only a warning there. The visitor is ``harness.rules.visitor``
+(imports, internals, environment, concurrency) with the name rules of
+``harness.rules.names``.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from pathlib import Path
+from typing import Iterable, List, Optional, Sequence
+
+from harness.spec import UserInputError
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    file: str
+    line: int
+    col: int
+    severity: str  # 'error' | 'warning'
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        return f'{self.file}:{self.line}:{self.col}: {self.severity}: [{self.rule}] {self.message}'
+
+
+def check_source(
+    source: str, filename: str = '<string>', workload_names: Iterable[str] = ()
+) -> List[Finding]:
+    """Findings for one file's source, in line order."""
+    try:
+        tree = ast.parse(source, filename=filename)
+    except SyntaxError as e:
+        return [
+            Finding(
+                filename,
+                e.lineno or 1,
+                (e.offset or 0) or 1,
+                'error',
+                'syntax',
+                f'not valid Python: {e.msg}',
+            )
+        ]
+    from harness.rules.visitor import Checker
+
+    checker = Checker(filename, tree, workload_names)
+    checker.visit(tree)
+    return sorted(checker.findings, key=lambda f: (f.line, f.col, f.rule))
+
+
+def source_files(path: Path) -> List[Path]:
+    """The submission's Python files: the file itself, or every .py under the folder."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    return sorted(
+        f
+        for f in path.rglob('*.py')
+        if not any(p.startswith('.') or p == '__pycache__' for p in f.relative_to(path).parts)
+    )
+
+
+def _registered_workload_names() -> List[str]:
+    from harness import registry
+
+    try:
+        return list(registry.workload_infos())
+    except Exception:  # noqa: BLE001 — the names only refine a warning
+        return []
+
+
+def check_path(path: Path, workload_names: Optional[Iterable[str]] = None) -> List[Finding]:
+    """Findings for every Python file of a submission (folder or single file)."""
+    names = list(workload_names) if workload_names is not None else _registered_workload_names()
+    findings: List[Finding] = []
+    for file in source_files(path):
+        findings.extend(check_source(file.read_text(encoding='utf-8'), str(file), names))
+    return findings
+
+
+def raise_on_errors(findings: Sequence[Finding], path: Path) -> None:
+    """UserInputError listing every error (warnings too, for context) if there is one."""
+    errors = [f for f in findings if f.severity == 'error']
+    if not errors:
+        return
+    warnings = [f for f in findings if f.severity == 'warning']
+    lines = [str(f) for f in errors]
+    if warnings:
+        lines += [f'({len(warnings)} warning(s), for a human to judge:)'] + [
+            str(f) for f in warnings
+        ]
+    raise UserInputError(
+        f'Submission {path} breaks the benchmark rules ({len(errors)} error(s)); nothing was '
+        'run. Fix each line below (the rules: harness/rules_check.py):\n  ' + '\n  '.join(lines)
+    )

@@ -1,0 +1,432 @@
+"""The AST visitor behind ``harness.rules.check``: imports, internals, environment, threads.
+
+The workload-name rules live in ``harness.rules.names`` (a mixin); the rules
+themselves are listed in ``harness.rules.check``'s docstring.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import Dict, Iterable, List, Optional, Sequence, Set
+
+from harness.rules.check import Finding
+from harness.rules.names import STRING_TESTS, NameRules, helpers_of_name_functions, is_workload
+
+CONCURRENCY_MODULES = (
+    'threading',
+    '_thread',
+    'multiprocessing',
+    'concurrent',
+    'subprocess',
+    'torch.multiprocessing',
+    'pty',
+)
+_OS_PROCESS_CALLS = re.compile(r'^(fork|forkpty|system|popen|spawn\w*|exec\w*|posix_spawn\w*)$')
+_ENV_METHODS = frozenset(
+    {'update', 'setdefault', 'pop', 'popitem', 'clear', '__setitem__', '__delitem__'}
+)
+_FRAME_CALLS = {
+    ('sys', '_getframe'),
+    ('inspect', 'currentframe'),
+    ('inspect', 'stack'),
+    ('inspect', 'getouterframes'),
+    ('inspect', 'trace'),
+    ('gc', 'get_objects'),
+    ('gc', 'get_referrers'),
+    ('gc', 'get_referents'),
+}
+#: Workload entry points of the harness (evaluation, data): errors, not mere warnings.
+_HARNESS_ATTRIBUTES = frozenset(
+    {'eval_model', 'build_input_queue', 'validation_predictions', 'check_data', 'data_dir'}
+)
+_EVAL_FILE = re.compile(r'(^|[/_.-])(val|valid|validation|test|eval)([/_.-]|\.bin|$)', re.I)
+_FILE_READERS = frozenset(
+    {'open', 'load', 'memmap', 'fromfile', 'loadtxt', 'read_bytes', 'read_text', 'Path'}
+)
+
+
+def _dotted(node: ast.AST) -> Optional[str]:
+    """'os.environ' for Attribute(Name('os'), 'environ'); None if not a plain dotted name."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return '.'.join(reversed(parts))
+    return None
+
+
+def _workload_allowed_attributes() -> frozenset:
+    from harness.submission.view import ALLOWED
+
+    return ALLOWED
+
+
+class Checker(NameRules, ast.NodeVisitor):
+    """Collects the findings of one file (``findings``); visit the module tree once."""
+
+    def __init__(self, file: str, tree: ast.Module, workload_names: Iterable[str]):
+        self.file = file
+        self.findings: List[Finding] = []
+        self.name_functions = helpers_of_name_functions(tree)
+        self.workload_names = set(workload_names)
+        self.functions: List[str] = []
+        self.aliases: List[Set[str]] = [set()]
+        self.handled: Set[int] = set()
+        self.modules: Dict[str, str] = {}  # local name -> module it is bound to
+        # Bind every import first: a function may use a module imported further down.
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                self._bind(node)
+
+    # ---- reporting -----------------------------------------------------------------
+    def _add(self, node: ast.AST, severity: str, rule: str, message: str) -> None:
+        self.findings.append(
+            Finding(
+                self.file,
+                getattr(node, 'lineno', 1),
+                getattr(node, 'col_offset', 0) + 1,
+                severity,
+                rule,
+                message,
+            )
+        )
+
+    def error(self, node, rule, message):
+        self._add(node, 'error', rule, message)
+
+    def warn(self, node, rule, message):
+        self._add(node, 'warning', rule, message)
+
+    # ---- context -------------------------------------------------------------------
+    def _module_of(self, node: ast.AST) -> Optional[str]:
+        """The dotted module path an expression names, through import aliases."""
+        dotted = _dotted(node)
+        if dotted is None:
+            return None
+        head, _, rest = dotted.partition('.')
+        if head in self.modules:
+            return self.modules[head] + (f'.{rest}' if rest else '')
+        return None
+
+    # ---- imports -------------------------------------------------------------------
+    def _check_module(self, node: ast.AST, module: str) -> None:
+        top = module.split('.')[0]
+        if module == 'harness' or (top == 'harness' and module != 'harness.spec'):
+            self.error(
+                node,
+                'internals',
+                f'imports {module}: a submission may import only '
+                'harness.spec (the contract) from the harness',
+            )
+        elif top in ('workloads', 'scoring'):
+            self.error(
+                node,
+                'internals',
+                f'imports {module}: workload and scoring code are '
+                'off limits; use the workload object you are handed',
+            )
+        elif module.startswith('algoperf.workloads'):
+            self.error(node, 'internals', f'imports {module}: workload internals are off limits')
+        for banned in CONCURRENCY_MODULES:
+            if module == banned or module.startswith(banned + '.'):
+                self.error(
+                    node,
+                    'concurrency',
+                    f'imports {module}: submission code may not start threads or '
+                    'processes (their work escapes the submission\'s clock)',
+                )
+
+    def _bind(self, node) -> None:
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                local = alias.asname or alias.name.split('.')[0]
+                self.modules[local] = alias.name if alias.asname else alias.name.split('.')[0]
+        elif not node.level:  # relative imports: the submission's own modules
+            for alias in node.names:
+                self.modules[alias.asname or alias.name] = f'{node.module}.{alias.name}'
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self._check_module(node, alias.name)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        if node.level:
+            return
+        module = node.module or ''
+        for alias in node.names:
+            if module == 'harness':
+                full = f'{module}.{alias.name}'
+                self._check_module(node, full)
+            elif module == 'os' and _OS_PROCESS_CALLS.match(alias.name):
+                self.error(
+                    node,
+                    'concurrency',
+                    f'imports os.{alias.name}: submission code may not start processes',
+                )
+            elif module == 'os' and alias.name in ('putenv', 'unsetenv'):
+                self.error(
+                    node,
+                    'environment',
+                    f'imports os.{alias.name}: submission code may '
+                    'not change environment variables',
+                )
+        if module != 'harness':
+            self._check_module(node, module)
+
+    # ---- assignments (aliases, environment, workload attributes) ----------------------
+    def _is_environ(self, node: ast.AST) -> bool:
+        return self._module_of(node) == 'os.environ'
+
+    def _check_targets(self, node: ast.AST, targets: Sequence[ast.AST]) -> None:
+        for target in targets:
+            for t in ast.walk(target):
+                if isinstance(t, ast.Subscript) and self._is_environ(t.value):
+                    self.error(
+                        node,
+                        'environment',
+                        'changes an environment variable (os.environ[...]): submissions may not',
+                    )
+                elif isinstance(t, ast.Attribute) and is_workload(t.value):
+                    self.error(
+                        node,
+                        'internals',
+                        f'sets workload.{t.attr}: the workload is read-only to submissions',
+                    )
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        self._check_targets(node, node.targets)
+        self.track_alias(node)
+        self.generic_visit(node)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        self._check_targets(node, [node.target])
+        self.generic_visit(node)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        self._check_targets(node, [node.target])
+        self.generic_visit(node)
+
+    def visit_Delete(self, node: ast.Delete) -> None:
+        self._check_targets(node, node.targets)
+        self.generic_visit(node)
+
+    # ---- calls -----------------------------------------------------------------------
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else None
+        module = self._module_of(func)
+        if isinstance(func, ast.Attribute) and func.attr in STRING_TESTS:
+            if self._derives_from_name(func.value):
+                self._keyed(node, [func.value], f'a .{func.attr}() test')
+            elif func.attr == 'get':
+                self._keyed(node, node.args[:1], 'a lookup keyed')
+        if name in ('isinstance', 'issubclass') and len(node.args) == 2:
+            self._check_isinstance(node)
+        if name in ('getattr', 'setattr', 'delattr', 'hasattr') and node.args:
+            self._check_getattr(node, name)
+        if name == 'vars' and node.args and is_workload(node.args[0]):
+            self.error(node, 'internals', 'vars(workload) reads the workload\'s internals')
+        if _dotted(func) == 'object.__getattribute__':
+            self.error(
+                node,
+                'internals',
+                'object.__getattribute__ bypasses the submission\'s view of the workload',
+            )
+        if (
+            isinstance(func, ast.Attribute)
+            and self._is_environ(func.value)
+            and func.attr in _ENV_METHODS
+        ):
+            self.error(
+                node,
+                'environment',
+                f'os.environ.{func.attr}() changes environment variables: submissions may not',
+            )
+        if module in ('os.putenv', 'os.unsetenv'):
+            self.error(
+                node,
+                'environment',
+                f'{module}() changes an environment variable: submissions may not',
+            )
+        if name == 'open':
+            self._check_file_read(node)
+        self._check_call_module(node, module)
+        if name in ('exec', 'eval', 'compile', '__import__'):
+            self._check_dynamic(node, name)
+        self.generic_visit(node)
+
+    def _check_call_module(self, node: ast.Call, module: Optional[str]) -> None:
+        if module is None:
+            return
+        head, _, attr = module.rpartition('.')
+        if head == 'os' and _OS_PROCESS_CALLS.match(attr):
+            self.error(
+                node,
+                'concurrency',
+                f'{module}() starts a process: submission code may not start threads or processes',
+            )
+        elif (head, attr) in _FRAME_CALLS:
+            self.error(
+                node, 'internals', f'{module}() reaches into the harness\'s frames or objects'
+            )
+        elif module in (
+            'jax.config.update',
+            'torch.set_num_threads',
+            'torch.set_num_interop_threads',
+            'torch.set_default_dtype',
+        ):
+            self.warn(
+                node,
+                'environment',
+                f'{module}() changes a process-wide setting the '
+                'harness and evaluation share: a human must judge',
+            )
+        elif module == 'importlib.import_module':
+            self._check_dynamic(node, module)
+        elif attr == 'DataLoader':
+            for kw in node.keywords:
+                if kw.arg == 'num_workers' and not (
+                    isinstance(kw.value, ast.Constant) and kw.value.value == 0
+                ):
+                    self.warn(
+                        node,
+                        'concurrency',
+                        'DataLoader(num_workers=...) starts worker processes: a human must judge',
+                    )
+        if attr in _FILE_READERS or module.split('.')[-1] in _FILE_READERS:
+            self._check_file_read(node)
+
+    def _check_isinstance(self, node: ast.Call) -> None:
+        subject, classes = node.args
+        elements = classes.elts if isinstance(classes, ast.Tuple) else [classes]
+        names = [(_dotted(e) or '').split('.')[-1] for e in elements]
+        workload_class = any(n.endswith('Workload') and n != 'Workload' for n in names)
+        if workload_class or (is_workload(subject) and not all(n == 'Workload' for n in names)):
+            self.error(
+                node,
+                'workload-class',
+                f'{node.func.id}() against a workload class ({", ".join(names)}) '
+                f'{self._where()}: per-workload logic is allowed only in get_batch_size',
+            )
+
+    def _check_getattr(self, node: ast.Call, name: str) -> None:
+        if not is_workload(node.args[0]):
+            return
+        if name in ('setattr', 'delattr'):
+            self.error(
+                node, 'internals', f'{name}() on the workload: it is read-only to submissions'
+            )
+            return
+        if len(node.args) > 1 and isinstance(node.args[1], ast.Constant):
+            attr = node.args[1].value
+            if isinstance(attr, str) and attr.startswith('_'):
+                self.error(
+                    node,
+                    'internals',
+                    f'{name}(workload, {attr!r}) reads a private attribute of the workload',
+                )
+            elif attr == 'name':
+                self.handled.update(id(a) for a in node.args)
+        elif len(node.args) > 1:
+            self.warn(
+                node,
+                'internals',
+                f'{name}() on the workload with a computed attribute '
+                'name cannot be checked: a human must judge',
+            )
+
+    def _check_dynamic(self, node: ast.Call, name: str) -> None:
+        arg = node.args[0] if node.args else None
+        if (
+            name in ('__import__', 'importlib.import_module')
+            and isinstance(arg, ast.Constant)
+            and isinstance(arg.value, str)
+        ):
+            self._check_module(node, arg.value)
+            return
+        self.warn(
+            node,
+            'dynamic',
+            f'{name}() runs or imports code that cannot be checked statically: a human must judge',
+        )
+
+    def _check_file_read(self, node: ast.Call) -> None:
+        for arg in node.args[:1]:
+            for n in ast.walk(arg):
+                if (
+                    isinstance(n, ast.Constant)
+                    and isinstance(n.value, str)
+                    and _EVAL_FILE.search(n.value)
+                ):
+                    self.warn(
+                        node,
+                        'eval-data',
+                        f'reads {n.value!r}, which looks like '
+                        'evaluation data: training data must come '
+                        'through the input queue',
+                    )
+                    return
+
+    # ---- attributes and names ---------------------------------------------------------
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        if self._is_name_expr(node) and id(node) not in self.handled:
+            self.handled.add(id(node))
+            self.handled.update(id(n) for n in ast.walk(node))
+            if not self._in_name_function():
+                self.warn(
+                    node,
+                    'workload-name',
+                    f'reads the workload\'s name {self._where()}: '
+                    'fine for logging, not for choosing behaviour',
+                )
+        elif is_workload(node.value) and not isinstance(node.ctx, ast.Store):
+            attr = node.attr
+            if attr in _HARNESS_ATTRIBUTES:
+                self.error(
+                    node,
+                    'internals',
+                    f'uses workload.{attr}: evaluation and data '
+                    'loading are the harness\'s, off limits to '
+                    'submissions',
+                )
+            elif attr == '__dict__' or (attr.startswith('_') and not attr.startswith('__')):
+                self.error(
+                    node,
+                    'internals',
+                    f'reads workload.{attr}: private attributes of '
+                    'the workload are off limits (evaluation data '
+                    'and harness state live there)',
+                )
+            elif not attr.startswith('__') and attr not in _workload_allowed_attributes():
+                self.warn(
+                    node,
+                    'internals',
+                    f'workload.{attr} is not in the submission\'s view of the workload '
+                    '(harness/submission_view.py): it raises AttributeError at run time '
+                    'unless the workload adds it',
+                )
+        elif node.attr.startswith('_') and not node.attr.startswith('__'):
+            module = self._module_of(node.value)
+            if module and module.split('.')[0] in ('harness', 'algoperf'):
+                self.error(
+                    node, 'internals', f'reads {module}.{node.attr}, a private name of the harness'
+                )
+        if self._module_of(node) == 'sys.modules':
+            self.warn(
+                node,
+                'internals',
+                'sys.modules gives access to every loaded module, '
+                'harness included: a human must judge',
+            )
+        self.generic_visit(node)
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        if node.value == 'TIMETRIAL_DATA_DIR':
+            self.warn(
+                node,
+                'eval-data',
+                'looks up TIMETRIAL_DATA_DIR: training data must come through the input queue',
+            )
