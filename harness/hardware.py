@@ -8,13 +8,17 @@ class (they are shown in the report).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import platform
 import re
+import socket
 import subprocess
 from functools import lru_cache
 from importlib import metadata
 from typing import Any, Dict, Optional
+
+from harness import results
 
 LIBRARIES = ('numpy', 'jax', 'jaxlib', 'flax', 'optax', 'torch', 'submitit', 'timetrial')
 
@@ -110,3 +114,12 @@ def git_commit() -> Optional[str]:
                               text=True, timeout=5, check=True).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def trial_meta(**fields: Any) -> results.TrialMeta:
+    """meta.json of a trial starting now, on this machine."""
+    fp = fingerprint()
+    return results.TrialMeta(
+        hardware=fp, hardware_class=hardware_class(fp), versions=fp['versions'],
+        git_commit=git_commit(), host=socket.gethostname(),
+        start_time=dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds'), **fields)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from harness import paths, registry
-from harness.spec import DataNotPreparedError
+from harness.errors import DataNotPreparedError
 
 
 def prepare(workload: str, data_dir: Optional[str] = None, variant: Optional[str] = None,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Dict, Optional
 
 from harness import spec
-from harness.errors import unknown_name_error
+from harness.errors import UserInputError, unknown_name_error
 
 SUBMISSION_MODULES = {'jax': 'jax_submission.py', 'pytorch': 'pytorch_submission.py'}
 SEARCH_SPACE_NAMES = ('search_space.yaml', 'search_space.yml', 'search_space.json',
@@ -70,7 +70,7 @@ def validate_workload_choice(name: str, size: Optional[str], variant: Optional[s
     if framework is not None:
         check_framework(framework)
         if framework not in info.classes:
-            raise spec.UserInputError(
+            raise UserInputError(
                 f'Workload {name!r} has no {framework} implementation; '
                 f'it has: {", ".join(sorted(info.classes))}.')
     return info
@@ -132,11 +132,11 @@ def resolve_submission(name_or_path: str) -> Path:
     path = Path(name_or_path).expanduser()
     if path.exists():
         if path.is_file() and path.suffix != '.py':
-            raise spec.UserInputError(
+            raise UserInputError(
                 f'{path} is not a submission: give a folder holding '
                 f'{" or ".join(SUBMISSION_MODULES.values())}, or a single .py file.')
         if path.is_dir() and not any((path / m).exists() for m in SUBMISSION_MODULES.values()):
-            raise spec.UserInputError(
+            raise UserInputError(
                 f'{path} is not a submission folder: it holds neither '
                 f'{" nor ".join(SUBMISSION_MODULES.values())}. '
                 'See submissions/adamw for the layout.')
@@ -145,7 +145,7 @@ def resolve_submission(name_or_path: str) -> Path:
     if name_or_path in known:
         return known[name_or_path]
     if '/' in name_or_path or name_or_path.endswith('.py'):
-        raise spec.UserInputError(f'Submission path {name_or_path} does not exist.')
+        raise UserInputError(f'Submission path {name_or_path} does not exist.')
     raise unknown_name_error('submission', name_or_path, known,
                              hint='A submission may also be given as a path to its folder.')
 

@@ -11,7 +11,6 @@ The command line's default output directory is ``RESULTS_DIR/scoring``.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -19,13 +18,13 @@ from typing import Dict, List, Optional
 import numpy as np
 import pandas as pd
 
-from harness.spec import UserInputError
+from harness.errors import UserInputError
 from scoring import ctr as ctr_mod
 from scoring import teacher as teacher_mod
 from scoring.bootstrap import bootstrap
 from scoring.load import LoadedResults, load_results
-from scoring.problems import Problem
 from scoring.profiles import exact_scores, performance_ratios, profile_steps
+from scoring.score_report import ScoreReport
 from scoring.speedup import resolve_reference, speedup_summary, speedups
 from scoring.time_to_target import (
     _cutoff,
@@ -37,41 +36,6 @@ from scoring.time_to_target import (
     wide_times,
     workload_times,
 )
-
-
-@dataclasses.dataclass
-class ScoreReport:
-    """Everything scoring computed; frames are documented in scoring/README.md."""
-
-    results_dir: Path
-    out_dir: Optional[Path]
-    time_col: str
-    r_max: float
-    trials: pd.DataFrame
-    evals: pd.DataFrame
-    #: one row per (entrant, workload_id, experiment, study)
-    studies: pd.DataFrame
-    #: one row per (workload_id, entrant), every pair, with intervals and penalties
-    times: pd.DataFrame
-    #: entrants x scored workloads, ∞ beyond r_max
-    ratios: pd.DataFrame
-    #: one row per entrant, best first
-    scores: pd.DataFrame
-    #: (entrant, tau, rho): where each profile steps
-    profile: pd.DataFrame
-    reference: Optional[str]
-    speedups: Optional[pd.DataFrame]
-    speedup_summary: Optional[pd.DataFrame]
-    ctr: Optional[pd.DataFrame]
-    teacher: Optional[pd.DataFrame]
-    hardware_classes: List[str]
-    hardware: Dict[str, dict]
-    experiments: List[str]
-    scored_workloads: List[str]
-    variants: Dict[str, str]
-    problems: List[Problem]
-    notes: List[str]
-    paths: Dict[str, Path] = dataclasses.field(default_factory=dict)
 
 
 def _check_options(time_col: str, r_max: float, bootstrap_samples: int) -> None:
@@ -114,7 +78,7 @@ def _check_targets(trials: pd.DataFrame) -> None:
                 lines.append(
                     f'    {row["target_metric"]} {row["target_mode"]} '
                     f'{row["target_value"]!r}: {count} trials, e.g. '
-                    f'{row["trial_dir"]}/trial.yaml'
+                    f'{row["trial_dir"]}/trial.json'
                 )
             errors.append(
                 f'  workload {name} (size {key[2]}) has {len(distinct)} '

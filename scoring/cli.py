@@ -12,7 +12,7 @@ import math
 import sys
 from pathlib import Path
 
-from harness.spec import UserInputError
+from harness.errors import UserInputError
 
 DEFAULT_OUT_SUBDIR = 'scoring'
 

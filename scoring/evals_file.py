@@ -7,16 +7,17 @@ that become the frame once, at the end (no per-file pandas).
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any, Dict, List
 
 import numpy as np
 import pandas as pd
 
+from harness import results
 from scoring.problems import Problem
 
-EVAL_FIXED_COLUMNS = ('step', 'submission_time_s', 'wall_time_s', 'eval_time_s', 'examples_seen')
+#: The keys every evals.jsonl line has (harness.results.EvalRecord's required fields).
+EVAL_FIXED_COLUMNS = results.EVAL_REQUIRED_KEYS
 
 
 def number(value: Any) -> float:
@@ -27,38 +28,10 @@ def number(value: Any) -> float:
 
 
 def parse_evals(text: str, path: str, problems: List[Problem]) -> List[Dict[str, Any]]:
-    """Rows of evals.jsonl. Fast path: one json.loads over the whole file."""
-    if not text.endswith('\n'):
-        # A torn last line is a write in progress (append is one write call): ignore it.
-        text = text[: text.rfind('\n') + 1]
-    body = text.rstrip('\n')
-    if not body:
-        return []
-    try:
-        rows = json.loads('[' + body.replace('\n', ',') + ']')
-        if all(isinstance(r, dict) for r in rows):
-            return rows
-    except ValueError:
-        pass
-    rows = []  # slow path: find and report each bad line, keep the good ones
-    for number, line in enumerate(body.split('\n'), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as e:
-            problems.append(Problem(f'{path}:{number}', f'not valid JSON ({e}); line skipped'))
-            continue
-        if not isinstance(row, dict):
-            problems.append(
-                Problem(
-                    f'{path}:{number}',
-                    f'expected a JSON object, found {type(row).__name__}; line skipped',
-                )
-            )
-            continue
-        rows.append(row)
-    return rows
+    """Rows of evals.jsonl; a bad line is reported and skipped."""
+    return results.parse_jsonl(
+        text, path, on_bad_line=lambda where, why: problems.append(
+            Problem(where, f'{why}; line skipped')))
 
 
 def _floats(values: List[Any]) -> np.ndarray:

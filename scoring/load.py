@@ -1,29 +1,29 @@
 """Load a results tree into two pandas DataFrames: one row per trial, one row per evaluation.
 
-Layout read (DESIGN.md, "Results layout"):
+Layout read (``harness.results``; docs/architecture.md, "Results layout"):
 
     <experiment>/<submission>/<workload>[-<variant>]_<framework>/study_<s>/trial_<t>/
-        trial.yaml  meta.json  evals.jsonl  result.json
+        trial.json  meta.json  evals.jsonl  result.json   (harness.results)
 
 Only the directory shape ``study_<s>/trial_<t>`` is used to find trials; the keys in
-``trial.yaml`` are authoritative for everything else (the other directory names are
-only used for the experiment name, which trial.yaml does not carry).
+``trial.json`` are authoritative for everything else (the other directory names are
+only used for the experiment name, which trial.json does not carry).
 
 ``trials`` frame, one row per trial (``TRIAL_COLUMNS`` in this order):
 
 ==========================  =====================================================
 trial_id                    int, row number; ``evals.trial_id`` refers to it
 experiment                  directory name five levels above the trial file
-submission, framework       from trial.yaml
+submission, framework       from trial.json
 entrant                     the scored unit: the submission name, or
                             ``<submission>@<framework>`` when that submission was
                             run under more than one framework in the loaded data
-workload, variant, size     from trial.yaml (variant None for a base workload)
+workload, variant, size     from trial.json (variant None for a base workload)
 workload_id                 ``<workload>[-<variant>]``, plus ``@<size>`` when the
                             workload appears in more than one size
 base_id                     workload_id of the base workload (itself for a base)
 ruleset                     ``external`` or ``self``
-study, trial, seed          ints from trial.yaml
+study, trial, seed          ints from trial.json
 hparams                     mapping (None under self-tuning)
 target_metric/value/mode    the validation target (mode ``min`` or ``max``)
 hardware_class              from meta.json (None when missing)
@@ -58,7 +58,7 @@ in the file), ``step``, ``submission_time_s``, ``wall_time_s``, ``eval_time_s``,
 in a line is flattened into the same columns.
 
 Problems: a file that cannot be read is reported (``Problem``: path, reason) and
-skipped; one bad file never stops the rest. A trial without a readable trial.yaml is
+skipped; one bad file never stops the rest. A trial without a readable trial.json is
 skipped (its target is unknown); a bad result.json makes the trial count as
 unfinished; a bad line of evals.jsonl is skipped on its own. A last line without a
 newline is a write in progress and ignored silently.
@@ -76,19 +76,16 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from harness.spec import UserInputError
-from scoring import fastyaml
+from harness import results
+from harness.errors import UserInputError
 from scoring.evals_file import EvalColumns, number, parse_evals
 from scoring.problems import Problem
 
-_YAML_LOADER = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)  # libyaml: ~7x faster
-
-STATUSES = ('reached', 'budget_exhausted', 'diverged', 'failed', 'training_complete')
+STATUSES = results.STATUSES
 UNFINISHED = 'unfinished'
-RULESETS = ('external', 'self')
-TARGET_MODES = ('min', 'max')
+RULESETS = results.RULESETS
+TARGET_MODES = results.TARGET_MODES
 REQUIRED_TRIAL_KEYS = (
     'workload',
     'variant',
@@ -196,7 +193,7 @@ def _read_text(path: str) -> Optional[str]:
         return None
 
 
-def _validate_trial_yaml(cfg: Any) -> List[str]:
+def _validate_identity(cfg: Any) -> List[str]:
     if not isinstance(cfg, dict):
         return [f'expected a mapping, found {type(cfg).__name__}']
     errors = []
@@ -235,25 +232,28 @@ def _read_trial(
     hardware: Dict[str, Dict[str, Any]],
 ) -> Optional[dict]:
     d = str(trial_dir)
-    cfg_path = os.path.join(d, 'trial.yaml')
+    cfg_path = os.path.join(d, results.TRIAL_JSON)
     text = _read_text(cfg_path)
-    if text is None:
+    try:
+        if text is not None:
+            cfg = json.loads(text)
+        elif os.path.exists(os.path.join(d, results.LEGACY_TRIAL_YAML)):
+            # results written before trial.json
+            cfg_path = os.path.join(d, results.LEGACY_TRIAL_YAML)
+            cfg = results.read_identity_mapping(trial_dir)
+        else:
+            cfg = None
+    except ValueError as e:
+        problems.append(Problem(cfg_path, f'unreadable ({str(e).splitlines()[0]}); trial skipped'))
+        return None
+    if cfg is None:
         problems.append(
             Problem(
                 cfg_path, 'missing: without it the workload and target are unknown; trial skipped'
             )
         )
         return None
-    try:
-        cfg = fastyaml.load(text)
-        if cfg is None:
-            cfg = yaml.load(text, Loader=_YAML_LOADER)
-    except yaml.YAMLError as e:
-        problems.append(
-            Problem(cfg_path, f'not valid YAML ({str(e).splitlines()[0]}); trial skipped')
-        )
-        return None
-    errors = _validate_trial_yaml(cfg)
+    errors = _validate_identity(cfg)
     if errors:
         problems.append(Problem(cfg_path, '; '.join(errors) + '; trial skipped'))
         return None
@@ -262,7 +262,7 @@ def _read_trial(
 
     hardware_class = None
     meta: Dict[str, Any] = {}
-    meta_path = os.path.join(d, 'meta.json')
+    meta_path = os.path.join(d, results.META_JSON)
     text = _read_text(meta_path)
     if text is None:
         problems.append(Problem(meta_path, 'missing: hardware class unknown'))
@@ -285,13 +285,13 @@ def _read_trial(
                 hw = meta.get('hardware')
                 hardware[hardware_class] = hw if isinstance(hw, dict) else {}
 
-    evals_path = os.path.join(d, 'evals.jsonl')
+    evals_path = os.path.join(d, results.EVALS_JSONL)
     text = _read_text(evals_path)
     rows = parse_evals(text, evals_path, problems) if text else []
     evals.add(trial_id, rows)
 
     result: Optional[Dict[str, Any]] = None
-    result_path = os.path.join(d, 'result.json')
+    result_path = os.path.join(d, results.RESULT_JSON)
     text = _read_text(result_path)
     if text is not None:
         try:
@@ -401,7 +401,7 @@ def _from_evals(trials: pd.DataFrame, evals: pd.DataFrame, problems: List[Proble
     for d in trials.loc[unknown, 'trial_dir']:
         problems.append(
             Problem(
-                os.path.join(d, 'result.json'),
+                os.path.join(d, results.RESULT_JSON),
                 'status reached but no time_to_target_s and no evaluation '
                 'meets the target; counted as not reached',
             )

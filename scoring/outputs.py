@@ -13,9 +13,10 @@ from typing import Dict
 
 import numpy as np
 
-from harness.spec import UserInputError
-from scoring import plots, report as report_mod, tables
-from scoring.api import ScoreReport
+from harness.errors import UserInputError
+from scoring import plots, tables
+from scoring import report as report_mod
+from scoring.score_report import ScoreReport
 
 
 def best_trials(rep: ScoreReport, workload_id: str) -> Dict[str, int]:

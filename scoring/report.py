@@ -19,7 +19,7 @@ import pandas as pd
 
 from scoring.salt import salt_section
 from scoring import tables
-from scoring.api import ScoreReport
+from scoring.score_report import ScoreReport
 
 _CSS = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; margin: 0 auto;

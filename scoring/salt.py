@@ -31,13 +31,14 @@ the best baseline.
 from __future__ import annotations
 
 import html
-import json
 import math
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
 import pandas as pd
+
+from harness import results
 
 BASE_WORKLOADS = ('lm', 'lm_slm')
 TEACHER_WORKLOAD = 'lm_slm'
@@ -74,14 +75,10 @@ def _teacher_time_at_target(row: pd.Series, evals: Optional[pd.DataFrame]) -> fl
         lines = evals[evals['trial_id'] == row['trial_id']].sort_values('eval_index')
         records = lines[[metric, 'teacher_time_s']].to_dict('records')
     else:
-        records = []
-        path = Path(str(row['trial_dir'])) / 'evals.jsonl'
-        if path.is_file():
-            for line in path.read_text(encoding='utf-8').splitlines():
-                try:
-                    records.append(json.loads(line))
-                except ValueError:
-                    continue  # a torn last line: the loader reports it
+        try:
+            records = results.read_jsonl(Path(str(row['trial_dir'])) / results.EVALS_JSONL)
+        except ValueError:
+            records = []  # a bad line: the loader reports it
     for record in records:
         value = record.get(metric)
         if isinstance(value, (int, float)) and math.isfinite(value) and _meets(value, target, mode):

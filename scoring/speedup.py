@@ -18,8 +18,7 @@ from typing import List, Optional
 import numpy as np
 import pandas as pd
 
-from harness.errors import unknown_name_error
-from harness.spec import UserInputError
+from harness.errors import UserInputError, unknown_name_error
 
 
 def resolve_reference(reference: Optional[str], trials: pd.DataFrame) -> Optional[str]:

@@ -9,16 +9,13 @@ submission time up to the budget. Deterministic in ``seed``.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
-import yaml
 
-_YAML_DUMPER = getattr(yaml, 'CSafeDumper', yaml.SafeDumper)
+from harness import results
 
 HARDWARE = {
     'accelerator': None,
@@ -30,11 +27,6 @@ HARDWARE = {
 HARDWARE_CLASS = 'cpu-synthetic-2c'
 
 
-def _write(path: str, text: str) -> None:
-    with open(path, 'w', encoding='utf-8') as f:
-        f.write(text)
-
-
 def write_trial(
     trial_dir: Path,
     *,
@@ -44,19 +36,17 @@ def write_trial(
     hardware_class: Optional[str] = HARDWARE_CLASS,
     meta_extra: Optional[dict] = None,
 ) -> Path:
-    """Write one trial's files (no result.json when ``result`` is None: unfinished)."""
+    """Write one trial's files through ``harness.results`` (no result.json when ``result``
+    is None: unfinished). The mappings are read as the results records, so a key the
+    contract does not know, or a missing required one, fails here as it would in scoring."""
     trial_dir = Path(trial_dir)
     trial_dir.mkdir(parents=True, exist_ok=True)
-    d = str(trial_dir)
-    _write(os.path.join(d, 'trial.yaml'), yaml.dump(config, Dumper=_YAML_DUMPER, sort_keys=False))
-    meta = {'hardware': HARDWARE, 'hardware_class': hardware_class, **(meta_extra or {})}
-    _write(os.path.join(d, 'meta.json'), json.dumps(meta))
-    _write(
-        os.path.join(d, 'evals.jsonl'),
-        ''.join(json.dumps(row, sort_keys=True) + '\n' for row in evals),
-    )
+    results.write_identity(trial_dir, results.TrialIdentity.from_json(config))
+    results.write_meta(trial_dir, results.TrialMeta.from_json(
+        {'hardware': HARDWARE, 'hardware_class': hardware_class, **(meta_extra or {})}))
+    results.write_evals(trial_dir, [results.EvalRecord.from_json(row) for row in evals])
     if result is not None:
-        _write(os.path.join(d, 'result.json'), json.dumps(result))
+        results.write_result(trial_dir, results.TrialResult.from_json(result))
     return trial_dir
 
 

@@ -13,46 +13,27 @@
    the workload's ratio of eval period to budget.
 
 The result is written to this hardware class's targets file
-(``harness/targets.py``) and used by every later trial on this class. The
+(``harness.calibration.targets``) and used by every later trial on this class. The
 factor 3 default for the budget is our choice (AlgoPerf sets budgets from its
 target-setting runs too, with per-workload factors we could not confirm).
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from harness import hardware, registry, results
-
-from harness.submission import search_space
-
 from harness.calibration import targets
-from harness.spec import Budget, UserInputError
+from harness.errors import UserInputError
+from harness.spec import Budget
+from harness.submission import search_space
 from harness.trial.config import TrialConfig
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('workload')
-    parser.add_argument('--size', help='workload size (default: the smallest)')
-    parser.add_argument('--variant')
-    parser.add_argument('--framework', default='jax', help='framework of the reference runs')
-    parser.add_argument('--baselines', default='adamw,nadamw',
-                        help='comma-separated reference submissions (default adamw,nadamw)')
-    parser.add_argument('--trials', type=int, default=3, help='tuning trials per baseline')
-    parser.add_argument('--reruns', type=int, default=3, help='reruns of the best configuration')
-    parser.add_argument('--generous-factor', type=float, default=2.0,
-                        help='tuning budget as a multiple of the current budget')
-    parser.add_argument('--budget-factor', type=float, default=3.0,
-                        help='new budget = this × median time to the new target')
-    parser.add_argument('--results-dir', default='results')
-    parser.add_argument('--data-dir')
-    parser.add_argument('--max-steps', type=int, help='cap steps of every run (smoke tests)')
-
-
 def _best_value(trial_dir, metric: str, mode: str) -> Optional[float]:
-    values = [e[metric] for e in results.read_jsonl(trial_dir / results.EVALS_JSONL)
+    values = [e[metric] for e in results.read_jsonl(Path(trial_dir) / results.EVALS_JSONL)
               if e.get(metric) is not None]
     if not values:
         return None
@@ -60,7 +41,7 @@ def _best_value(trial_dir, metric: str, mode: str) -> Optional[float]:
 
 
 def _time_to(trial_dir, metric: str, mode: str, target: float):
-    for e in results.read_jsonl(trial_dir / results.EVALS_JSONL):
+    for e in results.read_jsonl(Path(trial_dir) / results.EVALS_JSONL):
         v = e.get(metric)
         if v is not None and (v <= target if mode == 'min' else v >= target):
             return e['submission_time_s'], e['step']
@@ -155,11 +136,3 @@ def calibrate(workload: str, size: Optional[str] = None, variant: Optional[str] 
         f'reruns_reaching:{len(times)}/{len(rerun_dirs)} file:{path}')
     return {'budget': budget, 'targets_file': path, 'hardware_class': hw_class,
             'best_configuration': {'submission': pick['name'], 'hparams': pick['hparams']}}
-
-
-def calibrate_command(args) -> int:
-    calibrate(args.workload, args.size, args.variant, args.framework,
-              tuple(s for s in args.baselines.split(',') if s), args.trials, args.reruns,
-              args.generous_factor, args.budget_factor, args.results_dir, args.data_dir,
-              args.max_steps)
-    return 0

@@ -23,7 +23,8 @@ from typing import Any, Dict, Optional
 import yaml
 
 from harness import results
-from harness.spec import Budget, UserInputError
+from harness.errors import UserInputError
+from harness.spec import Budget
 
 TARGETS_ENV = 'TIMETRIAL_TARGETS_DIR'
 FIELDS = ('validation_target_value', 'max_allowed_runtime_sec', 'eval_period_time_sec',
@@ -78,5 +79,5 @@ def write_calibrated_budget(hardware_class: str, workload: str, size: str,
     data = _read(path)
     entry = {k: getattr(budget, k) for k in FIELDS if getattr(budget, k) is not None}
     data.setdefault(workload, {}).setdefault(size, {})[variant or 'default'] = entry
-    results.atomic_write_yaml(path, data)
+    results.atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
     return path

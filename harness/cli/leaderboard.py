@@ -1,7 +1,7 @@
-"""``timetrial leaderboard build SUITE`` and ``timetrial leaderboard show``: the command line.
+"""``timetrial leaderboard build SUITE`` and ``timetrial leaderboard show``.
 
-``harness/cli.py`` registers the ``leaderboard`` parser; ``harness.leaderboard.board``
-holds the layout, the build, publishing and the standings.
+``harness.leaderboard.board`` holds the layout, the build, publishing and the
+standings; this module parses and prints.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import argparse
 from pathlib import Path
 from typing import Callable, Optional
 
+from harness.errors import UserInputError
+from harness.launch.suite import EXECUTORS
 from harness.leaderboard.board import (
     LEADERBOARD_DIR,
     build,
@@ -20,7 +22,9 @@ from harness.leaderboard.board import (
     standings,
     this_hardware_class,
 )
-from harness.spec import UserInputError
+
+NAME = 'leaderboard'
+HELP = 'build or show the leaderboards (per hardware class)'
 
 
 def show(
@@ -65,12 +69,7 @@ def show(
     return 0
 
 
-# ---- command line ---------------------------------------------------------------------
-
-
-def add_leaderboard_arguments(parser: argparse.ArgumentParser) -> None:
-    from harness.launch.suite import EXECUTORS
-
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest='leaderboard_command', metavar='ACTION')
     b = sub.add_parser(
         'build', help='run a suite\'s own submissions into the leaderboard of this hardware class'
@@ -93,7 +92,7 @@ def add_leaderboard_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(leaderboard_parser=parser)
 
 
-def leaderboard_command(args) -> int:
+def run(args) -> int:
     action = getattr(args, 'leaderboard_command', None)
     if action == 'build':
         suite = load_suite_with(args.suite, args.results_dir, args.data_dir, args.partition)

@@ -1,236 +1,78 @@
-"""Command-line glue for suites: ``timetrial run [SUITE]``, ``status``, ``cancel``.
+"""``timetrial run``: the demo suite, a suite file, or one trial given by flags.
 
-``harness/cli.py`` owns the parsers; these functions add the suite options and
-run the commands. ``timetrial run`` without a suite runs the shipped ``demo``.
-Options given on the command line override the suite's values: ``--executor``,
-``--results-dir``, ``--experiment``, ``--max-steps``, ``--data-dir``,
-``--checkpoint-every-s``. (An option equal to the parser's default counts as
-not given, since cli.py's single-trial options give some of them defaults.)
+    timetrial run                                   # the shipped demo suite, locally
+    timetrial run SUITE.yaml [--executor debug|local|slurm] [--dry-run] ...
+    timetrial run --workload W --size S --submission NAME_OR_PATH --framework jax|pytorch ...
+
+Giving ``--workload``, ``--submission`` or ``--framework`` asks for one trial
+(``harness.cli.run_trial``); otherwise a suite runs (``harness.cli.run_suite``).
 """
 
 from __future__ import annotations
 
 import argparse
-import re
-import shlex
-import sys
-from pathlib import Path
-from typing import Any, Dict, List
 
-from harness import results
-from harness.spec import UserInputError
-from harness.launch.suite import EXECUTORS, Suite, expand, find_suite, load_suite, trial_id
+from harness.errors import UserInputError
+from harness.launch.suite import EXECUTORS
 
-_OVERRIDES = ('results_dir', 'experiment', 'max_steps', 'data_dir', 'checkpoint_every_s')
+NAME = 'run'
+HELP = 'run the demo suite, a suite file, or one trial'
 
 
-def _add_once(parser: argparse.ArgumentParser, *flags: str, **kwargs) -> None:
-    """cli.py's single-trial options share some names with ours: add only what is missing."""
-    if flags[0].startswith('-') and any(f in parser._option_string_actions for f in flags):
-        return
-    if not flags[0].startswith('-') and any(a.dest == flags[0] for a in parser._actions):
-        return
-    parser.add_argument(*flags, **kwargs)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('suite', nargs='?',
+                        help='suite YAML file or shipped suite name (default: demo)')
+    both = parser.add_argument_group('suites and single trials')
+    both.add_argument('--results-dir',
+                      help="where results land (default: the suite's results_dir, or results/)")
+    both.add_argument('--data-dir',
+                      help='data root (default $TIMETRIAL_DATA_DIR or ~/.cache/timetrial)')
+    both.add_argument('--experiment', help="experiment name (default: the suite's, or default)")
+    both.add_argument('--max-steps', type=int, help='cap every trial at this many steps')
+    both.add_argument('--checkpoint-every-s', type=float,
+                      help='wall seconds between checkpoints besides those at evaluations '
+                           '(default 60): a killed trial loses at most this much work')
+
+    g = parser.add_argument_group('one trial (instead of a suite)')
+    g.add_argument('--workload', help='workload name, e.g. lm')
+    g.add_argument('--size', help='workload size, e.g. tiny (default: the smallest)')
+    g.add_argument('--variant', help='workload variant (default: none)')
+    g.add_argument('--submission', help='built-in submission name or path to a submission')
+    g.add_argument('--framework', help='jax or pytorch')
+    g.add_argument('--ruleset', default='external', help='external (default) or self')
+    g.add_argument('--tuning-search-space', help="search space file (default: the submission's)")
+    g.add_argument('--trial-index', type=int, default=0,
+                   help='which quasi-random point of the search space (default 0)')
+    g.add_argument('--hparams', help='YAML/JSON file of fixed hyperparameters (skips the search)')
+    g.add_argument('--seed', type=int, default=0, help='trial seed (default 0)')
+    g.add_argument('--resume', action='store_true',
+                   help='continue an unfinished trial from its checkpoint')
+    g.add_argument('--no-stop-at-target', action='store_true',
+                   help='keep training to the budget after the target is met')
+    g.add_argument('--devices', type=int,
+                   help='devices per trial (default: all visible; PyTorch runs one DDP process '
+                        'per device, on a CPU-only machine N gloo processes)')
+
+    s = parser.add_argument_group('suites')
+    s.add_argument('--executor', choices=EXECUTORS,
+                   help="debug (in this process), local (subprocesses) or slurm (job arrays); "
+                        "default: the suite's executor.default")
+    s.add_argument('--dry-run', action='store_true',
+                   help='print what would be launched (sbatch parameters, trials); launch nothing')
+    s.add_argument('--parallelism', type=int, help='local executor: trials at a time')
+    s.add_argument('--no-wait', action='store_true',
+                   help='slurm: return after submitting (follow with `timetrial status`)')
 
 
-def add_run_suite_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_once(parser, 'suite', nargs='?', help='suite YAML file or shipped suite name '
-                                               '(default: demo)')
-    g = parser.add_argument_group('suites')
-    _add_once(g, '--executor', choices=EXECUTORS,
-              help='debug (in this process), local (subprocesses) or slurm (job arrays); '
-                   'default: the suite\'s executor.default')
-    _add_once(g, '--dry-run', action='store_true',
-              help='print what would be launched (sbatch parameters, trials); launch nothing')
-    _add_once(g, '--parallelism', type=int, help='local executor: trials at a time')
-    _add_once(g, '--no-wait', action='store_true',
-              help='slurm: return after submitting (follow with `timetrial status`)')
-    _add_once(g, '--results-dir', help='where results land (default: the suite\'s results_dir)')
-    _add_once(g, '--experiment', help='experiment name (default: the suite\'s)')
-    _add_once(g, '--max-steps', type=int, help='cap every trial at this many steps')
-    _add_once(g, '--data-dir', help='data root')
-    _add_once(g, '--checkpoint-every-s', type=float,
-              help='wall seconds between checkpoints besides those at evaluations')
-    # Remember the parser's defaults: an option equal to its default was not given.
-    parser.set_defaults(suite_cli_defaults={d: parser.get_default(d) for d in _OVERRIDES})
+def run(args) -> int:
+    single = any(getattr(args, n) is not None for n in ('workload', 'submission', 'framework'))
+    if single:
+        if args.suite:
+            raise UserInputError('Give either a suite file or --workload/--submission/--framework '
+                                 'for one trial, not both.')
+        from harness.cli.run_trial import run_single_trial
 
+        return run_single_trial(args)
+    from harness.cli.run_suite import run_suite_command
 
-def _apply_overrides(suite: Suite, args) -> Suite:
-    from pathlib import Path
-
-    defaults = getattr(args, 'suite_cli_defaults', {}) or {}
-    given = {d: getattr(args, d, None) for d in _OVERRIDES}
-    given = {d: v for d, v in given.items() if v is not None and v != defaults.get(d)}
-    changes: Dict[str, Any] = {}
-    if 'results_dir' in given:
-        changes['results_dir'] = Path(given['results_dir']).expanduser().resolve()
-    if 'experiment' in given:
-        if not re.match(r'^[A-Za-z0-9][A-Za-z0-9._-]*$', given['experiment']):
-            raise UserInputError(f'--experiment {given["experiment"]!r} is not a usable '
-                                 'directory name: use letters, digits, ".", "_" and "-".')
-        changes['experiment'] = given['experiment']
-    if 'max_steps' in given:
-        if given['max_steps'] < 1:
-            raise UserInputError(f'--max-steps must be at least 1, got {given["max_steps"]}.')
-        changes['max_steps'] = given['max_steps']
-    if 'checkpoint_every_s' in given:
-        if given['checkpoint_every_s'] <= 0:
-            raise UserInputError('--checkpoint-every-s must be greater than 0, got '
-                                 f'{given["checkpoint_every_s"]}.')
-        changes['checkpoint_every_s'] = float(given['checkpoint_every_s'])
-    if 'data_dir' in given:
-        changes['data_dir'] = str(Path(given['data_dir']).expanduser().resolve())
-    return suite.replace(**changes) if changes else suite
-
-
-def run_suite_command(args) -> int:
-    from harness.launch.launcher import preflight, run_suite
-
-    suite = _apply_overrides(load_suite(find_suite(getattr(args, 'suite', None) or 'demo')), args)
-    executor = getattr(args, 'executor', None) or suite.executor
-    parallelism = getattr(args, 'parallelism', None)
-    if parallelism is not None and parallelism < 1:
-        raise UserInputError(f'--parallelism must be at least 1, got {parallelism}.')
-    trials = expand(suite)
-    if getattr(args, 'dry_run', False):
-        print_plan(suite, trials, executor, parallelism)
-        try:
-            # A dry run fetches nothing: data still missing is prepared by the real run.
-            preflight(suite, trials, executor, check_data=False)
-        except UserInputError as e:
-            print(f'note: launching now would fail. {e}')
-        return 0
-    preflight(suite, trials, executor)
-    report = run_suite(suite, trials, executor, parallelism=parallelism,
-                       wait=not getattr(args, 'no_wait', False))
-    if report.waited:
-        counts: Dict[str, int] = {}
-        for o in report.outcomes.values():
-            counts[o['status']] = counts.get(o['status'], 0) + 1
-        print(f'summary: experiment:{report.experiment_dir} skipped_finished:{len(report.skipped)} '
-              + ' '.join(f'{k}:{v}' for k, v in sorted(counts.items())))
-    if report.job_failures:
-        print(f'{len(report.job_failures)} trial(s) ended without a result (their job failed); '
-              f'see `timetrial status {report.experiment_dir}`, then run the same command again '
-              'to resume them.', file=sys.stderr)
-        return 1
-    if report.waited:
-        score_experiment(report.experiment_dir)
-    return 0
-
-
-def score_experiment(experiment_dir) -> None:
-    """The end of every waited suite run: profiles, scores and report.html.
-
-    A scoring problem (say, no trial reached a target) is printed, never turned
-    into a failed run: the trials' results are on disk either way.
-    """
-    from scoring.api import score
-
-    out_dir = Path(experiment_dir) / 'scoring'
-    try:
-        rep = score(experiment_dir, out_dir=out_dir)
-    except UserInputError as e:
-        print(f'scoring: not scored: {e}', file=sys.stderr)
-        return
-    for _, row in rep.scores.iterrows():
-        print(f"score: rank:{row['rank']} entrant:{row['entrant']} benchmark_score:{row['score']:.3f}")
-    print(f'report: {out_dir / "report.html"}')
-
-
-def _varying(trials) -> List[str]:
-    """Hyperparameter names whose value differs between trials (the rest is noise here)."""
-    values: Dict[str, set] = {}
-    for t in trials:
-        for k, v in (t.hparams or {}).items():
-            values.setdefault(k, set()).add(repr(v))
-    return sorted(k for k, v in values.items() if len(v) > 1)
-
-
-def _short(hparams, keys: List[str]) -> str:
-    if hparams is None:
-        return '(self-tuning)'
-    return ' '.join(f'{k}={hparams[k]:.3g}' if isinstance(hparams[k], float)
-                    else f'{k}={hparams[k]}' for k in keys if k in hparams)
-
-
-def print_plan(suite: Suite, trials, executor: str, parallelism=None, out=print) -> None:
-    """What `--dry-run` shows: where, how, and every trial (one greppable line each)."""
-    exp_dir = suite.experiment_dir()
-    out(f'suite: {suite.path}')
-    if suite.description:
-        out(f'  {suite.description.strip()}')
-    out(f'experiment: {exp_dir}   ruleset: {suite.ruleset}   studies: {suite.studies}   '
-        f'trials/study: {suite.trials}   seed: {suite.seed}'
-        + (f'   max_steps: {suite.max_steps}' if suite.max_steps else ''))
-    held = [w.key for w in suite.workloads if w.held_out]
-    if held:
-        out(f'held-out variants (sampled with seed {suite.seed}): {", ".join(held)}')
-    pending = [t for t in trials if not (t.trial_dir() / results.RESULT_JSON).exists()]
-    out(f'executor: {executor}   trials: {len(trials)}   to launch: {len(pending)}   '
-        f'finished: {len(trials) - len(pending)}')
-    if executor == 'slurm':
-        for line in sbatch_preview(suite, len(pending)):
-            out(f'  {line}')
-    elif executor == 'local':
-        out(f'  parallelism: {parallelism or suite.parallelism}')
-    keys = _varying(trials)
-    for t in trials:
-        d = t.trial_dir()
-        state = ('finished' if (d / results.RESULT_JSON).exists()
-                 else 'resume' if (d / results.TRIAL_YAML).exists() else 'new')
-        out(f'trial:{trial_id(t)} size:{t.size} seed:{t.seed} state:{state} '
-            f'hparams: {_short(t.hparams, keys) or "(fixed)"}')
-    out('dry run: nothing was launched.')
-
-
-def sbatch_preview(suite: Suite, n_trials: int) -> List[str]:
-    """The #SBATCH lines of the job array(s) submitit would write."""
-    from submitit.slurm.slurm import _make_sbatch_string
-
-    from harness.launch.launcher import MAX_ARRAY_TASKS, sbatch_parameters
-    from harness.launch.records import launch_dir
-
-    if n_trials == 0:
-        return ['(nothing to submit)']
-    folder = launch_dir(suite.experiment_dir()) / 'logs' / '%j'
-    params = sbatch_parameters(suite)
-    text = _make_sbatch_string(command=f'{shlex.quote(sys.executable)} -u -m submitit.core._submit '
-                                       f'{shlex.quote(str(folder))}',
-                               folder=folder, map_count=min(n_trials, MAX_ARRAY_TASKS), **params)
-    lines = [ln for ln in text.splitlines() if ln.startswith('#SBATCH')]
-    lines += [f'(setup) {ln}' for ln in suite.slurm.setup]
-    n_arrays = -(-n_trials // MAX_ARRAY_TASKS)
-    lines.append(f'{n_trials} array task(s) in {n_arrays} sbatch call(s), one trial per task')
-    return lines
-
-
-def add_status_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('experiment_dir', help='results/<experiment> (or the experiment name)')
-    parser.add_argument('--json', action='store_true', help='print JSON instead of a table')
-
-
-def status_command(args) -> int:
-    import dataclasses
-    import json
-
-    from harness.launch.status import collect, render, resolve_experiment_dir
-
-    exp_dir = resolve_experiment_dir(args.experiment_dir)
-    statuses = collect(exp_dir)
-    if getattr(args, 'json', False):
-        print(json.dumps([dataclasses.asdict(s) for s in statuses], indent=2))
-    else:
-        render(statuses, exp_dir)
-    return 0
-
-
-def add_cancel_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('experiment_dir', help='results/<experiment> (or the experiment name)')
-
-
-def cancel_command(args) -> int:
-    from harness.launch.status import cancel, resolve_experiment_dir
-
-    cancel(resolve_experiment_dir(args.experiment_dir))
-    return 0
+    return run_suite_command(args)

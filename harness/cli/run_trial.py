@@ -1,45 +1,16 @@
-"""``timetrial run`` for one trial given by flags, with a live progress bar."""
+"""The one-trial half of ``timetrial run``: a trial given by flags, with a live progress bar."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any, Dict
 
 import yaml
 
 from harness import registry
-
+from harness.errors import UserInputError
 from harness.submission import search_space
-from harness.spec import UserInputError
 from harness.trial.config import RULESETS, TrialConfig
-
-
-def add_trial_arguments(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group('one trial (instead of a suite)')
-    g.add_argument('--workload', help='workload name, e.g. lm')
-    g.add_argument('--size', help='workload size, e.g. tiny (default: the smallest)')
-    g.add_argument('--variant', help='workload variant (default: none)')
-    g.add_argument('--submission', help='built-in submission name or path to a submission')
-    g.add_argument('--framework', choices=None, help='jax or pytorch')
-    g.add_argument('--ruleset', default='external', help='external (default) or self')
-    g.add_argument('--tuning-search-space', help='search space file (default: the submission\'s)')
-    g.add_argument('--trial-index', type=int, default=0,
-                   help='which quasi-random point of the search space (default 0)')
-    g.add_argument('--hparams', help='YAML/JSON file of fixed hyperparameters (skips the search)')
-    g.add_argument('--seed', type=int, default=0, help='trial seed (default 0)')
-    g.add_argument('--max-steps', type=int, help='cap on training steps (smoke runs)')
-    g.add_argument('--experiment', help='experiment name (default: default, or the suite\'s)')
-    g.add_argument('--resume', action='store_true',
-                   help='continue an unfinished trial from its checkpoint')
-    g.add_argument('--no-stop-at-target', action='store_true',
-                   help='keep training to the budget after the target is met')
-    g.add_argument('--devices', type=int,
-                   help='devices per trial (default: all visible; PyTorch runs one DDP process '
-                        'per device, on a CPU-only machine N gloo processes)')
-    g.add_argument('--checkpoint-every-s', type=float,
-                   help='wall seconds between checkpoints besides those at evaluations '
-                        '(default 60): a killed trial loses at most this much work')
 
 
 def _load_hparams(path: str) -> Dict[str, Any]:
@@ -100,8 +71,8 @@ def config_from_args(args) -> TrialConfig:
 def run_single_trial(args) -> int:
     from rich.console import Console
 
-    from harness.prepare import ensure_prepared
     from harness.cli.progress import TrialProgress
+    from harness.prepare import ensure_prepared
     from harness.trial.run import build_workload, run_trial
 
     console = Console(stderr=True)

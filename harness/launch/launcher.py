@@ -40,10 +40,18 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import submitit
 
 from harness import results
-from harness.launch.records import (JOB_FAILURE_JSON, JOB_JSON, PREEMPTIONS_JSON, ExperimentLock,
-                          launch_dir, read_jobs, write_jobs, write_manifest)
+from harness.errors import UserInputError
+from harness.launch.records import (
+    JOB_FAILURE_JSON,
+    JOB_JSON,
+    PREEMPTIONS_JSON,
+    ExperimentLock,
+    launch_dir,
+    read_jobs,
+    write_jobs,
+    write_manifest,
+)
 from harness.launch.status import alive_records, local_job_alive, slurm_states
-from harness.spec import UserInputError
 from harness.launch.suite import Suite, trial_id
 from harness.trial.config import TrialConfig
 
@@ -431,7 +439,7 @@ def preflight(suite: Suite, trials: Sequence[TrialConfig], executor: str, *,
     results directories of another configuration, no Slurm, data not prepared."""
     problems: List[str] = []
     for c in trials:
-        existing = results.read_yaml(c.trial_dir() / results.TRIAL_YAML)
+        existing = results.read_identity_mapping(c.trial_dir())
         if existing is None:
             continue
         diffs = [f'{k}: {existing.get(k)!r} there, {v!r} now'

@@ -37,14 +37,17 @@ if TYPE_CHECKING:
     from harness.launch.suite import Suite
 
 from harness import results
-from harness.spec import UserInputError
+from harness.errors import UserInputError
 from harness.trial.config import TrialConfig
 
 LOCK_NAME = 'driver.lock'
-#: Files the launcher keeps in each trial directory, beside the runner's.
-PREEMPTIONS_JSON = 'preemptions.json'   # {"count": N, "events": [...]}; the runner reads count
-JOB_JSON = 'job.json'                   # host, pid, job id of the process running the trial
-JOB_FAILURE_JSON = 'job_failure.json'   # the job ended without result.json (scancel, OOM, ...)
+#: Files the launcher keeps in each trial directory, beside the runner's (names in
+#: harness.results): preemptions.json {"count": N, "events": [...]} (the runner reads
+#: count); job.json (host, pid, job id of the process running the trial);
+#: job_failure.json (the job ended without result.json: scancel, OOM, ...).
+PREEMPTIONS_JSON = results.PREEMPTIONS_JSON
+JOB_JSON = results.JOB_JSON
+JOB_FAILURE_JSON = results.JOB_FAILURE_JSON
 
 
 def launch_dir(experiment_dir: Path) -> Path:

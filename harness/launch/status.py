@@ -1,4 +1,4 @@
-"""``timetrial status`` and ``timetrial cancel`` for one experiment directory.
+"""Where every trial of one experiment stands (``timetrial status``; ``cancel`` reads it too).
 
 A trial's state comes from its files first, then from its job:
 
@@ -19,26 +19,26 @@ Trials come from the launcher's manifest, plus any trial directory on disk
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
-import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from harness import results
-from harness.launch.records import (JOB_FAILURE_JSON, PREEMPTIONS_JSON, holder_alive, launch_dir,
-                          pid_alive, read_holder, read_jobs, read_manifest)
-from harness.spec import UserInputError
+from harness.errors import UserInputError
+from harness.launch.records import (
+    JOB_FAILURE_JSON,
+    PREEMPTIONS_JSON,
+    launch_dir,
+    pid_alive,
+    read_jobs,
+    read_manifest,
+)
 
 FINAL = ('reached', 'budget_exhausted', 'diverged', 'failed', 'training_complete')
-STYLES = {'reached': 'green', 'budget_exhausted': 'yellow', 'training_complete': 'green',
-          'diverged': 'red', 'failed': 'bold red', 'running': 'cyan', 'resumed': 'magenta',
-          'pending': 'dim', 'stopped': 'yellow', 'unknown': 'bold yellow'}
 
 
 ALIVE_SLURM_STATES = ('PENDING', 'RUNNING', 'REQUEUED', 'REQUEUE_HOLD', 'REQUEUE_FED',
@@ -138,8 +138,9 @@ def resolve_experiment_dir(name_or_path: str) -> Path:
 
 def _trial_dirs_on_disk(exp_dir: Path) -> Dict[str, Path]:
     found = {}
-    for yaml_path in exp_dir.glob('*/*/study_*/trial_*/' + results.TRIAL_YAML):
-        found[str(yaml_path.parent.relative_to(exp_dir))] = yaml_path.parent
+    for trial_dir in exp_dir.glob('*/*/study_*/trial_*'):
+        if results.has_identity(trial_dir):
+            found[str(trial_dir.relative_to(exp_dir))] = trial_dir
     return found
 
 
@@ -184,8 +185,11 @@ def _one(tid: str, trial_dir: Path, job: Optional[Dict[str, Any]],
     preempt = results.read_json(trial_dir / PREEMPTIONS_JSON) or {}
     st = TrialStatus(tid, 'pending', job_id=(job or {}).get('job_id'),
                      preemptions=int(preempt.get('count', 0)))
-    trial_yaml = results.read_yaml(trial_dir / results.TRIAL_YAML) or {}
-    st.metric = (trial_yaml.get('target') or {}).get('metric')
+    try:
+        identity = results.read_identity_mapping(trial_dir) or {}
+    except ValueError:  # unreadable: the table still shows the rest
+        identity = {}
+    st.metric = (identity.get('target') or {}).get('metric')
     last = _last_line(trial_dir / results.EVALS_JSONL)
     if last:
         st.step, st.submission_time_s = last.get('step'), last.get('submission_time_s')
@@ -219,143 +223,7 @@ def _one(tid: str, trial_dir: Path, job: Optional[Dict[str, Any]],
     elif slurm_job and slurm is None:
         st.state = 'unknown'
         st.note = 'Slurm did not answer (sacct, squeue); check with `squeue`'
-    elif job or (trial_dir / results.TRIAL_YAML).exists():
+    elif job or results.has_identity(trial_dir):
         st.state = 'stopped'
         st.note = 'not running; run the suite again to resume'
     return st
-
-
-def render(statuses: List[TrialStatus], exp_dir: Path, console=None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    import sys
-
-    # Piped output (logs, CI) gets a wide table rather than truncated trial ids.
-    console = console or Console(width=None if sys.stdout.isatty() else 200)
-    metrics = {s.metric for s in statuses if s.metric}
-    metric_header = metrics.pop() if len(metrics) == 1 else 'target metric'
-    table = Table(title=f'{exp_dir}', title_justify='left')
-    for col, kw in (('trial', {}), ('state', {}), ('job', {}), ('preempt.', {'justify': 'right'}),
-                    ('step', {'justify': 'right'}), ('sub. time', {'justify': 'right'}),
-                    (metric_header, {'justify': 'right'}), ('note', {'overflow': 'fold'})):
-        table.add_column(col, **kw)
-    for s in statuses:
-        table.add_row(
-            s.trial, f'[{STYLES.get(s.state, "")}]{s.state}[/]', s.job_id or '',
-            str(s.preemptions) if s.preemptions else '',
-            '' if s.step is None else str(s.step),
-            '' if s.submission_time_s is None else f'{s.submission_time_s:.1f}s',
-            '' if s.metric_value is None else f'{s.metric_value:.4g}', s.note)
-    console.print(table)
-    counts: Dict[str, int] = {}
-    for s in statuses:
-        counts[s.state] = counts.get(s.state, 0) + 1
-    console.print('  '.join(f'{k}:{v}' for k, v in sorted(counts.items())))
-    holder = read_holder(exp_dir)
-    alive = holder_alive(holder)
-    if holder and alive is not False:
-        console.print(f'driver: host {holder.get("host")} pid {holder.get("pid")} '
-                      f'since {holder.get("started_at")}'
-                      + (' (another host: cannot tell if alive)' if alive is None else ''))
-
-
-# ---- cancel ---------------------------------------------------------------------------
-
-def _stop_driver(exp_dir: Path, log) -> None:
-    """SIGTERM the driver first, so that it launches nothing more while jobs are cancelled."""
-    holder = read_holder(exp_dir)
-    alive = holder_alive(holder)
-    if alive is None:
-        log(f'note: the driver runs on host {holder.get("host")} (pid {holder.get("pid")}); '
-            'stop it there. Slurm drivers submit everything at once, so cancelling the jobs '
-            'is enough for them.')
-        return
-    if not alive:
-        return
-    pid = int(holder['pid'])
-    try:
-        cmdline = Path(f'/proc/{pid}/cmdline').read_bytes()
-    except OSError:
-        cmdline = b''
-    if cmdline and b'python' not in cmdline and b'timetrial' not in cmdline:
-        log(f'note: pid {pid} from the lock file is not a timetrial driver; left alone')
-        return
-    os.kill(pid, signal.SIGTERM)
-    for _ in range(100):
-        if holder_alive(holder) is False:
-            break
-        time.sleep(0.1)
-    log(f'stopped driver pid {pid}')
-
-
-def _descendants(pid: int) -> List[int]:
-    """Every process below ``pid`` (Linux /proc), deepest last."""
-    found, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        for task in Path(f'/proc/{parent}/task').glob('*'):
-            try:
-                kids = [int(k) for k in (task / 'children').read_text().split()]
-            except (OSError, ValueError):
-                continue
-            found.extend(kids)
-            todo.extend(kids)
-    return found
-
-
-def _stop_local_controllers(records: List[Dict[str, Any]], grace_s: float) -> None:
-    """SIGINT each controller (submitit's local controller then stops its task), and
-    SIGKILL what still runs after ``grace_s``: a controller started from a
-    non-interactive shell's background job inherits SIGINT *ignored* and would
-    never stop otherwise. A killed trial resumes from its last checkpoint."""
-    trees = {int(r['job_id']): _descendants(int(r['job_id'])) for r in records}
-    for pid in trees:
-        os.kill(pid, signal.SIGINT)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and any(local_job_alive(r) for r in records):
-        time.sleep(0.1)
-    for record in records:
-        if local_job_alive(record):
-            pid = int(record['job_id'])
-            for victim in [pid, *trees[pid]]:
-                with contextlib.suppress(ProcessLookupError):  # already gone
-                    os.kill(victim, signal.SIGKILL)
-
-
-def cancel(exp_dir: Path, log=print, grace_s: float = 10.0) -> List[str]:
-    """Stop the driver and every queued or running job of the experiment; return trial ids."""
-    exp_dir = Path(exp_dir)
-    _stop_driver(exp_dir, log)
-    statuses = {s.trial: s for s in collect(exp_dir)}
-    jobs = read_jobs(exp_dir)
-    manifest = read_manifest(exp_dir)
-    live = [t for t, s in statuses.items() if s.state in ('running', 'resumed', 'pending')
-            and t in jobs]
-    slurm_ids = [jobs[t]['job_id'] for t in live if jobs[t].get('executor') == 'slurm']
-    if slurm_ids:
-        subprocess.run(['scancel', *slurm_ids], check=False, timeout=60)
-    local = [t for t in live if jobs[t].get('executor') == 'local' and local_job_alive(jobs[t])]
-    if local:
-        _stop_local_controllers([jobs[t] for t in local], grace_s)
-    cancelled = []
-    for t in live:
-        record = jobs[t]
-        if record.get('executor') not in ('slurm', 'local') or (
-                record.get('executor') == 'local' and t not in local):
-            continue
-        cancelled.append(t)
-        log(f'cancelled:{t} job:{record["job_id"]}')
-        trial_dir = manifest[t].trial_dir() if t in manifest else exp_dir / t
-        results.atomic_write_json(trial_dir / JOB_FAILURE_JSON, {
-            'status': 'failed', 'job_failure': True, 'job_id': record['job_id'],
-            'summary': 'cancelled by `timetrial cancel`; run the suite again to resume',
-            'error': 'cancelled by `timetrial cancel`'})
-    unknown = sorted(jobs[t]['job_id'] for t, s in statuses.items() if s.state == 'unknown')
-    if unknown:
-        log(f'note: Slurm did not answer (sacct and squeue failed), so whether job(s) '
-            f'{" ".join(unknown)} still run is unknown; check with `squeue` and cancel them '
-            'with `scancel`')
-    elif not cancelled:
-        log('nothing to cancel: no queued or running job')
-    return cancelled

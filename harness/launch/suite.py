@@ -53,13 +53,12 @@ from typing import Any, Dict, List, Optional, Tuple
 import yaml
 
 from harness import registry
-
+from harness.errors import UserInputError, unknown_name_error
+from harness.launch.yaml_schema import BAD, REQUIRED, Context, describe, mapping, plain, strings
+from harness.spec import FRAMEWORKS
 from harness.submission import search_space
-from harness.errors import unknown_name_error
-from harness.spec import FRAMEWORKS, UserInputError
+from harness.submission.loader import check_submission, search_space_path
 from harness.trial.config import RULESETS, TrialConfig
-from harness.launch.yaml_schema import (BAD, REQUIRED, Context, describe, mapping,
-                                 plain, strings)
 
 SUITES_DIR = Path(__file__).resolve().parents[1] / 'suites'
 EXECUTORS = ('debug', 'local', 'slurm')
@@ -372,10 +371,6 @@ def _effective(frameworks: Tuple[str, ...], own: Optional[Tuple[str, ...]]) -> L
 
 def _submissions(ctx: Context, top: Dict[str, Any], suite_dir: Path,
                  frameworks: Tuple[str, ...]) -> List[SubmissionEntry]:
-    try:
-        from harness.submission.loader import check_submission, search_space_path
-    except ImportError:  # the loader is optional for parsing; the runner needs it anyway
-        check_submission = search_space_path = None
     entries: List[SubmissionEntry] = []
     for i, item in enumerate(top['submissions'] if isinstance(top['submissions'], list) else []):
         path = ('submissions', i)
@@ -404,11 +399,11 @@ def _submissions(ctx: Context, top: Dict[str, Any], suite_dir: Path,
             if not space.is_file():
                 ctx.error(path + ('search_space',), f'search space {space} does not exist')
                 continue
-        elif search_space_path is not None:
+        else:
             space = search_space_path(sub_path)
         own = strings(ctx, path + ('frameworks',), s['frameworks'], choices=FRAMEWORKS)
         wanted = _effective(frameworks, tuple(own) if own else None)
-        if check_submission is not None and wanted:
+        if wanted:
             for problem in check_submission(ref, wanted, str(space) if space else None,
                                             require_search_space=top['ruleset'] == 'external'):
                 ctx.error(path, problem)

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
-from harness.spec import UserInputError
+from harness.errors import UserInputError
 
 REQUIRED = object()
 BAD = object()

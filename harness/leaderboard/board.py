@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from harness import __version__, hardware, results
-from harness.spec import UserInputError
+from harness.errors import UserInputError
 
 LEADERBOARD_DIR = 'leaderboard'
 MANIFEST = 'leaderboard.json'
@@ -294,10 +294,10 @@ def build(
     run_fn=None,
 ) -> Path:
     """Run the suite's own submissions into the leaderboard of this class; return its dir."""
-    from harness.leaderboard import provenance
-    from harness.rules import check as rules_check
     from harness.launch.launcher import preflight, run_suite
     from harness.launch.suite import expand
+    from harness.leaderboard import provenance
+    from harness.rules import check as rules_check
 
     lb_dir = leaderboard_dir(suite.results_dir, hardware_class, suite.experiment)
     old = read_manifest(lb_dir)

@@ -30,21 +30,16 @@ when the submission ran under two frameworks.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
-import sys
 from pathlib import Path
 from typing import Any, Callable, List, Optional
 
 from harness import registry, results
-
+from harness.errors import UserInputError
 from harness.leaderboard import board as leaderboard
-
 from harness.leaderboard import provenance
-
 from harness.rules import check as rules_check
-from harness.spec import UserInputError
 
 SUBMISSIONS_DIR = 'submissions'
 SUBMISSION_JSON = 'submission.json'
@@ -197,8 +192,8 @@ def submit(
     ``run_fn`` replaces the trial runner (tests only; see ``harness.launch.launcher.TrialTask``).
     """
     from harness.launch.launcher import preflight, run_suite
-    from harness.leaderboard.report import write_report
     from harness.launch.suite import expand
+    from harness.leaderboard.report import write_report
 
     sub_path = registry.resolve_submission(path)
     suite = leaderboard.load_suite_with(suite_name, results_dir, data_dir, partition)
@@ -284,80 +279,3 @@ def submit(
         score_report=score_report,
         notes=notes,
     )
-
-
-# ---- command line ---------------------------------------------------------------------
-
-
-def add_submit_arguments(parser: argparse.ArgumentParser) -> None:
-    from harness.launch.suite import EXECUTORS
-
-    parser.add_argument(
-        'path',
-        help='the submission: a folder (jax_submission.py and/or '
-        'pytorch_submission.py, search_space.yaml) or a .py file',
-    )
-    parser.add_argument(
-        '--suite',
-        default='demo',
-        help='shipped suite (demo, full) or suite YAML file (default: demo)',
-    )
-    parser.add_argument(
-        '--executor',
-        choices=EXECUTORS,
-        help='debug, local or slurm (default: the suite\'s executor.default)',
-    )
-    parser.add_argument('--partition', help='slurm partition (overrides the suite\'s)')
-    parser.add_argument('--parallelism', type=int, help='local executor: trials at a time')
-    parser.add_argument(
-        '--results-dir',
-        help='results root holding the leaderboards (default: the suite\'s results_dir, results/)',
-    )
-    parser.add_argument('--data-dir', help='data root (default $TIMETRIAL_DATA_DIR or the cache)')
-    parser.add_argument(
-        '--hardware-class',
-        help='class of the machines the trials run on '
-        '(default: this machine\'s; required for slurm)',
-    )
-    parser.add_argument(
-        '--publish',
-        action='store_true',
-        help='add the results to the leaderboard (never done otherwise)',
-    )
-
-
-def submit_command(args) -> int:
-    if args.parallelism is not None and args.parallelism < 1:
-        raise UserInputError(f'--parallelism must be at least 1, got {args.parallelism}.')
-    outcome = submit(
-        args.path,
-        args.suite,
-        executor=args.executor,
-        partition=args.partition,
-        results_dir=args.results_dir,
-        data_dir=args.data_dir,
-        hardware_class=args.hardware_class,
-        publish=args.publish,
-        parallelism=args.parallelism,
-    )
-    print()
-    for line in outcome.summary_head:
-        print(line)
-    print()
-    print(f'report: {outcome.summary_path}')
-    print(f'report_html: {outcome.html_path}')
-    for note in outcome.notes:
-        print(f'note: {note}')
-    if outcome.published is not None:
-        print(
-            f'published: {"added to" if outcome.published else "already on"} '
-            f'{outcome.leaderboard_dir}'
-        )
-    if outcome.job_failures:
-        print(
-            f'{outcome.job_failures} trial(s) ended without a result and count as not '
-            'reached; run the same command again to resume them.',
-            file=sys.stderr,
-        )
-        return 1
-    return 0

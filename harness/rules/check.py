@@ -15,7 +15,7 @@ Errors:
 - ``internals``: private attributes of the workload (``workload._x``,
   ``getattr(workload, '_x')``, ``vars(workload)``, ``object.__getattribute__``),
   setting attributes on the workload, private names of harness modules, imports
-  of ``harness.*`` other than ``harness.spec``, of ``workloads.*``, ``scoring.*``
+  of ``harness.*`` other than ``harness.spec`` and ``harness.spec_federated``, of ``workloads.*``, ``scoring.*``
   or ``algoperf.workloads``, and reaching into the caller's frames or the
   garbage collector (``sys._getframe``, ``inspect.stack``, ``gc.get_objects``).
 - ``environment``: changing environment variables (``os.environ[...] = ``,
@@ -51,24 +51,12 @@ another file is only a warning there. The visitor is ``harness.rules.visitor``
 from __future__ import annotations
 
 import ast
-import dataclasses
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence
 
-from harness.spec import UserInputError
-
-
-@dataclasses.dataclass(frozen=True)
-class Finding:
-    file: str
-    line: int
-    col: int
-    severity: str  # 'error' | 'warning'
-    rule: str
-    message: str
-
-    def __str__(self) -> str:
-        return f'{self.file}:{self.line}:{self.col}: {self.severity}: [{self.rule}] {self.message}'
+from harness import registry
+from harness.errors import UserInputError
+from harness.rules.visitor import Checker, Finding
 
 
 def check_source(
@@ -88,8 +76,6 @@ def check_source(
                 f'not valid Python: {e.msg}',
             )
         ]
-    from harness.rules.visitor import Checker
-
     checker = Checker(filename, tree, workload_names)
     checker.visit(tree)
     return sorted(checker.findings, key=lambda f: (f.line, f.col, f.rule))
@@ -108,12 +94,7 @@ def source_files(path: Path) -> List[Path]:
 
 
 def _registered_workload_names() -> List[str]:
-    from harness import registry
-
-    try:
-        return list(registry.workload_infos())
-    except Exception:  # noqa: BLE001 — the names only refine a warning
-        return []
+    return list(registry.workload_infos())
 
 
 def check_path(path: Path, workload_names: Optional[Iterable[str]] = None) -> List[Finding]:

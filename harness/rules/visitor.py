@@ -7,11 +7,28 @@ themselves are listed in ``harness.rules.check``'s docstring.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
 from typing import Dict, Iterable, List, Optional, Sequence, Set
 
-from harness.rules.check import Finding
 from harness.rules.names import STRING_TESTS, NameRules, helpers_of_name_functions, is_workload
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    file: str
+    line: int
+    col: int
+    severity: str  # 'error' | 'warning'
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        return f'{self.file}:{self.line}:{self.col}: {self.severity}: [{self.rule}] {self.message}'
+
+
+#: What a submission may import of the harness: the contracts.
+CONTRACT_MODULES = ('harness.spec', 'harness.spec_federated')
 
 CONCURRENCY_MODULES = (
     'threading',
@@ -114,12 +131,12 @@ class Checker(NameRules, ast.NodeVisitor):
     # ---- imports -------------------------------------------------------------------
     def _check_module(self, node: ast.AST, module: str) -> None:
         top = module.split('.')[0]
-        if module == 'harness' or (top == 'harness' and module != 'harness.spec'):
+        if module == 'harness' or (top == 'harness' and module not in CONTRACT_MODULES):
             self.error(
                 node,
                 'internals',
                 f'imports {module}: a submission may import only '
-                'harness.spec (the contract) from the harness',
+                f'{" and ".join(CONTRACT_MODULES)} (the contracts) from the harness',
             )
         elif top in ('workloads', 'scoring'):
             self.error(

@@ -2,7 +2,7 @@
 
 A federated submission is a folder with ``jax_submission.py`` and/or
 ``pytorch_submission.py`` defining the functions of
-``harness.spec.FEDERATED_SUBMISSION_FUNCTIONS`` (or a single .py file). Every
+``harness.spec_federated.FEDERATED_SUBMISSION_FUNCTIONS`` (or a single .py file). Every
 missing or mis-signed function is reported at once, by name, before a trial
 starts.
 """
@@ -18,7 +18,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, List
 
-from harness import spec
+from harness import spec_federated
+from harness.errors import UserInputError
 from harness.registry import SUBMISSION_MODULES
 
 # What a submission may read from the workload: the model and the loss, the
@@ -56,7 +57,7 @@ class SubmissionView:
     Hashable by identity, so submissions can pass it to ``jax.jit`` as a static
     argument."""
 
-    def __init__(self, workload: spec.FederatedWorkload):
+    def __init__(self, workload: spec_federated.FederatedWorkload):
         object.__setattr__(self, '_workload', workload)
 
     def __getattr__(self, name: str) -> Any:
@@ -81,7 +82,7 @@ def submission_file(path: Path, framework: str) -> Path:
         return path
     file = path / SUBMISSION_MODULES[framework]
     if not file.exists():
-        raise spec.UserInputError(
+        raise UserInputError(
             f'Submission {path} has no {framework} implementation: {file.name} is missing.'
         )
     return file
@@ -99,7 +100,7 @@ def load_module(file: Path, framework: str) -> ModuleType:
 def check_module(module: ModuleType, where: str) -> List[str]:
     """Every problem with the module's functions, as messages."""
     problems = []
-    for fn_name, (stub, required) in spec.FEDERATED_SUBMISSION_FUNCTIONS.items():
+    for fn_name, (stub, required) in spec_federated.FEDERATED_SUBMISSION_FUNCTIONS.items():
         fn = getattr(module, fn_name, None)
         if fn is None:
             if required:
@@ -126,26 +127,26 @@ def load_federated_submission(path: Path, framework: str) -> ModuleType:
     file = submission_file(path, framework)
     module = load_module(file, framework)
     if not is_federated_module(module) and hasattr(module, 'update_params'):
-        raise spec.UserInputError(
+        raise UserInputError(
             f'{file} is a centralized submission (it defines update_params); federated '
             f'workloads need client_update and server_update. Built-in federated '
             f'submissions: fedavg, fedadam, fedbuff, fedbuff_ema, fedavg_distill.'
         )
     problems = check_module(module, str(file))
     if problems:
-        raise spec.UserInputError(
+        raise UserInputError(
             f'{len(problems)} problem(s) with the federated submission:'
             '\n  - ' + '\n  - '.join(problems)
         )
     return module
 
 
-def check_round_config(config: Any, num_clients: int, where: str) -> spec.RoundConfig:
+def check_round_config(config: Any, num_clients: int, where: str) -> spec_federated.RoundConfig:
     """Validate a RoundConfig against the workload; every problem at once."""
-    if not isinstance(config, spec.RoundConfig):
-        raise spec.UserInputError(
+    if not isinstance(config, spec_federated.RoundConfig):
+        raise UserInputError(
             f'{where}: get_round_config must return a '
-            f'harness.spec.RoundConfig, got {type(config).__name__}.'
+            f'harness.spec_federated.RoundConfig, got {type(config).__name__}.'
         )
     problems = []
 
@@ -157,7 +158,7 @@ def check_round_config(config: Any, num_clients: int, where: str) -> spec.RoundC
 
     positive_int('local_steps', config.local_steps)
     positive_int('client_batch_size', config.client_batch_size)
-    if config.mode == spec.SYNC_MODE:
+    if config.mode == spec_federated.SYNC_MODE:
         if positive_int('clients_per_round', config.clients_per_round):
             over = config.over_selection
             if not isinstance(over, (int, float)) or not 0.0 <= over <= 10.0:
@@ -177,12 +178,12 @@ def check_round_config(config: Any, num_clients: int, where: str) -> spec.RoundC
             problems.append(
                 f'round_deadline_s must be None or in (0, 1e8) seconds, got {deadline!r}'
             )
-        if config.late_updates not in spec.LATE_UPDATE_POLICIES:
+        if config.late_updates not in spec_federated.LATE_UPDATE_POLICIES:
             problems.append(
-                f'late_updates must be one of {spec.LATE_UPDATE_POLICIES}, '
+                f'late_updates must be one of {spec_federated.LATE_UPDATE_POLICIES}, '
                 f'got {config.late_updates!r}'
             )
-    elif config.mode == spec.ASYNC_MODE:
+    elif config.mode == spec_federated.ASYNC_MODE:
         if positive_int('concurrency', config.concurrency) and config.concurrency > num_clients:
             problems.append(
                 f'concurrency={config.concurrency} is more clients than the '
@@ -196,15 +197,15 @@ def check_round_config(config: Any, num_clients: int, where: str) -> spec.RoundC
             )
     else:
         problems.append(
-            f'mode must be {spec.SYNC_MODE!r} or {spec.ASYNC_MODE!r}, got {config.mode!r}'
+            f'mode must be {spec_federated.SYNC_MODE!r} or {spec_federated.ASYNC_MODE!r}, got {config.mode!r}'
         )
     if problems:
-        raise spec.UserInputError(
+        raise UserInputError(
             f'{where}: the round configuration has {len(problems)} '
             'problem(s):\n  - ' + '\n  - '.join(problems)
         )
     return config
 
 
-def round_config_dict(config: spec.RoundConfig) -> dict:
+def round_config_dict(config: spec_federated.RoundConfig) -> dict:
     return dataclasses.asdict(config)

@@ -26,11 +26,9 @@ from types import ModuleType
 from typing import Callable, Dict, List, Optional, Sequence
 
 from harness import registry
-
-from harness.submission import algoperf_compat
-
-from harness.submission import search_space
-from harness.spec import FRAMEWORKS, SUBMISSION_FUNCTIONS, UserInputError
+from harness.errors import UserInputError
+from harness.spec import FRAMEWORKS, SUBMISSION_FUNCTIONS
+from harness.submission import algoperf_compat, search_space
 
 
 @dataclasses.dataclass

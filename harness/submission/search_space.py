@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Union
 
 import yaml
 
-from harness.spec import UserInputError
+from harness.errors import UserInputError
 
 SearchSpace = Union[Dict[str, Dict[str, Any]], List[Dict[str, Any]]]
 SCALINGS = ('linear', 'log')

@@ -36,16 +36,15 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-import traceback
 from types import MappingProxyType
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from harness import results
-
-from harness.trial import checkpoint
-from harness.submission.search_space import as_hyperparameters
+from harness.errors import SubmissionError, call_submission
 from harness.spec import TrainingCompleteError
+from harness.submission.search_space import as_hyperparameters
 from harness.submission.view import MetricsLogger, SubmissionWorkload
+from harness.trial import checkpoint
 
 Clock = Callable[[], float]
 
@@ -69,17 +68,6 @@ class Counters:
     recompiles_after_warmup: int = 0
     eval_results: List[Any] = dataclasses.field(default_factory=list)
     reached: Optional[Dict[str, Any]] = None
-
-
-class SubmissionError(Exception):
-    """Wraps an exception raised by submission code, with where it was raised."""
-
-    def __init__(self, phase: str, original: BaseException):
-        super().__init__(f'{phase}: {type(original).__name__}: {original}')
-        self.phase = phase
-        self.original = original
-        self.traceback_text = ''.join(
-            traceback.format_exception(type(original), original, original.__traceback__))
 
 
 class TrialRunner:
@@ -130,17 +118,6 @@ class TrialRunner:
     def _wall_time_s(self) -> float:
         return self.c.wall_time_prior_s + (self.wall_clock() - self._session_wall_start)
 
-    def _call(self, phase: str, fn, **kwargs):
-        """Run submission code; wrap anything it raises (but TrainingCompleteError)."""
-        try:
-            return fn(**kwargs)
-        except TrainingCompleteError:
-            raise
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as e:  # noqa: BLE001 — submission code: record, never crash
-            raise SubmissionError(phase, e) from e
-
     def _train_state(self) -> MappingProxyType:
         return MappingProxyType({
             'accumulated_submission_time': self.c.submission_time_s,
@@ -163,7 +140,7 @@ class TrialRunner:
         init_rng, opt_rng, _ = self.backend.init_rngs(self.base_rng)
         # The data order depends on the seed alone, identically in both frameworks.
         data_rng = self.backend.initial_rng((seed * 1_000_003 + 17) % 2**31)
-        self.batch_size = batch_size_of(self.workload, self.sub)
+        self.batch_size, self.batch_size_note = batch_size_of(self.workload, self.sub)
         self.input_queue = self.workload._build_input_queue(
             data_rng, 'train', self.data_dir, self.batch_size)
         params, model_state = self.workload.init_model_fn(init_rng)
@@ -176,14 +153,14 @@ class TrialRunner:
         params = self.backend.prepare_model(params)
         if saved is None:
             t0 = self.clock()
-            opt_state = self._call(
+            opt_state = call_submission(
                 'init_optimizer_state', self.sub.init_optimizer_state, workload=self.view,
                 model_params=params, model_state=model_state, hyperparameters=self.hparams,
                 rng=opt_rng)
             self.backend.sync(params, opt_state, model_state)
             self.c.submission_time_s += self._agreed_time(t0)
         else:
-            opt_state = self._call(
+            opt_state = call_submission(
                 'init_optimizer_state', self.sub.init_optimizer_state, workload=self.view,
                 model_params=params, model_state=model_state, hyperparameters=self.hparams,
                 rng=opt_rng)
@@ -214,8 +191,10 @@ class TrialRunner:
         self.log(event='start' if saved is None else 'resume', step=self.c.step,
                  batch_size=self.batch_size, params=self.param_count, budget_s=self.budget_s,
                  submission_time_s=self.c.submission_time_s, resumes=self.c.resumes)
+        if self.batch_size_note:
+            self.log(event='batch_size', note=repr(self.batch_size_note))
 
-    def run(self, saved: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    def run(self, saved: Optional[Dict[str, Any]] = None) -> results.TrialResult:
         try:
             self.begin(saved)
             if self.status is None:
@@ -249,7 +228,7 @@ class TrialRunner:
         self.backend.barrier()
         t0 = self.clock()
         try:
-            batch = self._call(
+            batch = call_submission(
                 'data_selection', self.sub.data_selection, workload=self.view,
                 input_queue=self.input_queue, optimizer_state=self.opt_state,
                 current_param_container=self.params, model_state=self.model_state,
@@ -263,7 +242,7 @@ class TrialRunner:
                 rng=update_rng)
             if self.sub.accepts_train_state:
                 kwargs['train_state'] = self._train_state()
-            out = self._call('update_params', self.sub.update_params, **kwargs)
+            out = call_submission('update_params', self.sub.update_params, **kwargs)
             self.opt_state, self.params, self.model_state = out
         except TrainingCompleteError:
             complete = True
@@ -322,7 +301,7 @@ class TrialRunner:
         """Evaluate now; return True if the trial ends here (target met, diverged)."""
         if self.sub.prepare_for_eval is not None:
             t0 = self.clock()
-            out = self._call(
+            out = call_submission(
                 'prepare_for_eval', self.sub.prepare_for_eval, workload=self.view,
                 current_param_container=self.params,
                 current_params_types=self.workload.model_params_types,
@@ -344,22 +323,19 @@ class TrialRunner:
         self.c.last_eval_submission_time_s = self.c.submission_time_s
         self.c.num_evals += 1
         self.c.eval_results.append((self.c.step, metrics))
-        record = {
-            'step': self.c.step, 'submission_time_s': self.c.submission_time_s,
-            'wall_time_s': self._wall_time_s(), 'eval_time_s': self.c.eval_time_s,
-            'eval_duration_s': duration_s, 'examples_seen': self.c.examples_seen,
-            'tokens_seen': self.c.examples_seen * self.workload.tokens_per_example,
-            'checkpoint_time_s': self.c.checkpoint_time_s, **metrics,
-        }
         teacher_time_s = getattr(self.workload, 'teacher_time_s', None)
-        if teacher_time_s is not None:
-            record['teacher_time_s'] = float(teacher_time_s)
+        record = results.EvalRecord(
+            step=self.c.step, submission_time_s=self.c.submission_time_s,
+            wall_time_s=self._wall_time_s(), eval_time_s=self.c.eval_time_s,
+            examples_seen=self.c.examples_seen, metrics=metrics, eval_duration_s=duration_s,
+            tokens_seen=self.c.examples_seen * self.workload.tokens_per_example,
+            checkpoint_time_s=self.c.checkpoint_time_s,
+            teacher_time_s=None if teacher_time_s is None else float(teacher_time_s))
         if self.backend.is_writer:
-            results.append_jsonl(self.trial_dir / results.EVALS_JSONL, record)
-        self.log(event='eval', **{k: v for k, v in record.items()
-                                  if k in ('step', 'submission_time_s', 'eval_duration_s')},
-                 **metrics)
-        self.on_event('eval', record)
+            results.append_eval(self.trial_dir, record)
+        self.log(event='eval', step=record.step, submission_time_s=record.submission_time_s,
+                 eval_duration_s=duration_s, **metrics)
+        self.on_event('eval', record.to_json())
 
         losses = [k for k, v in metrics.items() if k.endswith('/loss') and not math.isfinite(v)]
         target_key = f'validation/{self.workload.target_metric_name}'
@@ -410,42 +386,40 @@ class TrialRunner:
 
     # ---- the result --------------------------------------------------------------
 
-    def _result(self) -> Dict[str, Any]:
+    def _result(self) -> results.TrialResult:
         reached = self.c.reached if self.status == 'reached' or self.c.reached else None
         flops = None
         if reached is not None:
             per_example = self.workload.flops_per_example()
             if per_example:
                 flops = per_example * reached['examples']
-        out = {
-            'status': self.status,
-            'time_to_target_s': reached['time_s'] if reached else None,
-            'steps_to_target': reached['step'] if reached else None,
-            'examples_to_target': reached['examples'] if reached else None,
-            'tokens_to_target': (reached['examples'] * self.workload.tokens_per_example
-                                 if reached else None),
-            'flops_to_target': flops,
-            'final_step': self.c.step,
-            'examples_seen': self.c.examples_seen,
-            'submission_time_s': self.c.submission_time_s,
-            'eval_time_s': self.c.eval_time_s,
-            'checkpoint_time_s': self.c.checkpoint_time_s,
-            'logging_time_s': self.c.logging_time_s,
-            'wall_time_s': self._wall_time_s(),
-            'budget_s': self.budget_s,
-            'num_evals': self.c.num_evals,
-            'resumes': self.c.resumes,
-            'recompiles_after_warmup': self.c.recompiles_after_warmup,
-            'global_batch_size': getattr(self, 'batch_size', None),
-            'param_count': getattr(self, 'param_count', None),
-            'error': self.error,
-        }
         teacher_time_s = getattr(self.workload, 'teacher_time_s', None)
-        if teacher_time_s is not None:
-            out['teacher_time_s'] = float(teacher_time_s)
-        if self.c.eval_results:
-            out['final_metrics'] = self.c.eval_results[-1][1]
-        return out
+        return results.TrialResult(
+            status=self.status,
+            time_to_target_s=reached['time_s'] if reached else None,
+            steps_to_target=reached['step'] if reached else None,
+            examples_to_target=reached['examples'] if reached else None,
+            tokens_to_target=(reached['examples'] * self.workload.tokens_per_example
+                              if reached else None),
+            flops_to_target=flops,
+            final_step=self.c.step,
+            examples_seen=self.c.examples_seen,
+            submission_time_s=self.c.submission_time_s,
+            eval_time_s=self.c.eval_time_s,
+            checkpoint_time_s=self.c.checkpoint_time_s,
+            logging_time_s=self.c.logging_time_s,
+            wall_time_s=self._wall_time_s(),
+            budget_s=self.budget_s,
+            num_evals=self.c.num_evals,
+            resumes=self.c.resumes,
+            recompiles_after_warmup=self.c.recompiles_after_warmup,
+            global_batch_size=getattr(self, 'batch_size', None),
+            batch_size_note=getattr(self, 'batch_size_note', None),
+            param_count=getattr(self, 'param_count', None),
+            error=self.error,
+            teacher_time_s=None if teacher_time_s is None else float(teacher_time_s),
+            final_metrics=self.c.eval_results[-1][1] if self.c.eval_results else None,
+        )
 
 
 def _batch_examples(batch, default: int) -> int:
@@ -455,17 +429,30 @@ def _batch_examples(batch, default: int) -> int:
         return default
 
 
-def batch_size_of(workload, submission) -> int:
-    """The submission's global batch size; the workload's default if it does not know the workload."""
+def batch_size_of(workload, submission) -> Tuple[int, Optional[str]]:
+    """The submission's global batch size, and a note when it is the workload's default.
+
+    ``get_batch_size(name)`` returns a positive int, or None for "the workload's
+    default". A ``ValueError`` means the same: it is how AlgoPerf's submissions
+    say they have no batch size for a workload name (``Unsupported workload
+    name``), and they run here unmodified; the note says so in trial.log and
+    result.json. Any other exception is a bug in the submission: the trial fails
+    with its traceback (SubmissionError).
+    """
     default = workload.default_batch_size
     try:
         size = submission.get_batch_size(workload.name)
-    except Exception:  # noqa: BLE001 — AlgoPerf submissions raise for unknown names
-        return default
+    except ValueError as e:
+        return default, (f'get_batch_size({workload.name!r}) raised ValueError ({e}): '
+                         f'the workload default {default} is used')
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # noqa: BLE001 — submission code: the trial fails with it
+        raise SubmissionError('get_batch_size', e) from e
     if size is None:
-        return default
-    if not isinstance(size, int) or size <= 0:
+        return default, f'get_batch_size({workload.name!r}) returned None: the workload default'
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
         raise SubmissionError('get_batch_size', ValueError(
-            f'get_batch_size({workload.name!r}) returned {size!r}; '
-            'it must return a positive int (or raise for an unknown workload)'))
-    return size
+            f'get_batch_size({workload.name!r}) returned {size!r}; it must return a positive '
+            'int, or None for the workload\'s default batch size'))
+    return size, None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Dict, List, Optional
 
-from harness.spec import UserInputError
+from harness.errors import UserInputError
 
 GRAFT_TYPES = ('rmsprop_normalized', 'adam')
 

@@ -50,7 +50,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from harness.spec import UserInputError
+from harness.errors import UserInputError
 
 MODES = ('salt', 'salt_ds', 'kd_only')
 TRANSITIONS = ('step', 'linear_decay')

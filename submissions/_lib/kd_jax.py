@@ -25,7 +25,7 @@ import numpy as np
 import optax
 
 from harness import spec
-from harness.spec import UserInputError
+from harness.errors import UserInputError
 from submissions._lib import jax_common, kd
 
 #: Keys that SALT_DS adds to a selected batch: the teacher's output for the KD loss.

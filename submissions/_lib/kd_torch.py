@@ -20,7 +20,7 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 import torch
 
 from harness import spec
-from harness.spec import UserInputError
+from harness.errors import UserInputError
 from submissions._lib import kd, torch_common
 from submissions._lib.schedules import warmup_cosine_factor
 from submissions._lib.torch_nadamw import NAdamW

@@ -3,7 +3,7 @@
 import jax
 import jax.numpy as jnp
 
-from harness import spec
+from harness import spec_federated
 from submissions.fedadam import common
 from submissions.fedavg import common as fedavg_common
 from submissions.fedavg import jax_submission as fedavg
@@ -22,7 +22,7 @@ def init_server_state(workload, model_params, hyperparameters, rng):
         'm': jax.tree.map(jnp.zeros_like, model_params),
         'v': jax.tree.map(lambda w: jnp.full_like(w, tau * tau), model_params),
     }
-    return spec.ServerState(params=model_params, opt_state=opt_state)
+    return spec_federated.ServerState(params=model_params, opt_state=opt_state)
 
 
 @jax.jit
@@ -51,4 +51,4 @@ def server_update(workload, server_state, updates, hyperparameters, server_versi
         f32(hp(hyperparameters, 'beta2')),
         f32(hp(hyperparameters, 'tau')),
     )
-    return spec.ServerState(params=params, opt_state=opt_state)
+    return spec_federated.ServerState(params=params, opt_state=opt_state)

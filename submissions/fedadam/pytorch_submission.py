@@ -2,7 +2,7 @@
 
 import torch
 
-from harness import spec
+from harness import spec_federated
 from submissions.fedadam import common
 from submissions.fedavg import common as fedavg_common
 from submissions.fedavg import pytorch_submission as fedavg
@@ -21,7 +21,7 @@ def init_server_state(workload, model_params, hyperparameters, rng):
         'm': {k: torch.zeros_like(w) for k, w in model_params.items()},
         'v': {k: torch.full_like(w, tau * tau) for k, w in model_params.items()},
     }
-    return spec.ServerState(params=model_params, opt_state=opt_state)
+    return spec_federated.ServerState(params=model_params, opt_state=opt_state)
 
 
 def adam_step(params, opt_state, delta, lr, beta1, beta2, tau):
@@ -48,4 +48,4 @@ def server_update(workload, server_state, updates, hyperparameters, server_versi
         float(hp(hyperparameters, 'beta2')),
         float(hp(hyperparameters, 'tau')),
     )
-    return spec.ServerState(params=params, opt_state=opt_state)
+    return spec_federated.ServerState(params=params, opt_state=opt_state)

@@ -16,7 +16,7 @@ submissions build on it the same way their twins build on FedAvg's twins.
 
 import numpy as np
 
-from harness import spec
+from harness import spec_federated
 
 DEFAULTS = {
     'client_learning_rate': 0.5,
@@ -71,8 +71,8 @@ def validate_hyperparameters(values):
 
 def get_round_config(workload_name, hyperparameters):
     del workload_name
-    return spec.RoundConfig(
-        mode=spec.SYNC_MODE,
+    return spec_federated.RoundConfig(
+        mode=spec_federated.SYNC_MODE,
         local_steps=int(hp(hyperparameters, 'local_steps')),
         client_batch_size=int(hp(hyperparameters, 'client_batch_size')),
         clients_per_round=int(hp(hyperparameters, 'clients_per_round')),
@@ -84,7 +84,7 @@ def get_round_config(workload_name, hyperparameters):
 
 def init_server_state(workload, model_params, hyperparameters, rng):
     del workload, hyperparameters, rng
-    return spec.ServerState(params=model_params)
+    return spec_federated.ServerState(params=model_params)
 
 
 def example_fractions(num_examples, mask=None):

@@ -10,7 +10,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from harness import spec
+from harness import spec, spec_federated
 from submissions.fedavg import common
 
 # The framework-neutral half; the harness looks its functions up in this module.
@@ -70,7 +70,7 @@ def sgd_client_update(workload, server_params, client_data, hyperparameters, def
         client_data,
         *client_optimizer(hyperparameters, defaults),
     )
-    return spec.ClientUpdates(deltas=deltas, metrics={'loss': losses})
+    return spec_federated.ClientUpdates(deltas=deltas, metrics={'loss': losses})
 
 
 def client_update(workload, server_params, client_extras, client_data, hyperparameters, rng):
@@ -98,4 +98,4 @@ def server_update(workload, server_state, updates, hyperparameters, server_versi
     del workload, server_version, rng
     delta = mean_delta(updates, common.example_fractions(updates.num_examples))
     lr = jnp.float32(hp(hyperparameters, 'server_learning_rate'))
-    return spec.ServerState(params=add_scaled(server_state.params, delta, lr))
+    return spec_federated.ServerState(params=add_scaled(server_state.params, delta, lr))

@@ -9,7 +9,7 @@ and weighted averaging (``mean_delta``).
 import torch
 from torch.func import grad_and_value, vmap
 
-from harness import spec
+from harness import spec, spec_federated
 from submissions.fedavg import common
 
 # The framework-neutral half; the harness looks its functions up in this module.
@@ -71,7 +71,7 @@ def sgd_client_update(workload, server_params, client_data, hyperparameters, def
         client_data,
         *client_optimizer(hyperparameters, defaults),
     )
-    return spec.ClientUpdates(deltas=deltas, metrics={'loss': losses.detach()})
+    return spec_federated.ClientUpdates(deltas=deltas, metrics={'loss': losses.detach()})
 
 
 def client_update(workload, server_params, client_extras, client_data, hyperparameters, rng):
@@ -100,4 +100,4 @@ def server_update(workload, server_state, updates, hyperparameters, server_versi
     del workload, server_version, rng
     delta = mean_delta(updates, common.example_fractions(updates.num_examples))
     lr = float(hp(hyperparameters, 'server_learning_rate'))
-    return spec.ServerState(params=add_scaled(server_state.params, delta, lr))
+    return spec_federated.ServerState(params=add_scaled(server_state.params, delta, lr))

@@ -28,7 +28,7 @@ configuration, the averaging weights and the teacher's bookkeeping.
 
 import dataclasses
 
-from harness import spec
+from harness import spec_federated
 from submissions.fedavg import common as fedavg
 
 DEFAULTS = {
@@ -62,7 +62,7 @@ def no_teacher():
 
 def init_server_state(workload, model_params, hyperparameters, rng):
     del workload, hyperparameters, rng
-    return spec.ServerState(params=model_params, client_extras=no_teacher())
+    return spec_federated.ServerState(params=model_params, client_extras=no_teacher())
 
 
 example_fractions = fedavg.example_fractions

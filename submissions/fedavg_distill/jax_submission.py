@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from harness import spec
+from harness import spec, spec_federated
 from submissions.fedavg import jax_submission as fedavg
 from submissions.fedavg_distill import common
 
@@ -72,7 +72,7 @@ def client_update(workload, server_params, client_extras, client_data, hyperpara
         jnp.float32(weight),
         jnp.float32(hp(hyperparameters, 'distill_temperature')),
     )
-    return spec.ClientUpdates(deltas=deltas, metrics={'loss': losses})
+    return spec_federated.ClientUpdates(deltas=deltas, metrics={'loss': losses})
 
 
 def mean_delta_over(updates, mask):
@@ -89,4 +89,4 @@ def server_update(workload, server_state, updates, hyperparameters, server_versi
         params = fedavg.add_scaled(params, mean_delta_over(updates, on_time), lr)
     late_delta = mean_delta_over(updates, ~on_time) if (~on_time).any() else None
     extras = common.next_teacher(server_state.client_extras, late_delta, hyperparameters)
-    return spec.ServerState(params=params, client_extras=extras)
+    return spec_federated.ServerState(params=params, client_extras=extras)

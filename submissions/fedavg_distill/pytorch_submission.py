@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from torch.func import grad_and_value, vmap
 
-from harness import spec
+from harness import spec, spec_federated
 from submissions.fedavg import pytorch_submission as fedavg
 from submissions.fedavg_distill import common
 
@@ -73,7 +73,7 @@ def client_update(workload, server_params, client_extras, client_data, hyperpara
         weight,
         float(hp(hyperparameters, 'distill_temperature')),
     )
-    return spec.ClientUpdates(deltas=deltas, metrics={'loss': losses.detach()})
+    return spec_federated.ClientUpdates(deltas=deltas, metrics={'loss': losses.detach()})
 
 
 def mean_delta_over(updates, mask):
@@ -90,4 +90,4 @@ def server_update(workload, server_state, updates, hyperparameters, server_versi
         params = fedavg.add_scaled(params, mean_delta_over(updates, on_time), lr)
     late_delta = mean_delta_over(updates, ~on_time) if (~on_time).any() else None
     extras = common.next_teacher(server_state.client_extras, late_delta, hyperparameters)
-    return spec.ServerState(params=params, client_extras=extras)
+    return spec_federated.ServerState(params=params, client_extras=extras)

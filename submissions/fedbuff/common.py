@@ -19,7 +19,7 @@ configuration and the staleness weights (numpy).
 
 import numpy as np
 
-from harness import spec
+from harness import spec_federated
 from submissions.fedavg import common as fedavg
 
 DEFAULTS = {
@@ -44,8 +44,8 @@ def validate_hyperparameters(values):
 
 def get_round_config(workload_name, hyperparameters):
     del workload_name
-    return spec.RoundConfig(
-        mode=spec.ASYNC_MODE,
+    return spec_federated.RoundConfig(
+        mode=spec_federated.ASYNC_MODE,
         local_steps=int(hp(hyperparameters, 'local_steps')),
         client_batch_size=int(hp(hyperparameters, 'client_batch_size')),
         concurrency=int(hp(hyperparameters, 'concurrency')),

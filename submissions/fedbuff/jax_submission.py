@@ -2,7 +2,7 @@
 
 import jax.numpy as jnp
 
-from harness import spec
+from harness import spec_federated
 from submissions.fedavg import jax_submission as fedavg
 from submissions.fedbuff import common
 
@@ -29,4 +29,4 @@ def buffered_params(server_state, updates, hyperparameters):
 
 def server_update(workload, server_state, updates, hyperparameters, server_version, rng):
     del workload, server_version, rng
-    return spec.ServerState(params=buffered_params(server_state, updates, hyperparameters))
+    return spec_federated.ServerState(params=buffered_params(server_state, updates, hyperparameters))

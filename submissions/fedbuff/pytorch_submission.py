@@ -1,6 +1,6 @@
 """FedBuff (Nguyen et al. 2022) in PyTorch: the rules are in ``common.py``."""
 
-from harness import spec
+from harness import spec_federated
 from submissions.fedavg import pytorch_submission as fedavg
 from submissions.fedbuff import common
 
@@ -27,4 +27,4 @@ def buffered_params(server_state, updates, hyperparameters):
 
 def server_update(workload, server_state, updates, hyperparameters, server_version, rng):
     del workload, server_version, rng
-    return spec.ServerState(params=buffered_params(server_state, updates, hyperparameters))
+    return spec_federated.ServerState(params=buffered_params(server_state, updates, hyperparameters))

@@ -4,7 +4,7 @@ in ``common.py``."""
 import jax
 import jax.numpy as jnp
 
-from harness import spec
+from harness import spec_federated
 from submissions.fedbuff import jax_submission as fedbuff
 from submissions.fedbuff_ema import common
 
@@ -18,7 +18,7 @@ client_update = fedbuff.client_update
 def init_server_state(workload, model_params, hyperparameters, rng):
     del workload, hyperparameters, rng
     ema = {'sum': jax.tree.map(jnp.zeros_like, model_params), 'decay_power': jnp.float32(1.0)}
-    return spec.ServerState(params=model_params, opt_state=ema)
+    return spec_federated.ServerState(params=model_params, opt_state=ema)
 
 
 @jax.jit
@@ -35,4 +35,4 @@ def server_update(workload, server_state, updates, hyperparameters, server_versi
     ema, debiased = ema_step(
         server_state.opt_state, params, jnp.float32(hp(hyperparameters, 'ema_decay'))
     )
-    return spec.ServerState(params=params, opt_state=ema, eval_params=debiased)
+    return spec_federated.ServerState(params=params, opt_state=ema, eval_params=debiased)

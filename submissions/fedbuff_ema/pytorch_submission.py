@@ -3,7 +3,7 @@ are in ``common.py``."""
 
 import torch
 
-from harness import spec
+from harness import spec_federated
 from submissions.fedbuff import pytorch_submission as fedbuff
 from submissions.fedbuff_ema import common
 
@@ -17,7 +17,7 @@ client_update = fedbuff.client_update
 def init_server_state(workload, model_params, hyperparameters, rng):
     del workload, hyperparameters, rng
     ema = {'sum': {k: torch.zeros_like(w) for k, w in model_params.items()}, 'decay_power': 1.0}
-    return spec.ServerState(params=model_params, opt_state=ema)
+    return spec_federated.ServerState(params=model_params, opt_state=ema)
 
 
 def ema_step(ema, params, decay):
@@ -33,4 +33,4 @@ def server_update(workload, server_state, updates, hyperparameters, server_versi
     ema, debiased = ema_step(
         server_state.opt_state, params, float(hp(hyperparameters, 'ema_decay'))
     )
-    return spec.ServerState(params=params, opt_state=ema, eval_params=debiased)
+    return spec_federated.ServerState(params=params, opt_state=ema, eval_params=debiased)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.spec import DataNotPreparedError, UserInputError
+from harness.errors import DataNotPreparedError, UserInputError
 from tests.federated.conftest import make_play, write_plays
 from workloads.federated_shakespeare import data, parse
 

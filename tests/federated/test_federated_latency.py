@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
+from harness.errors import UserInputError
 from harness.trial.federated import latency
-from harness.spec import UserInputError
 from workloads.federated_shakespeare.workload import LATENCY_CONFIGS
 
 

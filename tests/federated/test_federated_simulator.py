@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 
-from harness import spec
+from harness import spec_federated
 from harness.trial.federated import latency
 from harness.trial.federated.simulator import ARRIVAL, DEADLINE, EVAL, Simulator
 from workloads.federated_shakespeare.workload import LATENCY_CONFIGS
@@ -58,7 +58,7 @@ def make_sim(config, latency_cfg, num_clients, seed=0, eval_period_s=None):
 
 
 def sync(m, over=0.0, deadline=None, late='drop'):
-    return spec.RoundConfig(
+    return spec_federated.RoundConfig(
         mode='sync',
         local_steps=1,
         client_batch_size=1,
@@ -139,7 +139,7 @@ def test_late_reports_are_delivered_with_their_staleness():
 
 
 def test_async_buffer_staleness_and_clock():
-    config = spec.RoundConfig(
+    config = spec_federated.RoundConfig(
         mode='async', local_steps=1, client_batch_size=1, concurrency=2, buffer_size=2
     )
     lat = {'kind': 'planted', 'by_dispatch': [10, 30, 5, 100, 1, 1000, 1000, 1000]}
@@ -214,7 +214,7 @@ def test_next_time_skips_cancelled_reports_and_passed_deadlines():
 
 
 def test_async_slot_timeout_frees_the_slot_but_keeps_the_report():
-    config = spec.RoundConfig(
+    config = spec_federated.RoundConfig(
         mode='async',
         local_steps=1,
         client_batch_size=1,

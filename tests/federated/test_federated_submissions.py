@@ -9,7 +9,8 @@ from collections import namedtuple
 import numpy as np
 import pytest
 
-from harness import registry, spec
+from harness import registry, spec_federated
+from harness.errors import UserInputError
 from harness.submission import federated as federated_submission
 
 FRAMEWORKS = ('jax', 'pytorch')
@@ -42,7 +43,7 @@ def to_np(t):
 
 def updates(framework, deltas, staleness, num_examples, on_time=None):
     k = len(staleness)
-    return spec.ArrivedUpdates(
+    return spec_federated.ArrivedUpdates(
         deltas=tree(framework, {'w': np.stack(deltas)}),
         num_examples=np.array(num_examples),
         examples_processed=np.full(k, 8),
@@ -249,11 +250,11 @@ workloads: [lm, federated_shakespeare]
 submissions: [adamw, fedavg]
 frameworks: [jax]
 ''', encoding='utf-8')
-    with pytest.raises(spec.UserInputError) as e:
+    with pytest.raises(UserInputError) as e:
         load_suite(suite)
     text = str(e.value)
     assert ('adamw is a centralized submission, but workload(s) federated_shakespeare are not '
             'centralized') in text
     assert 'fedavg is a federated submission, but workload(s) lm are not federated' in text
-    with pytest.raises(spec.UserInputError, match='is federated .* trains federated workloads'):
+    with pytest.raises(UserInputError, match='is federated .* trains federated workloads'):
         load_submission('fedavg', 'jax')

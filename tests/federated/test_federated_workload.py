@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from harness import registry, spec
+from harness.errors import UserInputError
 from workloads.federated_shakespeare import data
 from workloads.federated_shakespeare.torch_impl import torch_layout
 
@@ -24,7 +25,7 @@ def test_registry_entry():
     info = registry.workload_info('federated_shakespeare')
     assert info.kind == 'federated'
     assert info.variants == ('no_stragglers', 'heavy_stragglers')
-    with pytest.raises(spec.UserInputError, match='huge.*base, tiny'):
+    with pytest.raises(UserInputError, match='huge.*base, tiny'):
         registry.make_workload('federated_shakespeare', 'jax', 'huge')
 
 

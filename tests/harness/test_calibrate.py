@@ -3,9 +3,9 @@
 import yaml
 
 from harness import spec
-
 from harness.calibration import targets
 from harness.calibration.calibrate import calibrate
+from harness.errors import UserInputError
 from harness.trial.run import build_workload
 from tests.harness import toy
 
@@ -38,5 +38,5 @@ def test_calibrate_writes_targets_used_by_later_trials(toy_env, monkeypatch, tmp
 def test_calibrate_rejects_bad_counts(toy_env):
     import pytest
 
-    with pytest.raises(spec.UserInputError, match='--trials'):
+    with pytest.raises(UserInputError, match='--trials'):
         calibrate('toy', 'tiny', framework='pytorch', trials=0, log=lambda m: None)

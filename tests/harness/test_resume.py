@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from harness import results
-
 from harness.trial import checkpoint
 from harness.trial.run import run_trial
 from tests.harness import toy
@@ -53,7 +52,7 @@ def test_unfinished_trial_refused_without_resume(toy_env):
     with pytest.raises(KeyboardInterrupt):
         _run(config)
     loaded.INTERRUPT_AT_STEP = None
-    from harness.spec import UserInputError
+    from harness.errors import UserInputError
 
     with pytest.raises(UserInputError, match='--resume'):
         run_trial(config, resume=False, clock=toy.CLOCK, wall_clock=toy.CLOCK)

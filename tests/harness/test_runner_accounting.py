@@ -152,7 +152,7 @@ def test_finished_trial_is_skipped_and_other_config_refused(toy_env):
     first = _run(config)
     assert _run(config) == first  # finished: returned, not rerun
     other = make_config(max_steps=2, hparams={'learning_rate': 0.5})
-    from harness.spec import UserInputError
+    from harness.errors import UserInputError
 
     with pytest.raises(UserInputError, match='different configuration'):
         _run(other)
@@ -163,7 +163,7 @@ def test_ddp_writer_work_never_reaches_another_ranks_clock(toy_env, monkeypatch)
     the writer still evaluates or checkpoints waits for it inside DDP's all-reduce, so
     every step must start with all ranks together (a barrier), or evaluation time would
     be counted as submission time."""
-    import harness.trial.backends
+    import harness.trial.in_process
     from harness.trial.backends.torch_backend import TorchBackend
 
     class SecondRankSeen(TorchBackend):
@@ -193,7 +193,7 @@ def test_ddp_writer_work_never_reaches_another_ranks_clock(toy_env, monkeypatch)
             return params  # no process group here: the toy model stays unwrapped
 
     backend = SecondRankSeen()
-    monkeypatch.setattr(harness.trial.backends, 'get_backend', lambda framework: backend)
+    monkeypatch.setattr(harness.trial.in_process, 'get_backend', lambda framework: backend)
     make_config, _ = toy_env
     toy.COSTS.update(step=1.0, eval=100.0)
     config = make_config(stop_at_target=False)

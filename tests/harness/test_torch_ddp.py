@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from harness import results
+from harness.errors import UserInputError
+from harness.trial import ddp
 from harness.trial.backends import torch_ddp
-from harness.spec import UserInputError
 from harness.trial.config import TrialConfig
 from workloads._common import torch_utils
 
@@ -25,16 +26,18 @@ def config(tmp_path):
     return cfg
 
 
-def _report(status, finished_at, error=None, traceback=None, **extra):
-    return {'result': {'status': status, 'error': error, **extra}, 'traceback': traceback,
-            'finished_at': finished_at}
+def _report(status, finished_at, error=None, traceback=None, final_step=0):
+    result = results.TrialResult(status=status, time_to_target_s=None, steps_to_target=None,
+                                 examples_to_target=None, final_step=final_step,
+                                 submission_time_s=0.0, error=error)
+    return {'result': result, 'traceback': traceback, 'finished_at': finished_at}
 
 
 def test_rank_zero_result_when_all_ranks_finish(config):
     reports = {0: _report('reached', 2.0, final_step=7), 1: _report('reached', 2.1)}
-    result = torch_ddp._collect(config, 2, reports, None)
-    assert result['status'] == 'reached' and result['final_step'] == 7
-    assert result['ddp_processes'] == 2
+    result = ddp._collect(config, 2, reports, None)
+    assert result.status == 'reached' and result.final_step == 7
+    assert result.ddp_processes == 2
     assert not (config.trial_dir() / results.ERROR_FILE).exists()
 
 
@@ -42,20 +45,20 @@ def test_the_first_rank_to_fail_is_the_cause(config):
     # Rank 1 raised first; rank 0 then failed in a collective whose peer was gone.
     reports = {0: _report('failed', 5.0, 'update_params: RuntimeError: gloo read error', 'tb0'),
                1: _report('failed', 4.0, 'update_params: ValueError: bad', 'tb1')}
-    result = torch_ddp._collect(config, 2, reports, 'DDP rank 1 exited with code 1')
-    assert result['status'] == 'failed'
-    assert result['error'] == 'rank 1: update_params: ValueError: bad'
+    result = ddp._collect(config, 2, reports, 'DDP rank 1 exited with code 1')
+    assert result.status == 'failed'
+    assert result.error == 'rank 1: update_params: ValueError: bad'
     text = (config.trial_dir() / results.ERROR_FILE).read_text(encoding='utf-8')
     assert text == 'DDP rank 1 of 2:\ntb1'
 
 
 def test_a_rank_that_died_without_a_report_fails_the_trial(config):
-    result = torch_ddp._collect(config, 2, {0: _report('reached', 1.0)},
+    result = ddp._collect(config, 2, {0: _report('reached', 1.0)},
                                 'DDP rank 1 exited with code -9')
-    assert result['status'] == 'failed'
-    assert result['error'] == 'harness error: DDP rank 1 exited with code -9'
-    result = torch_ddp._collect(config, 2, {}, None)
-    assert result['error'] == 'harness error: DDP ranks [0, 1] ended without a result'
+    assert result.status == 'failed'
+    assert result.error == 'harness error: DDP rank 1 exited with code -9'
+    result = ddp._collect(config, 2, {}, None)
+    assert result.error == 'harness error: DDP ranks [0, 1] ended without a result'
     assert (config.trial_dir() / results.ERROR_FILE).exists()
 
 

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import pytest
 import torch
 
-from harness.spec import UserInputError
+from harness.errors import UserInputError
 from submissions._lib import optim_jax, optim_torch
 from submissions._lib.hparam_checks import FAMILIES, validate_hparams
 

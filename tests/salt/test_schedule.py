@@ -6,7 +6,7 @@ from collections import namedtuple
 
 import pytest
 
-from harness.spec import UserInputError
+from harness.errors import UserInputError
 from submissions._lib import kd
 
 

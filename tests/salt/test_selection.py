@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.spec import UserInputError
+from harness.errors import UserInputError
 from submissions._lib import kd, kd_jax, kd_torch
 
 # Planted pool: 8 sequences of 4 tokens; sequence i's teacher loss on its in-top-k tokens

@@ -7,9 +7,10 @@ import jax
 import numpy as np
 import pytest
 
-from harness import registry, spec
-from harness.submission.search_space import as_hyperparameters
+from harness import registry
+from harness.errors import UserInputError
 from harness.submission.loader import load_submission
+from harness.submission.search_space import as_hyperparameters
 from harness.submission.view import MetricsLogger, SubmissionWorkload
 from workloads.lm import workload as lm
 
@@ -181,17 +182,17 @@ def test_weight_zero_takes_the_adamw_step(slm_data_dir):
 
 @pytest.mark.parametrize('framework', ['jax', 'pytorch'])
 def test_salt_on_a_workload_without_teacher_says_where_to_run(framework, slm_data_dir):
-    with pytest.raises(spec.UserInputError, match="run it on 'lm_slm'"):
+    with pytest.raises(UserInputError, match="run it on 'lm_slm'"):
         Trainer('salt', framework, slm_data_dir, HPARAMS, workload='lm')
 
 
 def test_top_k_larger_than_the_vocabulary_fails_at_init(slm_data_dir):
-    with pytest.raises(spec.UserInputError, match='kd_top_k = 100000 is larger than the vocab'):
+    with pytest.raises(UserInputError, match='kd_top_k = 100000 is larger than the vocab'):
         Trainer('salt', 'jax', slm_data_dir, {**HPARAMS, 'kd_top_k': 100_000})
 
 
 def test_bad_weight_fails_at_init(slm_data_dir):
-    with pytest.raises(spec.UserInputError, match=r'kd_weight = 1.5 is invalid'):
+    with pytest.raises(UserInputError, match=r'kd_weight = 1.5 is invalid'):
         Trainer('kd_only', 'pytorch', slm_data_dir, {**HPARAMS, 'kd_weight': 1.5})
 
 

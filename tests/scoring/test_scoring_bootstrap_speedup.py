@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-
-from harness.spec import UserInputError
-from scoring.api import score
 from scoring_fixtures import study_table, trial
+
+from harness.errors import UserInputError
+from scoring.api import score
 
 
 def _tree(root):

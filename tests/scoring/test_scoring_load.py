@@ -4,10 +4,11 @@ import json
 
 import numpy as np
 import pytest
-
-from harness.spec import UserInputError
-from scoring.load import TRIAL_COLUMNS, find_trial_dirs, load_results
+import yaml
 from scoring_fixtures import trial
+
+from harness.errors import UserInputError
+from scoring.load import TRIAL_COLUMNS, find_trial_dirs, load_results
 
 
 def _problems(loaded):
@@ -147,12 +148,20 @@ def test_nested_metrics_mapping_is_flattened(tmp_path):
 
 def test_bad_files_are_reported_and_skipped_without_stopping_the_rest(tmp_path):
     trial(tmp_path, submission='good', reach_at_s=10)
-    bad_yaml = trial(tmp_path, submission='bad_yaml', reach_at_s=10)
-    (bad_yaml / 'trial.yaml').write_text('workload: [unclosed\n')
+    bad_json = trial(tmp_path, submission='bad_json', reach_at_s=10)
+    (bad_json / 'trial.json').write_text('{"workload": [')
     no_keys = trial(tmp_path, submission='no_keys', reach_at_s=10)
-    (no_keys / 'trial.yaml').write_text('workload: mnist\nstudy: one\n')
-    no_yaml = trial(tmp_path, submission='no_yaml', reach_at_s=10)
-    (no_yaml / 'trial.yaml').unlink()
+    (no_keys / 'trial.json').write_text('{"workload": "mnist", "study": "one"}')
+    no_identity = trial(tmp_path, submission='no_identity', reach_at_s=10)
+    (no_identity / 'trial.json').unlink()
+    # Results written before trial.json kept the identity in trial.yaml: still read.
+    legacy = trial(tmp_path, submission='legacy', reach_at_s=10)
+    identity = json.loads((legacy / 'trial.json').read_text())
+    (legacy / 'trial.json').unlink()
+    (legacy / 'trial.yaml').write_text(yaml.safe_dump(identity))
+    bad_yaml = trial(tmp_path, submission='bad_yaml', reach_at_s=10)
+    (bad_yaml / 'trial.json').unlink()
+    (bad_yaml / 'trial.yaml').write_text('workload: [unclosed\n')
     bad_result = trial(tmp_path, submission='bad_result', reach_at_s=10)
     (bad_result / 'result.json').write_text('{"status": "reached", ')
     bad_status = trial(tmp_path, submission='bad_status', reach_at_s=10)
@@ -172,19 +181,21 @@ def test_bad_files_are_reported_and_skipped_without_stopping_the_rest(tmp_path):
         'bad_result',
         'bad_status',
         'good',
+        'legacy',
     ]
     assert 'not valid YAML' in problems[str(bad_yaml / 'trial.yaml')]
-    reason = problems[str(no_keys / 'trial.yaml')]
+    assert 'unreadable' in problems[str(bad_json / 'trial.json')]
+    reason = problems[str(no_keys / 'trial.json')]
     assert (
         'missing keys: variant, size, framework' in reason
         and "'study' must be an integer" in reason
     )
-    assert 'missing' in problems[str(no_yaml / 'trial.yaml')]
+    assert 'missing' in problems[str(no_identity / 'trial.json')]
     assert 'unfinished' in problems[str(bad_result / 'result.json')]
     assert "found 'done'" in problems[str(bad_status / 'result.json')]
     assert 'line skipped' in problems[f'{bad_line / "evals.jsonl"}:2']
     assert 'hardware class unknown' in problems[str(bad_meta / 'meta.json')]
-    assert len(problems) == 7  # the torn last line is a write in progress, not a problem
+    assert len(problems) == 8  # the torn last line is a write in progress, not a problem
     by_sub = loaded.trials.set_index('submission')
     assert by_sub.loc['bad_line', 'n_evals'] == 2 and by_sub.loc['bad_line', 'reached']
     assert by_sub.loc['bad_result', 'status'] == 'unfinished'

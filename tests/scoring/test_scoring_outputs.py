@@ -5,12 +5,12 @@ import math
 
 import pandas as pd
 import pytest
+from scoring_fixtures import study_table, trial
 
-from harness.spec import UserInputError
+from harness.errors import UserInputError
 from scoring import cli
 from scoring.api import score
 from scoring.report import report_contents
-from scoring_fixtures import study_table, trial
 
 OUTPUTS = [
     'performance_profile.png',
@@ -110,7 +110,7 @@ def test_no_finished_trials(tmp_path):
 
 def test_only_unreadable_trials(tmp_path):
     d = trial(tmp_path, reach_at_s=10)
-    (d / 'trial.yaml').write_text('- not a mapping\n')
+    (d / 'trial.json').write_text('["not a mapping"]\n')
     with pytest.raises(UserInputError, match='(?s)No readable trials.*expected a mapping'):
         score(tmp_path)
 

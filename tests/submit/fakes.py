@@ -45,39 +45,25 @@ def fake_run(config: TrialConfig):
     if os.environ.get('FAKE_RUN_LOG'):
         with open(os.environ['FAKE_RUN_LOG'], 'a', encoding='utf-8') as f:
             f.write(str(trial_dir) + '\n')
-    results.atomic_write_yaml(
-        trial_dir / results.TRIAL_YAML, {**config.identity(), 'target': TARGET}
-    )
+    results.write_identity(trial_dir, results.TrialIdentity(
+        **config.identity(), target=results.Target(**TARGET)))
     hw = os.environ.get('FAKE_HW_CLASS') or hardware.hardware_class(hardware.fingerprint())
-    results.atomic_write_json(
-        trial_dir / results.META_JSON, {'hardware': {'cpu_model': 'fake'}, 'hardware_class': hw}
-    )
+    results.write_meta(trial_dir, results.TrialMeta(hardware={'cpu_model': 'fake'},
+                                                    hardware_class=hw))
     seconds = _seconds(config.display_submission)
     reached = seconds is not None
     t = seconds if reached else 60.0
-    results.append_jsonl(
-        trial_dir / results.EVALS_JSONL,
-        {
-            'step': 10,
-            'submission_time_s': t,
-            'wall_time_s': t + 1,
-            'eval_time_s': 0.1,
-            'examples_seen': 320,
-            'validation/loss': 2.5 if reached else 4.0,
-        },
-    )
-    result = {
-        'status': 'reached' if reached else 'budget_exhausted',
-        'time_to_target_s': t if reached else None,
-        'steps_to_target': 10 if reached else None,
-        'examples_to_target': 320 if reached else None,
-        'final_step': 10,
-        'submission_time_s': t,
-        'error': None,
-        'hardware_class': hw,
-    }
-    results.atomic_write_json(trial_dir / results.RESULT_JSON, result)
-    return result
+    results.append_eval(trial_dir, results.EvalRecord(
+        step=10, submission_time_s=t, wall_time_s=t + 1, eval_time_s=0.1, examples_seen=320,
+        metrics={'validation/loss': 2.5 if reached else 4.0}))
+    result = results.TrialResult(
+        status='reached' if reached else 'budget_exhausted',
+        time_to_target_s=t if reached else None,
+        steps_to_target=10 if reached else None,
+        examples_to_target=320 if reached else None,
+        final_step=10, submission_time_s=t, error=None, hardware_class=hw)
+    results.write_result(trial_dir, result)
+    return result.to_json()
 
 
 SIGNATURES = '''

@@ -7,8 +7,8 @@ import textwrap
 import pytest
 
 from harness import registry
+from harness.errors import UserInputError
 from harness.rules.check import check_path, check_source, raise_on_errors
-from harness.spec import UserInputError
 
 WORKLOADS = ('lm', 'ctr')
 
@@ -116,7 +116,8 @@ def test_allowed_code_has_no_findings():
         import os
         import torch
         from harness import spec
-        from harness.spec import UserInputError
+        from harness.spec import TrainingCompleteError
+        from harness.spec_federated import RoundConfig
         import algoperf.spec
         from algoperf import pytorch_utils
         from submissions._lib import torch_common

@@ -7,13 +7,10 @@ import json
 import pytest
 
 from harness import results
-
 from harness.cli import main as cli
-
+from harness.errors import UserInputError
 from harness.leaderboard import board as leaderboard
-
 from harness.leaderboard import provenance
-from harness.spec import UserInputError
 from tests.submit import fakes
 
 
@@ -334,7 +331,7 @@ def test_self_tuning_runs_without_a_search_space(world):
     out = world.submit(folder, suite)
     trial_dirs = sorted(out.experiment_dir.glob('*/*/study_*/trial_*'))
     assert [d.name for d in trial_dirs] == ['trial_0', 'trial_0']
-    assert all(results.read_yaml(d / 'trial.yaml')['hparams'] is None for d in trial_dirs)
+    assert all(results.read_identity(d).hparams is None for d in trial_dirs)
     assert 'rank 2 of 3' in out.summary_head[2]
     assert '- search space: none' in out.summary_path.read_text(encoding='utf-8')
 

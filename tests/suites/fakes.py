@@ -7,6 +7,7 @@ import os
 import time
 
 from harness import results, spec
+from harness.errors import DataNotPreparedError
 from harness.trial.config import TrialConfig
 
 
@@ -18,7 +19,7 @@ class FakeWorkload:
 
     def check_data(self, data_dir: str) -> None:
         if os.environ.get('FAKE_DATA_MISSING'):
-            raise spec.DataNotPreparedError(
+            raise DataNotPreparedError(
                 f'The fake data is not prepared in {data_dir}: run `timetrial prepare fakewl`.')
 
 
@@ -38,23 +39,22 @@ JAX_ONLY = spec.WorkloadInfo(
 
 
 def fake_run(config: TrialConfig):
-    """Writes what run_trial writes, without training: trial.yaml, one eval, result.json."""
+    """Writes what run_trial writes, without training: trial.json, one eval, result.json."""
     trial_dir = config.trial_dir()
     trial_dir.mkdir(parents=True, exist_ok=True)
     finished = results.read_json(trial_dir / results.RESULT_JSON)
     if finished is not None:
         return finished
-    results.atomic_write_yaml(trial_dir / results.TRIAL_YAML, {
-        **config.identity(), 'target': {'metric': 'validation/loss', 'value': 3.0,
-                                        'mode': 'min'}})
-    results.append_jsonl(trial_dir / results.EVALS_JSONL, {
-        'step': 10, 'submission_time_s': 1.5, 'wall_time_s': 2.0, 'eval_time_s': 0.1,
-        'examples_seen': 320, 'validation/loss': 2.5})
-    result = {'status': 'reached', 'time_to_target_s': 1.5, 'steps_to_target': 10,
-              'examples_to_target': 320, 'final_step': 10, 'submission_time_s': 1.5,
-              'error': None}
-    results.atomic_write_json(trial_dir / results.RESULT_JSON, result)
-    return result
+    results.write_identity(trial_dir, results.TrialIdentity(
+        **config.identity(), target=results.Target('validation/loss', 3.0, 'min')))
+    results.append_eval(trial_dir, results.EvalRecord(
+        step=10, submission_time_s=1.5, wall_time_s=2.0, eval_time_s=0.1, examples_seen=320,
+        metrics={'validation/loss': 2.5}))
+    result = results.TrialResult(
+        status='reached', time_to_target_s=1.5, steps_to_target=10, examples_to_target=320,
+        final_step=10, submission_time_s=1.5, error=None)
+    results.write_result(trial_dir, result)
+    return result.to_json()
 
 
 def crash_run(config: TrialConfig):

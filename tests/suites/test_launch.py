@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from harness import results
+from harness.errors import UserInputError
 from harness.launch.launcher import TrialTask, preflight, record_preemption, run_suite
 from harness.launch.records import JOB_FAILURE_JSON, PREEMPTIONS_JSON, read_jobs, read_manifest
-from harness.spec import UserInputError
 from harness.launch.suite import expand, load_suite, trial_id
 from tests.suites import fakes
 from tests.suites.conftest import BASIC

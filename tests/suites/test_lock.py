@@ -9,13 +9,13 @@ import sys
 
 import pytest
 
+from harness.errors import UserInputError
 from harness.launch.records import ExperimentLock, holder_alive, lock_path, read_holder
-from harness.spec import UserInputError
 
 _TRY_LOCK = '''
 import sys
 from harness.launch.records import ExperimentLock
-from harness.spec import UserInputError
+from harness.errors import UserInputError
 try:
     ExperimentLock(sys.argv[1]).acquire()
 except UserInputError as e:

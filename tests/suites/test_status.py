@@ -14,10 +14,16 @@ from pathlib import Path
 import pytest
 
 from harness import results
-
-from harness.launch import status
+from harness.cli import status as status_cli
+from harness.launch import cancel, status
 from harness.launch.launcher import run_suite
-from harness.launch.records import JOB_FAILURE_JSON, PREEMPTIONS_JSON, read_jobs, write_jobs, write_manifest
+from harness.launch.records import (
+    JOB_FAILURE_JSON,
+    PREEMPTIONS_JSON,
+    read_jobs,
+    write_jobs,
+    write_manifest,
+)
 from harness.launch.suite import expand, load_suite, trial_id
 from tests.suites import fakes
 from tests.suites.conftest import BASIC
@@ -96,7 +102,7 @@ def test_states_from_files_and_jobs(experiment, monkeypatch):
         from rich.console import Console
 
         out = io.StringIO()
-        status.render(list(by_id.values()), exp, Console(file=out, width=200))
+        status_cli.render(list(by_id.values()), exp, Console(file=out, width=200))
         text = out.getvalue()
         assert 'validation/loss' in text and 'resumed' in text and '77_5' in text
         assert 'failed:1' in text and 'reached:1' in text
@@ -116,7 +122,7 @@ def test_cancel_stops_local_controllers_and_scancels_slurm_jobs(experiment, monk
         calls = []
         monkeypatch.setattr(status.subprocess, 'run', lambda cmd, **kw: calls.append(cmd))
         lines = []
-        cancelled = status.cancel(exp, log=lines.append)
+        cancelled = cancel.cancel(exp, log=lines.append)
         assert sorted(cancelled) == sorted([ids[2], ids[3]])
         assert calls == [['scancel', '80_3']]
         controller.wait(timeout=30)       # SIGINT ended it
@@ -125,7 +131,7 @@ def test_cancel_stops_local_controllers_and_scancels_slurm_jobs(experiment, monk
         by_id = {s.trial: s for s in status.collect(exp)}
         assert by_id[ids[2]].state == 'failed' and 'cancelled' in by_id[ids[2]].note
         assert by_id[ids[3]].state == 'failed'
-        assert status.cancel(exp, log=lines.append) == []
+        assert cancel.cancel(exp, log=lines.append) == []
         assert lines[-1].startswith('nothing to cancel')
 
 
@@ -144,13 +150,13 @@ def test_status_and_cancel_say_when_slurm_does_not_answer(experiment, monkeypatc
     calls = []
     monkeypatch.setattr(status.subprocess, 'run', lambda cmd, **kw: calls.append(cmd))
     lines = []
-    assert status.cancel(exp, log=lines.append) == []
+    assert cancel.cancel(exp, log=lines.append) == []
     assert calls == []
     assert 'Slurm did not answer' in lines[-1] and '81_3' in lines[-1], lines
     assert not (trials[3].trial_dir() / JOB_FAILURE_JSON).exists()
     # When Slurm answers that the job is gone, there is nothing to cancel.
     monkeypatch.setattr(status, 'slurm_states', lambda job_ids: {'81_3': 'COMPLETED'})
-    assert status.cancel(exp, log=lines.append) == []
+    assert cancel.cancel(exp, log=lines.append) == []
     assert lines[-1].startswith('nothing to cancel')
 
 # A controller as a non-interactive shell's background job gets it: SIGINT ignored. Its
@@ -172,7 +178,7 @@ def test_cancel_kills_a_controller_that_ignores_sigint_and_its_task(experiment, 
         jobs[ids[2]] = _local_record(controller.pid)
         write_jobs(exp, jobs)
         lines = []
-        assert status.cancel(exp, log=lines.append, grace_s=1.0) == [ids[2]]
+        assert cancel.cancel(exp, log=lines.append, grace_s=1.0) == [ids[2]]
         assert controller.wait(timeout=30) == -signal.SIGKILL
         deadline = time.time() + 10
         while Path(f'/proc/{task_pid}').exists() and time.time() < deadline:
@@ -183,7 +189,7 @@ def test_cancel_kills_a_controller_that_ignores_sigint_and_its_task(experiment, 
 
 
 def test_unknown_or_empty_experiment_directories(tmp_path, monkeypatch):
-    from harness.spec import UserInputError
+    from harness.errors import UserInputError
 
     with pytest.raises(UserInputError, match='does not exist'):
         status.resolve_experiment_dir(str(tmp_path / 'nope'))

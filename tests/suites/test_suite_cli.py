@@ -47,7 +47,7 @@ def test_run_status_cancel_round_trip(suite_path, tmp_path, capsys, monkeypatch)
     out = capsys.readouterr().out
     exp = tmp_path / 'results' / 'cli'
     assert 'summary:' in out and 'reached:16' in out
-    trial_yaml = exp / 'sub_a' / 'fakewl_jax' / 'study_0' / 'trial_0' / 'trial.yaml'
+    trial_yaml = exp / 'sub_a' / 'fakewl_jax' / 'study_0' / 'trial_0' / 'trial.json'
     assert trial_yaml.exists()
     from harness.launch.records import read_manifest
 

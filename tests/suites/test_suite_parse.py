@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from harness.spec import UserInputError
+from harness.errors import UserInputError
 from harness.launch.suite import find_suite, load_suite
 from tests.suites.conftest import BASIC, make_submission
 

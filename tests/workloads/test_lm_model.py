@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from harness import registry, spec
+from harness.errors import DataNotPreparedError, UserInputError
 from workloads._common import jax_utils, param_trees, torch_utils
 from workloads._common.rng import rng_to_seed
 from workloads.lm import data, jax_impl
@@ -216,7 +217,7 @@ def test_input_queues_are_on_device_and_resumable(pair, lm_data_dir):
 
 def test_batch_that_does_not_divide_the_devices_is_a_user_error(monkeypatch):
     monkeypatch.setattr(jax_utils.jax, 'device_count', lambda: 2)
-    with pytest.raises(spec.UserInputError, match=r'global batch size \(5\).*devices \(2\)'):
+    with pytest.raises(UserInputError, match=r'global batch size \(5\).*devices \(2\)'):
         jax_utils.check_batch_divides(5)
     jax_utils.check_batch_divides(6)
 
@@ -299,9 +300,9 @@ def test_registry_sizes_variants_and_counts():
     n = lm.count_params(cfg)
     assert workload.flops_per_example() == 128 * (6 * n + 12 * 2 * 128 * 128)
     assert workload.validation_target_value == lm.BUDGETS['tiny'].validation_target_value
-    with pytest.raises(spec.UserInputError, match='Known sizes: tiny, small'):
+    with pytest.raises(UserInputError, match='Known sizes: tiny, small'):
         lm.BaseLmWorkload.default_budget(workload, 'huge', None)
-    with pytest.raises(spec.UserInputError):
+    with pytest.raises(UserInputError):
         registry.make_workload('lm', 'jax', 'huge')
     small = lm.SIZES['small']
     assert (small.n_layers, small.d_model, small.n_heads, small.seq_len) == (12, 768, 12, 1024)
@@ -310,7 +311,7 @@ def test_registry_sizes_variants_and_counts():
 
 def test_check_data_before_init_and_vocabulary_guard(tmp_path, lm_data_dir):
     workload = registry.make_workload('lm', 'pytorch', 'tiny')
-    with pytest.raises(spec.DataNotPreparedError, match='timetrial prepare lm'):
+    with pytest.raises(DataNotPreparedError, match='timetrial prepare lm'):
         workload.check_data(str(tmp_path))
     workload.init_model_fn(np.array([0, 0], np.uint32))  # Default vocabulary (4096).
     workload.check_data(lm_data_dir)  # The generated data's vocabulary is smaller: fine.

@@ -9,7 +9,8 @@ import jax
 import numpy as np
 import pytest
 
-from harness import registry, spec
+from harness import registry
+from harness.errors import DataNotPreparedError, UserInputError
 from harness.submission.view import SubmissionWorkload
 from tests.salt.slm_fixtures import make_slm_data
 from workloads.lm import data as lm_data
@@ -82,7 +83,7 @@ def test_same_target_and_budget_as_lm_for_every_variant():
 def test_unknown_variant_names_the_known_ones():
     from workloads.lm_slm.jax_impl import LmSlmJaxWorkload
 
-    with pytest.raises(spec.UserInputError, match='quarter_teacher, undertrained_teacher'):
+    with pytest.raises(UserInputError, match='quarter_teacher, undertrained_teacher'):
         LmSlmJaxWorkload(size='tiny', variant='big_teacher')
 
 
@@ -155,7 +156,7 @@ def test_torch_teacher_is_frozen(pair, inputs):
 
 @pytest.mark.parametrize('k', [0, 10**6, 2.0])
 def test_top_k_out_of_range_is_refused(pair, inputs, k):
-    with pytest.raises(spec.UserInputError, match='from 1 to the vocabulary size'):
+    with pytest.raises(UserInputError, match='from 1 to the vocabulary size'):
         pair[0].teacher_topk(inputs, k)
 
 
@@ -168,7 +169,7 @@ def test_missing_teacher_names_the_prepare_command(slm_root, tmp_path):
     root = tmp_path / 'data'
     shutil.copytree(lm_data.lm_dir(slm_root), root / 'lm')
     workload = registry.make_workload('lm_slm', 'pytorch', 'tiny')
-    with pytest.raises(spec.DataNotPreparedError, match='timetrial prepare lm_slm'):
+    with pytest.raises(DataNotPreparedError, match='timetrial prepare lm_slm'):
         workload.check_data(str(root))
     # A variant needs its own teacher.
     shutil.copytree(
@@ -177,7 +178,7 @@ def test_missing_teacher_names_the_prepare_command(slm_root, tmp_path):
     )
     registry.make_workload('lm_slm', 'pytorch', 'tiny').check_data(str(root))
     quarter = registry.make_workload('lm_slm', 'pytorch', 'tiny', 'quarter_teacher')
-    with pytest.raises(spec.DataNotPreparedError, match="teacher 'quarter'"):
+    with pytest.raises(DataNotPreparedError, match="teacher 'quarter'"):
         quarter.check_data(str(root))
 
 
@@ -199,7 +200,7 @@ def test_teacher_with_another_vocabulary_and_sequence_length(slm_root, tmp_path)
 
     root = _copy_with_meta(slm_root, tmp_path, edit)
     workload = registry.make_workload('lm_slm', 'jax', 'tiny')
-    with pytest.raises(spec.UserInputError) as err:
+    with pytest.raises(UserInputError) as err:
         workload.check_data(root)
     message = str(err.value)
     assert 'vocabulary of' in message and 'sequences of 256 tokens' in message
@@ -208,7 +209,7 @@ def test_teacher_with_another_vocabulary_and_sequence_length(slm_root, tmp_path)
 
 def test_teacher_trained_on_other_data(slm_root, tmp_path):
     root = _copy_with_meta(slm_root, tmp_path, lambda m: m['data'].update(train_sha256='0' * 64))
-    with pytest.raises(spec.UserInputError, match='trained on other lm data'):
+    with pytest.raises(UserInputError, match='trained on other lm data'):
         registry.make_workload('lm_slm', 'jax', 'tiny').check_data(root)
 
 
@@ -218,7 +219,7 @@ def test_corrupt_weights_fail_the_checksum(slm_root, tmp_path):
     weights.write_bytes(weights.read_bytes()[:-8] + b'\0' * 8)
     workload = registry.make_workload('lm_slm', 'pytorch', 'tiny')
     workload.check_data(root)  # reads the JSON only: cheap for suite preflight
-    with pytest.raises(spec.DataNotPreparedError, match='does not match its checksum'):
+    with pytest.raises(DataNotPreparedError, match='does not match its checksum'):
         workload.init_model_fn(np.array([0, 0], np.uint32))
 
 
@@ -235,7 +236,7 @@ def test_prepare_keeps_a_current_teacher_and_retrains_a_stale_one(slm_root, tmp_
     logs.clear()
     data.prepare(root, variant='quarter_teacher', sizes=['tiny'], steps=1, log=logs.append)
     assert any('already prepared' in line for line in logs)
-    with pytest.raises(spec.UserInputError, match='no variant'):
+    with pytest.raises(UserInputError, match='no variant'):
         data.prepare(root, variant='tiny_teacher')
 
 

@@ -14,7 +14,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from harness import spec
+from harness import errors
 
 BATCH_AXIS = 'batch'
 
@@ -35,13 +35,7 @@ def replicated_sharding() -> NamedSharding:
 
 def check_batch_divides(global_batch_size: int, what: str = 'global batch size') -> None:
     """UserInputError unless ``global_batch_size`` splits evenly over the devices."""
-    n_devices = jax.device_count()
-    if global_batch_size % n_devices:
-        raise spec.UserInputError(
-            f'The {what} ({global_batch_size}) has to be divisible by the number of '
-            f'devices ({n_devices}): choose a multiple of {n_devices} '
-            '(a submission sets it in get_batch_size).'
-        )
+    errors.check_batch_divides(global_batch_size, jax.device_count(), what=what)
 
 
 def shard_batch(batch: Mapping[str, Any]) -> dict:

@@ -8,11 +8,21 @@ finished it (the scripts time steps).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Tuple
+import importlib
+from typing import Any, Callable, Optional, Tuple
 
 from harness import spec
 
 Step = Callable[[dict], float]
+
+
+def make_workload(info: spec.WorkloadInfo, framework: str, size: Optional[str] = None,
+                  variant: Optional[str] = None) -> spec.Workload:
+    """The workload class ``info`` names for ``framework`` (the scripts run without the
+    harness's registry: a workload depends on the contract only)."""
+    module, _, name = info.classes[framework].partition(':')
+    cls = getattr(importlib.import_module(module), name)
+    return cls(size=size or info.sizes[0], variant=variant, budget=None)
 
 
 def _mean_loss(workload, params, batch):

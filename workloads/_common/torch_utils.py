@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any, Dict, Mapping
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
-from harness import spec
-from harness.trial.backends import torch_ddp
+from harness.errors import UserInputError
 
 
 @functools.lru_cache(maxsize=None)
 def device() -> torch.device:
-    """This process's GPU (``cuda:LOCAL_RANK`` under DDP, else cuda:0), or the CPU."""
-    return torch_ddp.local_device()
+    """This process's GPU (``cuda:LOCAL_RANK`` under DDP, else cuda:0), or the CPU.
+
+    LOCAL_RANK is torchrun's convention, which the harness's DDP launcher follows.
+    """
+    if torch.cuda.is_available():
+        return torch.device('cuda', int(os.environ.get('LOCAL_RANK', '0')))
+    return torch.device('cpu')
 
 
 def local_rows(batch: Mapping[str, Any]) -> Dict[str, Any]:
@@ -33,7 +38,7 @@ def local_rows(batch: Mapping[str, Any]) -> Dict[str, Any]:
     for key, value in batch.items():
         rows = int(np.shape(value)[0])
         if rows % world:
-            raise spec.UserInputError(
+            raise UserInputError(
                 f'The batch dimension of {key!r} ({rows}) has to be divisible by the number '
                 f'of DDP processes ({world}): choose a multiple of {world} in get_batch_size.')
         share = rows // world

@@ -33,7 +33,7 @@ from typing import Iterator, List, Sequence, Tuple
 
 import numpy as np
 
-from harness.spec import UserInputError
+from harness.errors import UserInputError
 
 NUM_INTEGER = 13
 NUM_CATEGORICAL = 26

@@ -28,6 +28,7 @@ from typing import Callable, Dict, Iterator, Optional, Sequence
 import numpy as np
 
 from harness import spec
+from harness.errors import DataNotPreparedError, UserInputError
 from workloads.ctr import criteo_reader, movielens, synthetic
 from workloads.ctr.arrays import META_NAME, DatasetWriter
 
@@ -148,7 +149,7 @@ def check_prepared(data_dir, source: str) -> Path:
         if missing:
             problem = f'{directory} lacks {", ".join(missing)}'
     if problem:
-        raise spec.DataNotPreparedError(
+        raise DataNotPreparedError(
             f'CTR data ({source}) is not prepared: {problem}. Run '
             f'`{prepare_command(source)} --data-dir {data_dir}`.'
         )
@@ -175,11 +176,11 @@ class TrainBatches(spec.BatchIterator):
         prefetch: int = 2,
     ):
         if global_batch_size < 1:
-            raise spec.UserInputError(
+            raise UserInputError(
                 f'The global batch size must be a positive integer, got {global_batch_size}.'
             )
         if global_batch_size > data.num_train:
-            raise spec.UserInputError(
+            raise UserInputError(
                 f'The global batch size ({global_batch_size}) exceeds the training set '
                 f'({data.num_train} examples of {data.directory}): choose a smaller one.'
             )
@@ -277,14 +278,14 @@ def prepare(
         return _prepare_movielens(out_dir, source, log)
     if name == 'criteo':
         if not source:
-            raise spec.UserInputError(
+            raise UserInputError(
                 'The criteo variant reads your Criteo files: run `timetrial prepare ctr '
                 '--variant criteo --source DIR` with DIR holding train.txt (Criteo Kaggle) '
                 'or day_0 ... day_23 (Criteo 1TB), plain or .gz.'
             )
         return _prepare_criteo(out_dir, Path(source), log)
     if source:
-        raise spec.UserInputError(f'--source is not used by the {name} data (it is generated).')
+        raise UserInputError(f'--source is not used by the {name} data (it is generated).')
     return _prepare_synthetic(out_dir, synthetic.SPECS[name.split('-', 1)[1]], log)
 
 
@@ -364,7 +365,7 @@ def _prepare_criteo(out_dir: Path, source: Path, log) -> Path:
             writer.append(block.dense, block.sparse.astype(np.int32), block.labels)
         n = writer.num_rows
         if n < 2:
-            raise spec.UserInputError(f'{source}: fewer than 2 valid Criteo lines in all.')
+            raise UserInputError(f'{source}: fewer than 2 valid Criteo lines in all.')
         # Several files (Criteo 1TB's days): the last one validates. One file:
         # its last seventh (Criteo Kaggle's last day).
         num_train = (

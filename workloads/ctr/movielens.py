@@ -37,7 +37,7 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
-from harness.spec import UserInputError
+from harness.errors import UserInputError
 from workloads.ctr.criteo_reader import log_transform
 
 RECBOLE_REQUIREMENT = 'recbole==1.2.1'

@@ -30,7 +30,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from harness import spec
-from harness.errors import unknown_name_error
+from harness.errors import UserInputError, unknown_name_error
 from workloads.ctr import data, metrics, movielens, synthetic
 from workloads.ctr.model import ModelConfig, flops_per_example
 
@@ -229,7 +229,7 @@ class CtrWorkload(spec.Workload):
             expected = self.config.num_dense, len(self.config.table_sizes)
             found = self._data.dense.shape[1], self._data.sparse.shape[1]
             if expected != found:
-                raise spec.UserInputError(
+                raise UserInputError(
                     f'{directory} holds {found[0]} dense and {found[1]} categorical features, '
                     f'the ctr model expects {expected[0]} and {expected[1]}: re-run '
                     f'`{data.prepare_command(self.source)} --data-dir {data_dir}`.'

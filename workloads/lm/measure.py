@@ -22,8 +22,9 @@ import time
 
 import numpy as np
 
-from harness import registry, spec
+from harness import spec
 from workloads._common import measure_steps
+from workloads.lm import INFO
 
 
 def _lr_at(step: int, peak_lr: float, total: int, warmup: int) -> float:
@@ -95,7 +96,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     args.warmup = args.warmup or max(1, args.steps // 20)
 
-    workload = registry.make_workload('lm', args.framework, args.size)
+    workload = measure_steps.make_workload(INFO, args.framework, args.size)
     workload.check_data(args.data_dir)
     batch_size = args.batch_size or workload.default_batch_size
     if args.framework == 'jax':

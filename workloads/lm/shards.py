@@ -21,7 +21,7 @@ from typing import Union
 
 import numpy as np
 
-from harness import spec
+from harness.errors import UserInputError
 
 MAGIC = 20240520
 VERSION_UINT16 = 1
@@ -32,8 +32,8 @@ TOKEN_DTYPE = np.dtype('<u2')
 PathLike = Union[str, Path]
 
 
-def _bad(path: Path, reason: str) -> spec.UserInputError:
-    return spec.UserInputError(f'Token shard {path}: {reason}')
+def _bad(path: Path, reason: str) -> UserInputError:
+    return UserInputError(f'Token shard {path}: {reason}')
 
 
 def shard_format(path: PathLike) -> str:

@@ -67,6 +67,7 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 
 from harness import spec
+from harness.errors import UserInputError
 from workloads.lm import data
 
 NAME = 'lm'
@@ -366,7 +367,7 @@ class BaseLmWorkload(spec.Workload):
             self._model_vocab is not None
             and model_vocab_size(meta['vocab_size']) > self._model_vocab
         ):
-            raise spec.UserInputError(
+            raise UserInputError(
                 f'The lm model was initialized for a vocabulary of {self._model_vocab} tokens '
                 f'but the data in {data.lm_dir(data_dir)} has {meta["vocab_size"]}: call '
                 'check_data(data_dir) before init_model_fn so the model fits the data.'
@@ -437,10 +438,10 @@ class BaseLmWorkload(spec.Workload):
 
 def _check_size_variant(size: Optional[str], variant: Optional[str]) -> None:
     if size not in SIZES:
-        raise spec.UserInputError(
+        raise UserInputError(
             f"Unknown size {size!r} of workload 'lm'. Known sizes: {', '.join(SIZES)}."
         )
     if variant is not None:
-        raise spec.UserInputError(
+        raise UserInputError(
             f"The lm workload has no variants; got variant {variant!r}. Leave it unset."
         )

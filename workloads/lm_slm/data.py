@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
-from harness import spec
+from harness.errors import DataNotPreparedError, UserInputError
 from workloads.lm import data as lm_data
 from workloads.lm_slm import teacher as teacher_lib
 from workloads.lm_slm import train_teacher
@@ -47,13 +47,13 @@ def prepare(
     not the reference one, and a later plain ``prepare`` retrains it).
     """
     if variant is not None and variant not in VARIANTS:
-        raise spec.UserInputError(
+        raise UserInputError(
             f'lm_slm has no variant {variant!r}; its variants: '
             f'{", ".join(VARIANTS)} (or none: prepare every teacher).'
         )
     unknown = [s for s in (sizes or ()) if s not in teacher_lib.RECIPES]
     if unknown:
-        raise spec.UserInputError(
+        raise UserInputError(
             f'lm_slm has no size(s) {", ".join(map(repr, unknown))}; '
             f'its sizes: {", ".join(teacher_lib.RECIPES)}.'
         )
@@ -61,7 +61,7 @@ def prepare(
     try:
         lm_data.load_meta(data_dir)
         prepared = True
-    except spec.DataNotPreparedError:
+    except DataNotPreparedError:
         prepared = False
     if source is not None or not prepared:
         lm_data.prepare(data_dir, source=source, log=log)

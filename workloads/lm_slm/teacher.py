@@ -53,7 +53,7 @@ from typing import Any, Dict, Optional, Union
 
 import numpy as np
 
-from harness import spec
+from harness.errors import DataNotPreparedError, UserInputError
 from workloads.lm import workload as lm
 
 FORMAT_VERSION = 1
@@ -182,8 +182,8 @@ def save(out_dir: PathLike, weights: Dict[str, np.ndarray], meta: Dict[str, Any]
     return meta
 
 
-def _not_prepared(message: str, data_dir: PathLike) -> spec.DataNotPreparedError:
-    return spec.DataNotPreparedError(
+def _not_prepared(message: str, data_dir: PathLike) -> DataNotPreparedError:
+    return DataNotPreparedError(
         f'{message} Run `{PREPARE_COMMAND} --data-dir {Path(data_dir).expanduser()}` to train '
         'the teachers (it prepares the lm data first if needed).'
     )
@@ -264,7 +264,7 @@ def check_compatible(
             f'{trained_on.get("train_sha256")}, now {current["train_sha256"]})'
         )
     if problems:
-        raise spec.UserInputError(
+        raise UserInputError(
             f'The lm_slm teacher in {where} does not fit the student: '
             + '; '.join(problems)
             + f'. Run `{PREPARE_COMMAND} --data-dir {Path(data_dir).expanduser()}` to train '
@@ -283,7 +283,7 @@ def check_weights(config: lm.LmConfig, weights: Dict[str, np.ndarray]) -> None:
         if name in weights and tuple(weights[name].shape) != tuple(shape)
     ]
     if problems:
-        raise spec.DataNotPreparedError(
+        raise DataNotPreparedError(
             'The lm_slm teacher checkpoint does not match its recorded config: '
             + '; '.join(problems)
             + f'. Run `{PREPARE_COMMAND}` to train it again.'

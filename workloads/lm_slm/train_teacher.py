@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, Optional
 import numpy as np
 
 from harness import spec
+from harness.errors import DataNotPreparedError, UserInputError
 from workloads.lm import data as lm_data
 from workloads.lm import workload as lm
 from workloads.lm_slm import teacher as teacher_lib
@@ -183,11 +184,11 @@ def train_teacher(
 ) -> Dict[str, Any]:
     """Train teacher ``name`` of ``size`` on the prepared lm data; save it; return its meta."""
     if name not in teacher_lib.TEACHERS:
-        raise spec.UserInputError(
+        raise UserInputError(
             f'Unknown lm_slm teacher {name!r}; known: {", ".join(teacher_lib.TEACHERS)}.'
         )
     if size not in teacher_lib.RECIPES:
-        raise spec.UserInputError(
+        raise UserInputError(
             f'Unknown lm_slm size {size!r}; known: {", ".join(teacher_lib.RECIPES)}.'
         )
     framework = framework or default_framework()
@@ -265,7 +266,7 @@ def is_current(data_dir: str, size: str, name: str, steps: Optional[int] = None)
     try:
         meta = teacher_lib.load_meta(data_dir, size, name)
         lm_meta = lm_data.load_meta(data_dir)
-    except spec.DataNotPreparedError:
+    except DataNotPreparedError:
         return False
     config = teacher_lib.teacher_config(
         student_config(size, lm_meta), teacher_lib.TEACHERS[name].scale

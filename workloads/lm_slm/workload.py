@@ -39,6 +39,7 @@ from collections.abc import Mapping
 from typing import Any, Dict, Optional
 
 from harness import spec
+from harness.errors import DataNotPreparedError, UserInputError
 from workloads.lm import data as lm_data
 from workloads.lm import workload as lm
 from workloads.lm_slm import teacher as teacher_lib
@@ -57,7 +58,7 @@ def check_size_variant(size: Optional[str], variant: Optional[str]) -> None:
             '(or none for the half-size teacher)'
         )
     if problems:
-        raise spec.UserInputError(f"Workload 'lm_slm': {'; '.join(problems)}.")
+        raise UserInputError(f"Workload 'lm_slm': {'; '.join(problems)}.")
 
 
 class FixedConfig:
@@ -152,7 +153,7 @@ class LmSlmMixin:
     def _load_teacher_checkpoint(self) -> None:
         """Read and verify the checkpoint; hand it to the framework (init_model_fn calls this)."""
         if self._teacher_meta is None:
-            raise spec.DataNotPreparedError(
+            raise DataNotPreparedError(
                 'lm_slm: call check_data(data_dir) before init_model_fn, so the workload '
                 f'finds its teacher (prepared by `{teacher_lib.PREPARE_COMMAND}`).'
             )
@@ -191,7 +192,7 @@ class LmSlmMixin:
         """(log-probabilities, token ids), each (B, T, k), of the teacher's k likeliest tokens."""
         vocab = self.config.vocab_size
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= vocab:
-            raise spec.UserInputError(
+            raise UserInputError(
                 f'teacher_topk: k = {k!r} is invalid: it must be an integer from 1 to the '
                 f'vocabulary size ({vocab}). Lower the top-k hyperparameter.'
             )

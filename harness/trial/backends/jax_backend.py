@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Any, List, Tuple
+from typing import Any, List, Optional, Tuple
 
 import jax
 import numpy as np
 
+from harness import errors
+from harness.errors import UserInputError
 from harness.trial.backends.single_process import SingleProcess
-
 
 _COMPILES = [0]
 _BACKEND_COMPILE_EVENT = '/jax/core/compile/backend_compile_duration'
@@ -29,6 +30,23 @@ def _is_array(x) -> bool:
 
 class JaxBackend(SingleProcess):
     name = 'jax'
+
+    def processes_for(self, devices: Optional[int], global_batch_size: Optional[int]) -> int:
+        """One process, data parallel over every device JAX sees (a mesh).
+
+        Refuses, before anything is written, a device count JAX does not see and a
+        global batch that does not split evenly over the devices.
+        """
+        n_devices = jax.device_count()
+        if devices is not None and devices != n_devices:
+            raise UserInputError(
+                f'devices: {devices} asked for, but JAX sees {n_devices} device(s) and trains '
+                'data parallel over all of them. Leave devices unset, or choose the devices JAX '
+                'sees (CUDA_VISIBLE_DEVICES; on the CPU '
+                f'XLA_FLAGS=--xla_force_host_platform_device_count={devices}).')
+        if global_batch_size is not None:
+            errors.check_batch_divides(global_batch_size, n_devices)
+        return 1
 
     def initial_rng(self, seed: int):
         # A raw uint32[2] key: AlgoPerf v0.6 submissions expect jax.random.PRNGKey.

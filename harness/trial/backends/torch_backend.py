@@ -8,7 +8,7 @@ device is ``cuda:LOCAL_RANK`` and the collectives of ``agree_max`` /
 from __future__ import annotations
 
 import copy
-from typing import Any, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 import torch
@@ -29,6 +29,17 @@ class TorchBackend(SingleProcess):
         self.device = torch_ddp.local_device()
 
     # ---- several processes (DDP); the SingleProcess answers otherwise ------------
+
+    def processes_for(self, devices: Optional[int], global_batch_size: Optional[int]) -> int:
+        """DDP processes for a trial: every visible GPU, or ``devices`` (gloo on a CPU).
+
+        Refuses, before anything is written, more GPUs than visible and a global
+        batch that does not split evenly over the processes.
+        """
+        world = torch_ddp.world_size_for(devices)
+        if global_batch_size is not None:
+            torch_ddp.check_batch_divides(global_batch_size, world)
+        return world
 
     @property
     def world_size(self) -> int:

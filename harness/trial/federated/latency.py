@@ -36,7 +36,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import numpy as np
 
-from harness.spec import UserInputError
+from harness.errors import UserInputError
 
 MAX_LATENCY_S = 1e7  # ~116 days: anything slower is a typo (ms for s?)
 MAX_SIGMA = 5.0

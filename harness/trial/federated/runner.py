@@ -20,7 +20,7 @@ last evaluation at the budget), at ``max_steps`` server updates, on
 ``TrainingCompleteError``, on a non-finite validation loss (``diverged``) or
 on an exception from submission code (``failed``, traceback kept).
 
-A checkpoint (``checkpoint/state.pkl``) is written after every evaluation
+A checkpoint (``harness.trial.checkpoint``, two generations) is written after every evaluation
 and every ``checkpoint_every_s`` wall seconds, between two events; it holds
 the whole simulation (clock, event heap, in-flight clients and their computed
 updates, server state), so a resumed trial produces the same events and
@@ -30,30 +30,26 @@ metrics as an uninterrupted one.
 from __future__ import annotations
 
 import math
-import pickle
-import socket
 import time
-import traceback
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Dict, Optional
 
-from harness import hardware, registry, results, spec
-from harness.trial.federated import latency as latency_lib
-from harness.trial.federated.training import ModelBackend, SubmissionError, call_submission
-from harness.trial.federated.simulator import EVAL, Simulator
+from harness import hardware, registry, results, spec, spec_federated
+from harness.errors import SubmissionError, UserInputError, call_submission
+from harness.paths import resolve_data_dir
+from harness.prepare import ensure_prepared
 from harness.submission.federated import (
     SubmissionView,
     check_round_config,
     load_federated_submission,
     round_config_dict,
 )
-from harness.paths import resolve_data_dir
-from harness.prepare import ensure_prepared
 from harness.submission.search_space import as_hyperparameters
+from harness.trial import checkpoint
 from harness.trial.config import TrialConfig
+from harness.trial.federated import latency as latency_lib
+from harness.trial.federated.simulator import EVAL, Simulator
+from harness.trial.federated.training import ModelBackend
 
-CHECKPOINT_FILE = 'state.pkl'
 CHECKPOINT_FORMAT = 1
 
 
@@ -71,14 +67,14 @@ class _Trial:
             config.workload, config.size, config.variant, config.framework
         )
         if self.info.kind != 'federated':
-            raise spec.UserInputError(
+            raise UserInputError(
                 f'Workload {config.workload!r} is {self.info.kind}, not federated: run it with '
                 'harness.trial.run.run_trial.'
             )
         # Budgets are simulated seconds, the same on every machine: the shipped
         # ones apply unless the configuration overrides them (no calibration).
         override = getattr(config, 'budget_override', None)
-        self.workload: spec.FederatedWorkload = registry.make_workload(
+        self.workload: spec_federated.FederatedWorkload = registry.make_workload(
             config.workload,
             config.framework,
             config.size,
@@ -99,7 +95,7 @@ class _Trial:
         )
         self.groups = self.latency.groups()
         self.budget_s = self.workload.max_allowed_runtime_sec * config.budget_factor
-        self.round_config: Optional[spec.RoundConfig] = None
+        self.round_config: Optional[spec_federated.RoundConfig] = None
         self.backend: Optional[ModelBackend] = None
         self.sim: Optional[Simulator] = None
         # Accumulated over resumes (restored from the checkpoint).
@@ -118,10 +114,10 @@ class _Trial:
         config = self.config
         try:
             self.module = load_federated_submission(self.submission_path, config.framework)
-        except spec.UserInputError:
+        except UserInputError:
             raise
         except Exception as e:  # the submission's module raised while importing
-            raise SubmissionError('import', traceback.format_exc()) from e
+            raise SubmissionError('import', e) from e
         round_config = call_submission(
             'get_round_config', self.module.get_round_config, config.workload, self.hyperparameters
         )
@@ -148,85 +144,55 @@ class _Trial:
     def fail_early(self, error: SubmissionError) -> Dict[str, Any]:
         """The submission raised before the simulation started."""
         results.atomic_write_text(self.dir / results.ERROR_FILE, error.traceback_text)
-        result = {
-            'status': 'failed',
-            'time_to_target_s': None,
-            'steps_to_target': None,
-            'examples_to_target': None,
-            'final_step': 0,
-            'submission_time_s': 0.0,
-            'error': error.traceback_text,
-            'clock': 'simulated',
-        }
-        results.atomic_write_json(self.dir / results.RESULT_JSON, result)
-        return results.read_json(self.dir / results.RESULT_JSON)
+        result = results.TrialResult.failed(str(error), clock='simulated')
+        results.write_result(self.dir, result)
+        return result.to_json()
 
     # ---- files ------------------------------------------------------------------
 
-    def target(self) -> Dict[str, Any]:
+    def target(self) -> results.Target:
         w = self.workload
-        return {
-            'metric': f'validation/{w.target_metric_name}',
-            'value': w.validation_target_value,
-            'mode': w.target_mode,
-        }
+        return results.Target(metric=f'validation/{w.target_metric_name}',
+                              value=float(w.validation_target_value), mode=w.target_mode)
 
-    def trial_yaml(self) -> Dict[str, Any]:
-        out = dict(self.config.identity())
-        out.update(
-            {
-                'kind': 'federated',
-                'clock': 'simulated',
-                'experiment': self.config.experiment,
-                'target': self.target(),
-                'budget_s': self.budget_s,
-                'eval_period_s': self.workload.eval_period_time_sec,
-                'max_steps': self.config.max_steps,
-                'stop_at_target': self.config.stop_at_target,
+    def identity(self) -> results.TrialIdentity:
+        return results.TrialIdentity(
+            **self.config.identity(), target=self.target(), kind='federated', clock='simulated',
+            experiment=self.config.experiment, submission_path=str(self.submission_path),
+            max_steps=self.config.max_steps, stop_at_target=self.config.stop_at_target,
+            budget_factor=self.config.budget_factor,
+            budget={'max_allowed_runtime_sec': self.workload.max_allowed_runtime_sec,
+                    'eval_period_time_sec': self.workload.eval_period_time_sec,
+                    'budget_s': self.budget_s},
+            extra={
                 'round_config': (
                     round_config_dict(self.round_config) if self.round_config else None
                 ),
                 'latency': self.latency_cfg,
                 'num_clients': self.workload.num_clients,
                 'client_groups': {k: int(v.sum()) for k, v in self.groups.items()},
-            }
+            },
         )
-        return out
 
     def write_header(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        existing = results.read_yaml(self.dir / results.TRIAL_YAML)
+        existing = results.read_identity_mapping(self.dir)
         identity = self.config.identity()
         if existing is not None and any(existing.get(k) != v for k, v in identity.items()):
-            raise spec.UserInputError(
-                f'{self.dir} holds a different trial (trial.yaml differs in '
+            raise UserInputError(
+                f'{self.dir} holds a different trial (its identity differs in '
                 f'{sorted(k for k, v in identity.items() if existing.get(k) != v)}); use '
                 'another --experiment or --results-dir.'
             )
-        results.atomic_write_yaml(self.dir / results.TRIAL_YAML, self.trial_yaml())
-        if not (self.dir / results.META_JSON).exists():
-            fp = hardware.fingerprint()
-            results.atomic_write_json(
-                self.dir / results.META_JSON,
-                {
-                    'hardware': fp,
-                    'hardware_class': hardware.hardware_class(fp),
-                    'git_commit': hardware.git_commit(),
-                    'host': socket.gethostname(),
-                    'start_time': datetime.now(timezone.utc).isoformat(),
-                    'clock': 'simulated',
-                    'kind': 'federated',
-                },
-            )
+        results.write_identity(self.dir, self.identity())
+        if results.read_meta(self.dir) is None:
+            results.write_meta(self.dir, hardware.trial_meta(clock='simulated', extra={'kind': 'federated'}))
 
     def log(self, line: str) -> None:
         with open(self.dir / results.LOG_FILE, 'a', encoding='utf-8') as f:
             f.write(line + '\n')
 
     # ---- checkpoints ---------------------------------------------------------------
-
-    def checkpoint_path(self) -> Path:
-        return self.dir / results.CHECKPOINT_DIR / CHECKPOINT_FILE
 
     def save_checkpoint(self, wall_start: float) -> None:
         state = {
@@ -240,18 +206,16 @@ class _Trial:
             'preemptions': self.preemptions,
             'first_reach': self.first_reach,
         }
-        results.atomic_write_bytes(self.checkpoint_path(), pickle.dumps(state, protocol=4))
+        checkpoint.save(self.dir, self.config.framework, state)
 
     def load_checkpoint(self) -> bool:
-        path = self.checkpoint_path()
-        if not path.exists():
+        state = checkpoint.load(self.dir, self.config.framework, warn=self.log)
+        if state is None:
             return False
-        with open(path, 'rb') as f:
-            state = pickle.load(f)
         if state.get('format') != CHECKPOINT_FORMAT or state['identity'] != self.config.identity():
-            raise spec.UserInputError(
-                f'The checkpoint {path} belongs to another trial or '
-                'TimeTrial version: delete it to start the trial afresh.'
+            raise UserInputError(
+                f'The checkpoint in {checkpoint.checkpoint_path(self.dir).parent} belongs to '
+                'another trial or TimeTrial version: delete it to start the trial afresh.'
             )
         self.sim.load_state_dict(state['sim'])
         self.backend.load_state_dict(state['backend'])
@@ -261,7 +225,7 @@ class _Trial:
         self.preemptions = state['preemptions'] + 1
         self.first_reach = state['first_reach']
         # Evaluations after the checkpoint are redone; drop their earlier copies.
-        results.truncate_evals(self.dir / results.EVALS_JSONL, self.evals_written)
+        results.truncate_evals(self.dir, self.evals_written)
         return True
 
     # ---- evaluation ----------------------------------------------------------------------
@@ -272,19 +236,18 @@ class _Trial:
         self.eval_time_s += time.perf_counter() - start
         metrics.update(self.backend.take_window())
         metrics.update({f'federated/{k}': v for k, v in self.sim.counts.items()})
-        row = {
-            'step': self.backend.version,
-            'submission_time_s': time_s,
-            'wall_time_s': self.wall_time_s + (time.perf_counter() - wall_start),
-            'eval_time_s': self.eval_time_s,
-            'examples_seen': self.backend.examples_delivered,
-            'compute_time_s': self.backend.compute_time_s,
-            **metrics,
-        }
-        results.append_jsonl(self.dir / results.EVALS_JSONL, row)
+        record = results.EvalRecord(
+            step=self.backend.version,
+            submission_time_s=time_s,
+            wall_time_s=self.wall_time_s + (time.perf_counter() - wall_start),
+            eval_time_s=self.eval_time_s,
+            examples_seen=self.backend.examples_delivered,
+            metrics=metrics,
+            extra={'compute_time_s': self.backend.compute_time_s},
+        )
+        results.append_eval(self.dir, record)
         self.evals_written += 1
-        target = self.target()
-        value = metrics.get(target['metric'])
+        value = metrics.get(self.target().metric)
         if (
             self.first_reach is None
             and value is not None
@@ -293,19 +256,19 @@ class _Trial:
         ):
             self.first_reach = {
                 'time_s': time_s,
-                'step': row['step'],
-                'examples': row['examples_seen'],
+                'step': record.step,
+                'examples': record.examples_seen,
             }
         groups = ''.join(
             f' val_accuracy_{g}:{metrics.get(f"validation/accuracy_{g}", float("nan")):.4f}'
             for g in self.groups
         )
         self.log(
-            f'step:{row["step"]} sim_time:{time_s:.0f}s '
+            f'step:{record.step} sim_time:{time_s:.0f}s '
             f'val_accuracy:{metrics.get("validation/accuracy", float("nan")):.4f}{groups} '
             f'val_loss:{metrics.get("validation/loss", float("nan")):.4f} '
             f'compute_time:{self.backend.compute_time_s:.1f}s '
-            f'wall_time:{row["wall_time_s"]:.1f}s'
+            f'wall_time:{record.wall_time_s:.1f}s'
         )
         return metrics
 
@@ -348,9 +311,9 @@ class _Trial:
         except spec.TrainingCompleteError:
             status = self._final(self.sim.clock_s, 'training_complete', wall_start)
         except SubmissionError as e:
-            status, error = 'failed', e.traceback_text
-            results.atomic_write_text(self.dir / results.ERROR_FILE, error)
-            self.log(f'failed: {e.function} raised; see {results.ERROR_FILE}')
+            status, error = 'failed', str(e)
+            results.atomic_write_text(self.dir / results.ERROR_FILE, e.traceback_text)
+            self.log(f'failed: {e.phase} raised; see {results.ERROR_FILE}')
         self.wall_time_s += time.perf_counter() - wall_start
         return self.write_result(status, error)
 
@@ -364,11 +327,11 @@ class _Trial:
 
     def _final(self, time_s: float, status: str, wall_start: float) -> str:
         """A last evaluation at ``time_s`` unless one just happened there."""
-        rows = results.read_jsonl(self.dir / results.EVALS_JSONL)
+        rows = results.read_evals(self.dir)
         if (
             not rows
-            or rows[-1]['step'] != self.backend.version
-            or rows[-1]['submission_time_s'] != time_s
+            or rows[-1].step != self.backend.version
+            or rows[-1].submission_time_s != time_s
         ):
             metrics = self.evaluate(time_s, wall_start)
             after = self._status_after_eval(metrics)
@@ -380,23 +343,27 @@ class _Trial:
 
     def write_result(self, status: str, error: Optional[str]) -> Dict[str, Any]:
         reach = self.first_reach or {}
-        result = {
-            'status': status,
-            'time_to_target_s': reach.get('time_s'),
-            'steps_to_target': reach.get('step'),
-            'examples_to_target': reach.get('examples'),
-            'final_step': self.backend.version,
-            'submission_time_s': self.sim.clock_s,
-            'error': error,
-            'clock': 'simulated',
-            'wall_time_s': self.wall_time_s,
-            'eval_time_s': self.eval_time_s,
-            'compute_time_s': self.backend.compute_time_s,
-            'preemptions': self.preemptions,
-            'federated': {'event_digest': self.sim.digest, **self.sim.counts},
-        }
-        results.atomic_write_json(self.dir / results.RESULT_JSON, result)
-        return results.read_json(self.dir / results.RESULT_JSON)
+        result = results.TrialResult(
+            status=status,
+            time_to_target_s=reach.get('time_s'),
+            steps_to_target=reach.get('step'),
+            examples_to_target=reach.get('examples'),
+            final_step=self.backend.version,
+            submission_time_s=self.sim.clock_s,
+            error=error,
+            clock='simulated',
+            wall_time_s=self.wall_time_s,
+            eval_time_s=self.eval_time_s,
+            preemptions=self.preemptions,
+            budget_s=self.budget_s,
+            num_evals=self.evals_written,
+            extra={
+                'compute_time_s': self.backend.compute_time_s,
+                'federated': {'event_digest': self.sim.digest, **self.sim.counts},
+            },
+        )
+        results.write_result(self.dir, result)
+        return result.to_json()
 
 
 def run_federated_trial(config: TrialConfig) -> Dict[str, Any]:
@@ -410,6 +377,8 @@ def run_federated_trial(config: TrialConfig) -> Dict[str, Any]:
     finished = results.read_json(config.trial_dir() / results.RESULT_JSON)
     if finished is not None:
         return finished
+    # An unreadable checkpoint is refused here, before anything is written.
+    checkpoint.verify(config.trial_dir())
     trial = _Trial(config)
     try:
         trial.load_submission()

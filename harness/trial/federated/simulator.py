@@ -5,7 +5,7 @@ clock; nothing here trains a model. What the events mean for the model goes
 through ``Hooks``: ``compute`` (run ``client_update`` for dispatched clients),
 ``server_update`` (apply arrived reports), ``release`` (a dispatch's update
 will never be used). The semantics of ``mode='sync'`` and ``mode='async'``
-are those documented on ``harness.spec.RoundConfig``.
+are those documented on ``harness.spec_federated.RoundConfig``.
 
 Choices made here:
 - Latencies are drawn when a client is dispatched (a pure function of the
@@ -44,7 +44,7 @@ from typing import Dict, List, Optional, Protocol, Set, Tuple
 
 import numpy as np
 
-from harness import spec
+from harness import spec_federated
 from harness.trial.federated.latency import ClientLatency
 
 # Event kinds, also the tie-break order at equal times.
@@ -99,7 +99,7 @@ class Simulator:
 
     def __init__(
         self,
-        config: spec.RoundConfig,
+        config: spec_federated.RoundConfig,
         latency: ClientLatency,
         num_clients: int,
         seed: int,
@@ -109,7 +109,7 @@ class Simulator:
         self.config, self.latency, self.hooks = config, latency, hooks
         self.num_clients, self.seed = num_clients, int(seed)
         self.eval_period_s = eval_period_s
-        self.sync = config.mode == spec.SYNC_MODE
+        self.sync = config.mode == spec_federated.SYNC_MODE
         # State (everything below is saved by state_dict).
         self.clock_s = 0.0
         self.version = 0

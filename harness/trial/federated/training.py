@@ -19,32 +19,15 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-import traceback
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
-from harness import spec
+from harness import spec_federated
+from harness.errors import SubmissionError, call_submission
 from harness.trial.federated.simulator import Arrival, Dispatch
 
 _CLIENT_RNG_TAG, _SERVER_RNG_TAG, _INIT_RNG_TAG = 11, 13, 17
-
-
-class SubmissionError(Exception):
-    """An exception from submission code; ``traceback_text`` is kept for the trial."""
-
-    def __init__(self, function: str, traceback_text: str):
-        super().__init__(f'{function} raised an exception')
-        self.function, self.traceback_text = function, traceback_text
-
-
-def call_submission(name: str, fn, *args, **kwargs):
-    try:
-        return fn(*args, **kwargs)
-    except spec.TrainingCompleteError:
-        raise
-    except Exception as e:  # anything from user code ends the trial as failed
-        raise SubmissionError(name, traceback.format_exc()) from e
 
 
 def cohort_size(n: int, usual: int) -> int:
@@ -53,10 +36,10 @@ def cohort_size(n: int, usual: int) -> int:
     return max(1, -(-n // usual)) * usual
 
 
-def usual_cohort(config: spec.RoundConfig) -> int:
+def usual_cohort(config: spec_federated.RoundConfig) -> int:
     """The cohort the simulator computes most often: a round's used reports
     (sync, drop), a round's dispatches (sync, deliver), a buffer (async)."""
-    if config.mode == spec.ASYNC_MODE:
+    if config.mode == spec_federated.ASYNC_MODE:
         return max(1, config.buffer_size)
     if config.late_updates == 'drop':
         return config.clients_per_round
@@ -70,17 +53,17 @@ def derived_seed(*keys: int) -> int:
 class ModelBackend:
     def __init__(
         self,
-        workload: spec.FederatedWorkload,
+        workload: spec_federated.FederatedWorkload,
         view,
         module,
         hyperparameters,
-        round_config: spec.RoundConfig,
+        round_config: spec_federated.RoundConfig,
         seed: int,
     ):
         self.workload, self.view, self.module = workload, view, module
         self.hyperparameters, self.round_config, self.seed = hyperparameters, round_config, seed
         self.usual_cohort = usual_cohort(round_config)
-        self.server_state: spec.ServerState = None
+        self.server_state: spec_federated.ServerState = None
         self.version = 0
         # version -> (params, client_extras) that dispatches downloaded and that
         # are not all computed yet (the current version is always kept).
@@ -152,11 +135,9 @@ class ModelBackend:
             self.hyperparameters,
             rng,
         )
-        if not isinstance(result, spec.ClientUpdates):
-            raise SubmissionError(
-                'client_update',
-                f'client_update returned {type(result).__name__}, not harness.spec.ClientUpdates',
-            )
+        if not isinstance(result, spec_federated.ClientUpdates):
+            raise SubmissionError('client_update', TypeError(
+                f'client_update returned {type(result).__name__}, not harness.spec_federated.ClientUpdates'))
         self.workload.synchronize(result.deltas)
         self.compute_time_s += time.perf_counter() - start
         deltas = self.workload.tree_unstack(result.deltas, n)
@@ -176,7 +157,7 @@ class ModelBackend:
         cfg = self.round_config
         num_examples = self.workload.client_num_examples
         names = sorted({k for i in ids for k in self.client_metrics[i]})
-        updates = spec.ArrivedUpdates(
+        updates = spec_federated.ArrivedUpdates(
             deltas=self.workload.tree_stack([self.deltas.pop(i) for i in ids]),
             num_examples=np.array([num_examples[a.dispatch.client] for a in arrivals]),
             examples_processed=np.full(len(ids), cfg.local_steps * cfg.client_batch_size),
@@ -248,7 +229,7 @@ class ModelBackend:
         state = self.server_state
         return {
             'server_state': {
-                f.name: to_np(getattr(state, f.name)) for f in dataclasses.fields(spec.ServerState)
+                f.name: to_np(getattr(state, f.name)) for f in dataclasses.fields(spec_federated.ServerState)
             },
             'deltas': {i: to_np(d) for i, d in self.deltas.items()},
             # Older versions uncomputed dispatches downloaded (the current one is the state).
@@ -266,7 +247,7 @@ class ModelBackend:
 
     def load_state_dict(self, saved: Dict[str, Any]) -> None:
         from_np = self.workload.tree_from_numpy
-        self.server_state = spec.ServerState(
+        self.server_state = spec_federated.ServerState(
             **{k: from_np(v) if v is not None else None for k, v in saved['server_state'].items()}
         )
         self.deltas = {i: from_np(d) for i, d in saved['deltas'].items()}
@@ -283,11 +264,9 @@ class ModelBackend:
 
     @staticmethod
     def _check_state(state, function: str) -> None:
-        if not isinstance(state, spec.ServerState):
-            raise SubmissionError(
-                function,
-                f'{function} returned {type(state).__name__}, not harness.spec.ServerState',
-            )
+        if not isinstance(state, spec_federated.ServerState):
+            raise SubmissionError(function, TypeError(
+                f'{function} returned {type(state).__name__}, not harness.spec_federated.ServerState'))
 
 
 def _fresh_window() -> Dict[str, float]:
