@@ -17,6 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ('harness', 'workloads', 'submissions', 'scoring')
 #: Split a module before it grows past this (STYLE: "split before ~500 lines").
 MAX_MODULE_LINES = 550
+#: The founding brief's documents: not in the repository, so nothing may cite them.
+#: (Spelled in pieces so that this file does not cite them either.)
+OUTSIDE_DOCUMENTS = ('DESIGN' + '.md', 'RESEARCH' + '.md', '..' + '/shared')
 
 
 def _modules() -> Dict[str, Path]:
@@ -168,6 +171,6 @@ def test_no_file_cites_documents_outside_the_repository():
         if path.suffix not in ('.py', '.md', '.yaml') or not path.is_file():
             continue
         text = path.read_text(encoding='utf-8')
-        if 'DESIGN.md' in text or 'RESEARCH.md' in text or '../shared' in text:
+        if any(name in text for name in OUTSIDE_DOCUMENTS):
             cited.append(str(path.relative_to(ROOT)))
     assert cited == []

@@ -1,4 +1,4 @@
-"""The timed training loop of one trial, following DESIGN.md's timing rules.
+"""The timed training loop of one trial, under the timing rules of docs/architecture.md.
 
 The clock is the submission's own time on the device. Before every clock read
 the device is synchronized (``backend.sync``: ``block_until_ready`` /

@@ -1,4 +1,4 @@
-"""The runner's time accounting, checked exactly with a fake clock (DESIGN.md timing rules)."""
+"""The runner's time accounting, checked exactly with a fake clock (docs/architecture.md, "Timing rules")."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""AlgoPerf's definitions on hand-computed fixtures (DESIGN.md, "Scoring").
+"""AlgoPerf's definitions on hand-computed fixtures (docs/architecture.md, "Scoring").
 
 With r_max = 4 an entrant's share of a workload is (4 - r) / 3 for r in [1, 4]
 and B_s is the mean of the shares over the scored workloads.
