@@ -252,6 +252,38 @@ class TrialResult(_Record):
                    **fields)
 
 
+@dataclasses.dataclass
+class NoiseFloor(_Record):
+    """One measured noise floor: K repeats of one configuration (``timetrial noise``).
+
+    ``seeds='same'`` repeats one seed (machine noise alone: timing jitter, and
+    nondeterminism in the kernels); ``'different'`` draws K seeds (data order and
+    initialization too). Coefficients of variation are sample standard deviation
+    over mean of the time (and steps) to target of the repeats that reached it.
+    """
+
+    hardware_class: str
+    workload: str
+    size: str
+    variant: Optional[str]
+    framework: str
+    submission: str
+    seeds: str                       # 'same' | 'different'
+    k: int                           # repeats run
+    n_reached: int                   # repeats that reached the target
+    time_to_target_cv: Optional[float]
+    steps_to_target_cv: Optional[float]
+    times_to_target_s: List[Optional[float]] = dataclasses.field(default_factory=list)
+    steps_to_target: List[Optional[int]] = dataclasses.field(default_factory=list)
+    measured_at: Optional[str] = None   # ISO 8601, UTC
+    command: Optional[str] = None       # what reproduces it
+    extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def key(self) -> tuple:
+        return (self.hardware_class, self.workload, self.size, self.variant, self.framework,
+                self.submission, self.seeds)
+
+
 # ---- writing ------------------------------------------------------------------------------
 
 def _json_default(obj):
@@ -334,6 +366,11 @@ def write_evals(trial_dir: Path, records: List[EvalRecord]) -> None:
 
 def write_result(trial_dir: Path, result: TrialResult) -> None:
     atomic_write_json(Path(trial_dir) / RESULT_JSON, result)
+
+
+def write_noise_floors(path: Path, floors: List[NoiseFloor]) -> None:
+    """A noise-floor file: ``{"noise_floors": [...]}``, one entry per configuration."""
+    atomic_write_json(path, {'noise_floors': [f.to_json() for f in floors]})
 
 
 def truncate_evals(trial_dir: Path, keep: int) -> None:
@@ -444,6 +481,16 @@ def read_meta(trial_dir: Path) -> Optional[TrialMeta]:
 
 def read_evals(trial_dir: Path) -> List[EvalRecord]:
     return [EvalRecord.from_json(row) for row in read_jsonl(Path(trial_dir) / EVALS_JSONL)]
+
+
+def read_noise_floors(path: Path) -> List[NoiseFloor]:
+    """The entries of a noise-floor file ([] if it does not exist)."""
+    data = read_json(path)
+    if data is None:
+        return []
+    if not isinstance(data, dict) or not isinstance(data.get('noise_floors'), list):
+        raise ValueError(f'{path}: expected {{"noise_floors": [...]}}')
+    return [NoiseFloor.from_json(entry) for entry in data['noise_floors']]
 
 
 def read_result(trial_dir: Path) -> Optional[TrialResult]:

@@ -16,30 +16,21 @@ for that hardware class only.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 import yaml
 
-from harness import results
+from harness import paths, results
 from harness.errors import UserInputError
 from harness.spec import Budget
 
-TARGETS_ENV = 'TIMETRIAL_TARGETS_DIR'
 FIELDS = ('validation_target_value', 'max_allowed_runtime_sec', 'eval_period_time_sec',
           'step_hint', 'test_target_value')
 
 
-def targets_dir() -> Path:
-    if os.environ.get(TARGETS_ENV):
-        return Path(os.environ[TARGETS_ENV]).expanduser()
-    config = os.environ.get('XDG_CONFIG_HOME') or os.path.join(os.path.expanduser('~'), '.config')
-    return Path(config) / 'timetrial' / 'targets'
-
-
 def targets_file(hardware_class: str) -> Path:
-    return targets_dir() / f'{hardware_class}.yaml'
+    return paths.targets_dir() / f'{hardware_class}.yaml'
 
 
 def _read(path: Path) -> Dict[str, Any]:
