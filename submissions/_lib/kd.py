@@ -20,8 +20,8 @@ averaged over valid tokens (the batch's ``weights`` mask when present). The
 student is read at temperature 1 -- its own next-token distribution, the one
 evaluated -- and only the teacher's is tempered; no τ² factor (that factor
 balances tempered student gradients, which we do not have). Both are our
-choices where the paper is silent (unconfirmed), and
-τ = 1 with no truncation gives SALT's stated loss exactly.
+choices where the paper is silent, and τ = 1 with no truncation gives SALT's
+stated loss exactly.
 Gradient in z: softmax(z) − (1 − ω)·onehot(y) − ω·p_T.
 
 Schedule of ω over steps t (0-based), n = ``kd_fraction`` × step_hint, W =
@@ -112,9 +112,7 @@ class KdSettings:
 _KD_RULES = {
     **hparam_checks.ADAM,
     'optimizer': one_of(OPTIMIZERS, 'the base optimizer: the adamw or nadamw baseline'),
-    'kd_weight': number(
-        0, 1, symbol='ω', hint='0: plain next-token loss, 1: teacher only'
-    ),
+    'kd_weight': number(0, 1, symbol='ω', hint='0: plain next-token loss, 1: teacher only'),
     'kd_temperature': number(0, low_open=True, symbol='τ'),
     'kd_top_k': integer(
         0,
