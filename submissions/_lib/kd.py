@@ -1,7 +1,9 @@
 r"""Knowledge distillation from a small teacher LM (SALT, arXiv:2410.18779), framework-free.
 
-The math, written once; ``kd_jax`` and ``kd_torch`` implement it natively and
-the numpy references below are what the tests hold them to.
+The math, written once (see docs/methods.md, section SALT); ``kd_jax`` and
+``kd_torch`` implement it natively and the numpy references below are what the
+tests hold them to. Here too: the hyperparameter checks, the settings of a
+trial, and what both frameworks ask of the teacher.
 
 Loss per token (z: the student's logits at one position, y: the true next
 token, ω: ``kd_weight``, τ: ``kd_temperature``)::
@@ -18,8 +20,8 @@ averaged over valid tokens (the batch's ``weights`` mask when present). The
 student is read at temperature 1 -- its own next-token distribution, the one
 evaluated -- and only the teacher's is tempered; no τ² factor (that factor
 balances tempered student gradients, which we do not have). Both are our
-choices where the paper is silent (RESEARCH.md marks them unconfirmed), and
-τ = 1 with no truncation gives SALT's stated loss exactly.
+choices where the paper is silent, and τ = 1 with no truncation gives SALT's
+stated loss exactly.
 Gradient in z: softmax(z) − (1 − ω)·onehot(y) − ω·p_T.
 
 Schedule of ω over steps t (0-based), n = ``kd_fraction`` × step_hint, W =
@@ -40,21 +42,30 @@ such token scores NaN and ranks lowest. Rank the pool by score (ascending, ties
 by position) and keep ``batch`` sequences evenly spaced in rank over the
 percentile band [``ds_low_percentile``, ``ds_high_percentile``) of the pool.
 The band must hold at least a batch: (high − low)/100 × pool factor >= 1.
+
+Underneath, in every mode, is a base optimizer, the hyperparameter
+``optimizer``: ``adamw`` (the default) or ``nadamw``, built exactly as the
+adamw / nadamw baselines build theirs (``jax_common.adam_tx``,
+``torch_common.adam_optimizer``), with their warmup + cosine schedule and
+gradient clipping, so that distillation is the only difference.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
 from harness.errors import UserInputError
+from submissions._lib import common, hparam_checks
+from submissions._lib.hparam_checks import integer, number, one_of
 
 MODES = ('salt', 'salt_ds', 'kd_only')
 TRANSITIONS = ('step', 'linear_decay')
-OPTIMIZERS = ('adamw', 'nadamw')
+#: The base optimizer, hyperparameter ``optimizer``: the adamw or nadamw baseline's, exactly.
+OPTIMIZERS = common.BASE_OPTIMIZERS
 
 DEFAULTS: Dict[str, Any] = {
     'kd_weight': 0.5,
@@ -69,6 +80,11 @@ DEFAULTS: Dict[str, Any] = {
     'ds_low_percentile': 50.0,
     'ds_high_percentile': 100.0,
 }
+
+#: Keys that SALT_DS adds to a selected batch: the teacher's output for the KD loss.
+TOPK_VALUES, TOPK_INDICES = 'teacher_topk_values', 'teacher_topk_indices'
+LOGITS = 'teacher_logits'
+TEACHER_KEYS = (TOPK_VALUES, TOPK_INDICES, LOGITS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,90 +108,72 @@ class KdSettings:
 
 # ---- hyperparameter checks ------------------------------------------------------------------
 
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _integer(value: Any) -> bool:
-    return _number(value) and float(value).is_integer()
-
-
-def _get(hparams: Dict[str, Any], name: str) -> Any:
-    return hparams.get(name, DEFAULTS[name])
-
-
-def validate_hyperparameters(hparams: Dict[str, Any], mode: str) -> List[str]:
-    """Every problem with the distillation hyperparameters of ``mode``, as messages."""
-    problems = []
-    weight = _get(hparams, 'kd_weight')
-    if not _number(weight) or not 0.0 <= weight <= 1.0:
-        problems.append(
-            f'kd_weight = {weight!r} is invalid: ω must lie in [0, 1] '
-            '(0: plain next-token loss, 1: teacher only).'
-        )
-    temperature = _get(hparams, 'kd_temperature')
-    if not _number(temperature) or temperature <= 0:
-        problems.append(f'kd_temperature = {temperature!r} is invalid: τ must be > 0.')
-    top_k = _get(hparams, 'kd_top_k')
-    if not _integer(top_k) or top_k < 0:
-        problems.append(
-            f'kd_top_k = {top_k!r} is invalid: an integer >= 0 (0 = the whole '
-            'distribution; k <= the vocabulary size); in a search space give it as '
-            'feasible_points, since a range samples fractions.'
-        )
-    optimizer = _get(hparams, 'optimizer')
-    if optimizer not in OPTIMIZERS:
-        problems.append(f'optimizer = {optimizer!r} is invalid: one of {", ".join(OPTIMIZERS)}.')
-    if mode in ('salt', 'salt_ds'):
-        fraction = _get(hparams, 'kd_fraction')
-        if not _number(fraction) or not 0.0 <= fraction <= 1.0:
-            problems.append(
-                f'kd_fraction = {fraction!r} is invalid: n_KD as a fraction of '
-                'step_hint must lie in [0, 1].'
-            )
-        transition = _get(hparams, 'kd_transition')
-        if transition not in TRANSITIONS:
-            problems.append(
-                f'kd_transition = {transition!r} is invalid: one of {", ".join(TRANSITIONS)}.'
-            )
-        window = _get(hparams, 'kd_transition_fraction')
-        if not _number(window) or not 0.0 <= window <= 1.0:
-            problems.append(
-                f'kd_transition_fraction = {window!r} is invalid: the decay window '
-                'as a fraction of step_hint must lie in [0, 1].'
-            )
-    if mode == 'salt_ds':
-        problems += _selection_problems(hparams)
-    return problems
+#: Every mode: the base optimizer's rules, the loss's and the choice of base optimizer.
+_KD_RULES = {
+    **hparam_checks.ADAM,
+    'optimizer': one_of(OPTIMIZERS, 'the base optimizer: the adamw or nadamw baseline'),
+    'kd_weight': number(0, 1, symbol='ω', hint='0: plain next-token loss, 1: teacher only'),
+    'kd_temperature': number(0, low_open=True, symbol='τ'),
+    'kd_top_k': integer(
+        0,
+        '0 = the whole distribution; k <= the vocabulary size; in a search space give it as '
+        'feasible_points, since a range samples fractions',
+    ),
+}
+#: SALT's stage switch.
+_SWITCH_RULES = {
+    'kd_fraction': number(0, 1, hint='n_KD as a fraction of step_hint'),
+    'kd_transition': one_of(TRANSITIONS),
+    'kd_transition_fraction': number(0, 1, hint='the decay window as a fraction of step_hint'),
+}
+#: SALT_DS's selection.
+_SELECTION_RULES = {
+    'ds_pool_factor': integer(1, 'candidates drawn per selected sequence'),
+    'ds_top_k': integer(1, 'the paper uses 10'),
+    'ds_low_percentile': number(0, 100, hint='a percentile'),
+    'ds_high_percentile': number(0, 100, hint='a percentile'),
+}
+RULES = {
+    'kd_only': _KD_RULES,
+    'salt': {**_KD_RULES, **_SWITCH_RULES},
+    'salt_ds': {**_KD_RULES, **_SWITCH_RULES, **_SELECTION_RULES},
+}
 
 
-def _selection_problems(hparams: Dict[str, Any]) -> List[str]:
-    problems = []
-    factor = _get(hparams, 'ds_pool_factor')
-    if not _integer(factor) or factor < 1:
-        problems.append(
-            f'ds_pool_factor = {factor!r} is invalid: an integer >= 1 (candidates '
-            'drawn per selected sequence).'
-        )
-    select_k = _get(hparams, 'ds_top_k')
-    if not _integer(select_k) or select_k < 1:
-        problems.append(f'ds_top_k = {select_k!r} is invalid: an integer >= 1 (the paper uses 10).')
-    low, high = _get(hparams, 'ds_low_percentile'), _get(hparams, 'ds_high_percentile')
-    band_ok = True
-    for name, value in (('ds_low_percentile', low), ('ds_high_percentile', high)):
-        if not _number(value) or not 0.0 <= value <= 100.0:
-            problems.append(f'{name} = {value!r} is invalid: a percentile in [0, 100].')
-            band_ok = False
-    if band_ok and low >= high:
-        problems.append(f'ds_low_percentile ({low}) must be below ds_high_percentile ({high}).')
-    elif band_ok and _integer(factor) and factor >= 1 and (high - low) / 100.0 * factor < 1.0:
-        problems.append(
+def _band_problems(values: Mapping[str, Any]) -> List[str]:
+    """The selection band [low, high) must be a band and hold at least one batch.
+
+    Over a search space, the narrowest band it allows is checked (largest low,
+    smallest high, smallest pool); values that break their own rule are
+    reported by it and skipped here.
+    """
+
+    def valid(name, rule):
+        points = hparam_checks.candidates(values.get(name, DEFAULTS[name]))
+        return [v for v in points if rule.accepts(v)]
+
+    lows = valid('ds_low_percentile', _SELECTION_RULES['ds_low_percentile'])
+    highs = valid('ds_high_percentile', _SELECTION_RULES['ds_high_percentile'])
+    factors = valid('ds_pool_factor', _SELECTION_RULES['ds_pool_factor'])
+    if not lows or not highs:
+        return []
+    low, high = max(lows), min(highs)
+    if low >= high:
+        return [f'ds_low_percentile ({low}) must be below ds_high_percentile ({high}).']
+    if factors and (high - low) / 100.0 * min(factors) < 1.0:
+        factor = min(factors)
+        return [
             f'the band [{low}, {high}) of a pool of {factor} x batch holds '
             f'{(high - low) / 100.0 * factor:.2f} x batch sequences, less than one batch: '
             'widen the band or raise ds_pool_factor.'
-        )
-    return problems
+        ]
+    return []
+
+
+def validate_hyperparameters(hparams: Mapping[str, Any], mode: str) -> List[str]:
+    """Every problem with the hyperparameters of distillation ``mode``, as messages."""
+    cross_checks = (_band_problems,) if mode == 'salt_ds' else ()
+    return hparam_checks.problems(RULES[mode], hparams, cross_checks)
 
 
 def settings_from(hparams: Any, step_hint: int, mode: str) -> KdSettings:
@@ -183,15 +181,10 @@ def settings_from(hparams: Any, step_hint: int, mode: str) -> KdSettings:
     if mode not in MODES:
         raise ValueError(f'unknown distillation mode {mode!r}; known: {", ".join(MODES)}')
     values = hparams._asdict() if hasattr(hparams, '_asdict') else dict(hparams or {})
-    problems = validate_hyperparameters(values, mode)
-    if problems:
-        raise UserInputError(
-            f'Invalid {mode} hyperparameters ({len(problems)} problem(s)):\n  - '
-            + '\n  - '.join(problems)
-        )
+    hparam_checks.raise_if_any(mode, validate_hyperparameters(values, mode))
 
     def get(name):
-        return _get(values, name)
+        return values.get(name, DEFAULTS[name])
 
     kd_steps = None if mode == 'kd_only' else int(round(get('kd_fraction') * step_hint))
     selection = {}
@@ -231,6 +224,60 @@ def check_top_k(settings: KdSettings, vocab_size: Optional[int]) -> None:
         raise UserInputError(
             '; '.join(problems) + ': lower it (kd_top_k = 0 uses the whole distribution).'
         )
+
+
+# ---- the teacher ----------------------------------------------------------------------------
+
+
+def check_teacher(workload, mode: str) -> None:
+    """UserInputError unless the workload has a teacher to distill from."""
+    try:
+        workload.teacher_logits  # noqa: B018 — probing the view
+    except AttributeError:
+        raise UserInputError(
+            f'{mode} distills from a teacher, but workload {workload.name!r} has none: run it '
+            "on 'lm_slm' (the lm workload with a teacher)."
+        ) from None
+
+
+def vocab_size(workload, embedding: Tuple[str, ...]) -> Optional[int]:
+    """The student's vocabulary: rows of the parameter at path ``embedding`` in
+    ``workload.param_shapes`` (None if the model has no such parameter)."""
+    try:
+        shape = workload.param_shapes
+        for key in embedding:
+            shape = shape[key]
+        return int(shape.shape_tuple[0])
+    except (KeyError, TypeError, AttributeError):
+        return None
+
+
+def trial_settings(
+    workload, hyperparameters: Any, mode: str, embedding: Tuple[str, ...]
+) -> KdSettings:
+    """The settings of a trial, checked against its workload (UserInputError if bad)."""
+    settings = settings_from(hyperparameters, workload.step_hint, mode)
+    check_teacher(workload, mode)
+    check_top_k(settings, vocab_size(workload, embedding))
+    return settings
+
+
+def teacher_targets(workload, batch: Dict[str, Any], settings: KdSettings):
+    """What the loss needs of the teacher for ``batch``: (logits, None) or (top-k
+    log-probabilities, token ids); from the batch when SALT_DS put them there, else
+    from a call of the teacher (on the clock)."""
+    if settings.top_k and TOPK_VALUES in batch:
+        return batch[TOPK_VALUES], batch[TOPK_INDICES]
+    if not settings.top_k and LOGITS in batch:
+        return batch[LOGITS], None
+    if settings.top_k:
+        return workload.teacher_topk(batch, settings.top_k)
+    return workload.teacher_logits(batch), None
+
+
+def student_batch(batch: Dict[str, Any]) -> Dict[str, Any]:
+    """``batch`` without the teacher's outputs that SALT_DS added."""
+    return {k: v for k, v in batch.items() if k not in TEACHER_KEYS}
 
 
 # ---- the schedule ---------------------------------------------------------------------------

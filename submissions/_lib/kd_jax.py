@@ -10,8 +10,12 @@ The teacher runs outside the jitted train step (each call is timed by the
 workload) and its output enters the step as an argument; the step is jitted
 once per teacher form (none, full logits, top-k), and ω and τ are traced
 numbers, so a decaying ω never recompiles; SALT's switch to plain steps after
-n_KD compiles the plain step once (the harness logs it as a recompile). Underneath is AdamW or NAdamW
-(``optimizer``) with the baselines' warmup + cosine schedule and gradient clipping.
+n_KD compiles the plain step once (the harness logs it as a recompile).
+Underneath is the base optimizer ``optimizer``, AdamW or NAdamW
+(``jax_common.adam_tx``), with the baselines' warmup + cosine schedule and
+gradient clipping.
+
+Same functions, same order as ``kd_torch``.
 """
 
 from __future__ import annotations
@@ -25,13 +29,10 @@ import numpy as np
 import optax
 
 from harness import spec
-from harness.errors import UserInputError
-from submissions._lib import jax_common, kd
+from submissions._lib import common, jax_common, kd
 
-#: Keys that SALT_DS adds to a selected batch: the teacher's output for the KD loss.
-TOPK_VALUES, TOPK_INDICES = 'teacher_topk_values', 'teacher_topk_indices'
-LOGITS = 'teacher_logits'
-TEACHER_KEYS = (TOPK_VALUES, TOPK_INDICES, LOGITS)
+#: Where the student's embedding table is in the flax parameters (its rows: the vocabulary).
+EMBEDDING = ('embed', 'embedding')
 
 Teacher = Optional[Tuple[jax.Array, Optional[jax.Array]]]
 
@@ -60,48 +61,7 @@ def token_losses(
     return (1.0 - kd_weight) * label_ce + kd_weight * teacher_ce, label_ce, teacher_ce
 
 
-def teacher_targets(workload, batch: Dict[str, Any], settings: kd.KdSettings) -> Teacher:
-    """What the loss needs of the teacher for ``batch`` (calls it: on the clock)."""
-    if settings.top_k and TOPK_VALUES in batch:
-        return batch[TOPK_VALUES], batch[TOPK_INDICES]
-    if not settings.top_k and LOGITS in batch:
-        return batch[LOGITS], None
-    if settings.top_k:
-        return workload.teacher_topk(batch, settings.top_k)
-    return workload.teacher_logits(batch), None
-
-
 # ---- optimizer and train step ---------------------------------------------------------------
-
-
-def build_tx(hyperparameters, learning_rate, optimizer: str) -> optax.GradientTransformation:
-    """The adamw / nadamw baselines' optimizers exactly, so KD is the only difference."""
-    make = optax.nadamw if optimizer == 'nadamw' else optax.adamw
-    return make(
-        learning_rate=learning_rate,
-        b1=1.0 - hyperparameters.one_minus_beta1,
-        b2=hyperparameters.beta2,
-        eps=1e-8,
-        weight_decay=hyperparameters.weight_decay,
-    )
-
-
-def vocab_size(workload) -> Optional[int]:
-    """The student's vocabulary from its embedding's shape (None if the model has none)."""
-    try:
-        return int(workload.param_shapes['embed']['embedding'].shape_tuple[0])
-    except (KeyError, TypeError, AttributeError):
-        return None
-
-
-def check_teacher(workload, mode: str) -> None:
-    try:
-        workload.teacher_logits  # noqa: B018 — probing the view
-    except AttributeError:
-        raise UserInputError(
-            f'{mode} distills from a teacher, but workload {workload.name!r} has none: run it '
-            "on 'lm_slm' (the lm workload with a teacher)."
-        ) from None
 
 
 def make_init_optimizer_state(mode: str):
@@ -113,13 +73,11 @@ def make_init_optimizer_state(mode: str):
         rng: spec.RandomState,
     ) -> spec.OptimizerState:
         del model_state, rng
-        settings = kd.settings_from(hyperparameters, workload.step_hint, mode)
-        check_teacher(workload, mode)
-        kd.check_top_k(settings, vocab_size(workload))
-        tx = build_tx(
+        settings = kd.trial_settings(workload, hyperparameters, mode, EMBEDDING)
+        tx = jax_common.adam_tx(
             hyperparameters, jax_common.lr_schedule(workload, hyperparameters), settings.optimizer
         )
-        return tx.init(model_params), tx.update, settings
+        return jax_common.placed(tx.init(model_params)), tx.update, settings
 
     return init_optimizer_state
 
@@ -166,10 +124,7 @@ def _train_step(
     (loss, (new_model_state, label_ce, teacher_ce)), grads = jax.value_and_grad(
         loss_fn, has_aux=True
     )(params)
-    grad_norm = optax.tree.norm(grads)
-    if grad_clip is not None:
-        scale = jnp.minimum(1.0, grad_clip / (grad_norm + 1e-6))
-        grads = jax.tree.map(lambda g: g * scale, grads)
+    grads, grad_norm = jax_common.clip_grads(grads, grad_clip)
     updates, new_optimizer_state = update_fn(grads, optimizer_state, params)
     return (
         new_optimizer_state,
@@ -199,21 +154,20 @@ def update_params(
     del current_params_types, loss_type, eval_results, train_state
     opt_state, update_fn, settings = optimizer_state
     kd_weight = kd.kd_weight_at(global_step, settings)
-    teacher = teacher_targets(workload, batch, settings) if kd_weight > 0.0 else None
-    student_batch = {k: v for k, v in batch.items() if k not in TEACHER_KEYS}
+    teacher = kd.teacher_targets(workload, batch, settings) if kd_weight > 0.0 else None
     new_opt_state, new_params, new_model_state, loss, grad_norm, label_ce, teacher_ce = _train_step(
         workload,
         update_fn,
         model_state,
         opt_state,
         current_param_container,
-        student_batch,
+        kd.student_batch(batch),
         teacher,
         kd_weight,
         settings.temperature,
         rng,
-        jax_common.hparam(hyperparameters, 'grad_clip', None),
-        float(jax_common.hparam(hyperparameters, 'dropout_rate', 0.0)),
+        common.grad_clip(hyperparameters),
+        float(common.dropout_rate(hyperparameters)),
     )
     if workload.metrics_logger is not None:
         metrics = {
@@ -293,12 +247,8 @@ def data_selection(
     )
     batch = {key: jnp.take(value, keep, axis=0) for key, value in pool.items()}
     if settings.top_k:
-        batch[TOPK_VALUES] = jnp.take(values[..., : settings.top_k], keep, axis=0)
-        batch[TOPK_INDICES] = jnp.take(indices[..., : settings.top_k], keep, axis=0)
+        batch[kd.TOPK_VALUES] = jnp.take(values[..., : settings.top_k], keep, axis=0)
+        batch[kd.TOPK_INDICES] = jnp.take(indices[..., : settings.top_k], keep, axis=0)
     else:
-        batch[LOGITS] = jnp.take(logits, keep, axis=0)
+        batch[kd.LOGITS] = jnp.take(logits, keep, axis=0)
     return batch
-
-
-prepare_for_eval = jax_common.prepare_for_eval
-get_batch_size = jax_common.get_batch_size

@@ -6,11 +6,14 @@ A submission is a mode and three lines::
     update_params = kd_torch.update_params
     data_selection = kd_torch.data_selection
 
-Same functions, same order as ``kd_jax``. The teacher's output carries no
-gradient (the workload runs it under ``no_grad``). Underneath is AdamW or
-NAdamW (``optimizer``) with the baselines' warmup + cosine schedule and
-gradient clipping; under DDP the loss and its normalizer are all-reduced as in
-``torch_common``.
+The teacher's output carries no gradient (the workload runs it under
+``no_grad``). Underneath is the base optimizer ``optimizer``, AdamW or NAdamW
+(``torch_common.adam_optimizer``), with the baselines' warmup + cosine schedule
+and gradient clipping; under DDP the loss and its normalizer are all-reduced as
+in ``torch_common``.
+
+Same functions, same order as ``kd_jax`` (the train step is ``update_params``'
+body here, and the teacher's top-k for scoring a plain ``torch.topk``).
 """
 
 from __future__ import annotations
@@ -20,14 +23,10 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 import torch
 
 from harness import spec
-from harness.errors import UserInputError
-from submissions._lib import kd, torch_common
-from submissions._lib.schedules import warmup_cosine_factor
-from submissions._lib.torch_nadamw import NAdamW
+from submissions._lib import common, kd, torch_common
 
-TOPK_VALUES, TOPK_INDICES = 'teacher_topk_values', 'teacher_topk_indices'
-LOGITS = 'teacher_logits'
-TEACHER_KEYS = (TOPK_VALUES, TOPK_INDICES, LOGITS)
+#: Where the student's embedding table is in the module's parameters (its rows: the vocabulary).
+EMBEDDING = ('embed.weight',)
 
 Teacher = Optional[Tuple[torch.Tensor, Optional[torch.Tensor]]]
 
@@ -52,48 +51,7 @@ def token_losses(
     return (1.0 - kd_weight) * label_ce + kd_weight * teacher_ce, label_ce, teacher_ce
 
 
-def teacher_targets(workload, batch: Dict[str, Any], settings: kd.KdSettings) -> Teacher:
-    """What the loss needs of the teacher for ``batch`` (calls it: on the clock)."""
-    if settings.top_k and TOPK_VALUES in batch:
-        return batch[TOPK_VALUES], batch[TOPK_INDICES]
-    if not settings.top_k and LOGITS in batch:
-        return batch[LOGITS], None
-    if settings.top_k:
-        return workload.teacher_topk(batch, settings.top_k)
-    return workload.teacher_logits(batch), None
-
-
 # ---- optimizer and train step ---------------------------------------------------------------
-
-
-def build_optimizer(model, hyperparameters, optimizer: str) -> torch.optim.Optimizer:
-    """The adamw / nadamw baselines' optimizers exactly, so KD is the only difference."""
-    cls = NAdamW if optimizer == 'nadamw' else torch.optim.AdamW
-    return cls(
-        model.parameters(),
-        lr=hyperparameters.learning_rate,
-        betas=(1.0 - hyperparameters.one_minus_beta1, hyperparameters.beta2),
-        eps=1e-8,
-        weight_decay=hyperparameters.weight_decay,
-    )
-
-
-def vocab_size(workload) -> Optional[int]:
-    """The student's vocabulary from its embedding's shape (None if the model has none)."""
-    try:
-        return int(workload.param_shapes['embed.weight'].shape_tuple[0])
-    except (KeyError, TypeError, AttributeError):
-        return None
-
-
-def check_teacher(workload, mode: str) -> None:
-    try:
-        workload.teacher_logits  # noqa: B018 — probing the view
-    except AttributeError:
-        raise UserInputError(
-            f'{mode} distills from a teacher, but workload {workload.name!r} has none: run it '
-            "on 'lm_slm' (the lm workload with a teacher)."
-        ) from None
 
 
 def make_init_optimizer_state(mode: str):
@@ -105,16 +63,13 @@ def make_init_optimizer_state(mode: str):
         rng: spec.RandomState,
     ) -> spec.OptimizerState:
         del model_state, rng
-        settings = kd.settings_from(hyperparameters, workload.step_hint, mode)
-        check_teacher(workload, mode)
-        kd.check_top_k(settings, vocab_size(workload))
-        optimizer = build_optimizer(model_params, hyperparameters, settings.optimizer)
-        step_hint = workload.step_hint
-        warmup_factor = torch_common.hparam(hyperparameters, 'warmup_factor', 0.05)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: warmup_cosine_factor(step, step_hint, warmup_factor)
-        )
-        return {'optimizer': optimizer, 'scheduler': scheduler, 'settings': settings}
+        settings = kd.trial_settings(workload, hyperparameters, mode, EMBEDDING)
+        optimizer = torch_common.adam_optimizer(model_params, hyperparameters, settings.optimizer)
+        return {
+            'optimizer': optimizer,
+            'scheduler': torch_common.lr_scheduler(optimizer, workload, hyperparameters),
+            'settings': settings,
+        }
 
     return init_optimizer_state
 
@@ -137,17 +92,17 @@ def update_params(
     model = current_param_container
     settings = optimizer_state['settings']
     kd_weight = kd.kd_weight_at(global_step, settings)
-    teacher = teacher_targets(workload, batch, settings) if kd_weight > 0.0 else None
+    teacher = kd.teacher_targets(workload, batch, settings) if kd_weight > 0.0 else None
     optimizer = optimizer_state['optimizer']
     optimizer.zero_grad(set_to_none=True)
     logits, new_model_state = workload.model_fn(
         params=model,
-        augmented_and_preprocessed_input_batch=batch,
+        augmented_and_preprocessed_input_batch=kd.student_batch(batch),
         model_state=model_state,
         mode=spec.ForwardPassMode.TRAIN,
         rng=rng,
         update_batch_norm=True,
-        dropout_rate=torch_common.hparam(hyperparameters, 'dropout_rate', 0.0),
+        dropout_rate=common.dropout_rate(hyperparameters),
     )
     mixed, label_ce, teacher_ce = token_losses(
         logits, batch['targets'], teacher, kd_weight, settings.temperature
@@ -156,10 +111,7 @@ def update_params(
     mask = torch.ones_like(mixed) if mask is None else mask.to(mixed.dtype)
     loss, reported = torch_common.global_mean_loss((mixed * mask).sum(), mask.sum())
     loss.backward()
-    grad_clip = torch_common.hparam(hyperparameters, 'grad_clip', None)
-    grad_norm = torch.nn.utils.clip_grad_norm_(
-        model.parameters(), max_norm=float('inf') if grad_clip is None else grad_clip
-    )
+    grad_norm = torch_common.clip_grads(model, common.grad_clip(hyperparameters))
     optimizer.step()
     optimizer_state['scheduler'].step()
     if workload.metrics_logger is not None:
@@ -246,12 +198,8 @@ def data_selection(
     keep = keep.to(pool['inputs'].device)
     batch = {key: value.index_select(0, keep) for key, value in pool.items()}
     if settings.top_k:
-        batch[TOPK_VALUES] = values[..., : settings.top_k].index_select(0, keep)
-        batch[TOPK_INDICES] = indices[..., : settings.top_k].index_select(0, keep)
+        batch[kd.TOPK_VALUES] = values[..., : settings.top_k].index_select(0, keep)
+        batch[kd.TOPK_INDICES] = indices[..., : settings.top_k].index_select(0, keep)
     else:
-        batch[LOGITS] = logits.index_select(0, keep)
+        batch[kd.LOGITS] = logits.index_select(0, keep)
     return batch
-
-
-prepare_for_eval = torch_common.prepare_for_eval
-get_batch_size = torch_common.get_batch_size

@@ -1,18 +1,24 @@
-"""AdamW (decoupled weight decay) with linear warmup + cosine decay to step_hint, on torch.optim."""
+"""AdamW (decoupled weight decay), linear warmup + cosine decay to step_hint; torch.optim.
 
-import torch
+See docs/methods.md, section AdamW, NAdamW, Nesterov, momentum. The optimizer
+is ``torch_common.adam_optimizer(..., 'adamw')``, the base optimizer SALT can
+also stand on.
+"""
 
-from submissions._lib import torch_common as common
+from submissions._lib import common, torch_common
+from submissions._lib.hparam_checks import validate_hparams
 
 
 def build_optimizer(model, hyperparameters):
-    return torch.optim.AdamW(model.parameters(), lr=hyperparameters.learning_rate,
-                             betas=(1.0 - hyperparameters.one_minus_beta1, hyperparameters.beta2),
-                             eps=1e-8, weight_decay=hyperparameters.weight_decay)
+    return torch_common.adam_optimizer(model, hyperparameters, 'adamw')
 
 
-init_optimizer_state = common.make_init_optimizer_state(build_optimizer)
-update_params = common.update_params
+def validate_hyperparameters(hparams):
+    return validate_hparams('adamw', hparams)
+
+
+init_optimizer_state = torch_common.make_init_optimizer_state(build_optimizer)
+update_params = torch_common.update_params
 prepare_for_eval = common.prepare_for_eval
 data_selection = common.data_selection
 get_batch_size = common.get_batch_size

@@ -9,23 +9,32 @@ negative pseudo-gradient and applies, per coordinate,
 with m_0 = 0 and v_0 = tau^2 and no bias correction, as in Reddi et al.'s
 Algorithm 2 (tau, the adaptivity, plays Adam's epsilon).
 
-The framework-neutral half, shared by both twins; rounds and checks are FedAvg's.
+See docs/methods.md, section Federated baselines. The framework-neutral half,
+shared by both twins; rounds, local training and checks are FedAvg's
+(``submissions/_lib/federated*.py``), plus the server Adam's own.
 """
 
-from submissions.fedavg import common as fedavg
+from submissions._lib import federated
+from submissions._lib.hparam_checks import BETA, POSITIVE
 
 DEFAULTS = {
-    **fedavg.DEFAULTS,
+    **federated.SYNC_DEFAULTS,
     'server_learning_rate': 0.01,
     'beta1': 0.9,
     'beta2': 0.99,
     'tau': 1e-3,
 }
+RULES = {**federated.SYNC_RULES, 'beta1': BETA, 'beta2': BETA, 'tau': POSITIVE}
 
 
 def hp(hyperparameters, name):
-    return fedavg.hp(hyperparameters, name, DEFAULTS)
+    return federated.hp(hyperparameters, name, DEFAULTS)
 
 
-validate_hyperparameters = fedavg.validate_hyperparameters
-get_round_config = fedavg.get_round_config
+def validate_hyperparameters(values):
+    return federated.validate(RULES, values)
+
+
+def get_round_config(workload_name, hyperparameters):
+    del workload_name
+    return federated.sync_round_config(hyperparameters, DEFAULTS)

@@ -1,22 +1,21 @@
-"""FedAdam (Reddi et al. 2021) in PyTorch: the rules are in ``common.py``."""
+"""FedAdam (Reddi et al. 2021) in PyTorch: the rules are in ``common.py``; FedAvg's
+local SGD and weighted mean in ``submissions/_lib/federated_torch.py``."""
 
 import torch
 
 from harness import spec_federated
+from submissions._lib import federated_torch as fed
 from submissions.fedadam import common
-from submissions.fedavg import common as fedavg_common
-from submissions.fedavg import pytorch_submission as fedavg
 
-# The framework-neutral half; the harness looks its functions up in this module.
-DEFAULTS = common.DEFAULTS
-hp = common.hp
+# The harness looks these up in this module (the framework-neutral ones are common.py's).
 validate_hyperparameters = common.validate_hyperparameters
 get_round_config = common.get_round_config
+client_update = fed.make_client_update(common.DEFAULTS)
 
 
 def init_server_state(workload, model_params, hyperparameters, rng):
     del workload, rng
-    tau = float(hp(hyperparameters, 'tau'))
+    tau = float(common.hp(hyperparameters, 'tau'))
     opt_state = {
         'm': {k: torch.zeros_like(w) for k, w in model_params.items()},
         'v': {k: torch.full_like(w, tau * tau) for k, w in model_params.items()},
@@ -31,21 +30,16 @@ def adam_step(params, opt_state, delta, lr, beta1, beta2, tau):
     return params, {'m': m, 'v': v}
 
 
-def client_update(workload, server_params, client_extras, client_data, hyperparameters, rng):
-    del client_extras, rng
-    return fedavg.sgd_client_update(workload, server_params, client_data, hyperparameters, DEFAULTS)
-
-
 def server_update(workload, server_state, updates, hyperparameters, server_version, rng):
     del workload, server_version, rng
-    mean_delta = fedavg.mean_delta(updates, fedavg_common.example_fractions(updates.num_examples))
+    mean_delta = fed.example_mean_delta(updates)
     params, opt_state = adam_step(
         server_state.params,
         server_state.opt_state,
         mean_delta,
-        float(hp(hyperparameters, 'server_learning_rate')),
-        float(hp(hyperparameters, 'beta1')),
-        float(hp(hyperparameters, 'beta2')),
-        float(hp(hyperparameters, 'tau')),
+        float(common.hp(hyperparameters, 'server_learning_rate')),
+        float(common.hp(hyperparameters, 'beta1')),
+        float(common.hp(hyperparameters, 'beta2')),
+        float(common.hp(hyperparameters, 'tau')),
     )
     return spec_federated.ServerState(params=params, opt_state=opt_state)

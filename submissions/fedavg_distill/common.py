@@ -22,38 +22,41 @@ from stale models; its exact rules are unconfirmed):
   downloaded server weights, lambda = ``distill_weight``, T =
   ``distill_temperature``. Without a teacher it is FedAvg's local SGD.
 
-The framework-neutral half, shared by both twins: defaults, checks, the round
-configuration, the averaging weights and the teacher's bookkeeping.
+See docs/methods.md, section Federated baselines. The framework-neutral half,
+shared by both twins: defaults, checks, the round configuration (FedAvg's, in
+``submissions/_lib/federated.py``, with late reports delivered) and the
+teacher's bookkeeping.
 """
 
-import dataclasses
-
 from harness import spec_federated
-from submissions.fedavg import common as fedavg
+from submissions._lib import federated
+from submissions._lib.hparam_checks import POSITIVE, integer, number
 
 DEFAULTS = {
-    **fedavg.DEFAULTS,
+    **federated.SYNC_DEFAULTS,
     'distill_weight': 0.5,
     'distill_temperature': 1.0,
     'teacher_max_age': 20,
 }
+RULES = {
+    **federated.SYNC_RULES,
+    'distill_weight': number(0, hint='lambda; 0: plain FedAvg'),
+    'distill_temperature': POSITIVE,
+    'teacher_max_age': integer(0, 'server updates a teacher lasts without new late reports'),
+}
 
 
 def hp(hyperparameters, name):
-    return fedavg.hp(hyperparameters, name, DEFAULTS)
+    return federated.hp(hyperparameters, name, DEFAULTS)
 
 
 def validate_hyperparameters(values):
-    problems = fedavg.validate_hyperparameters(values)
-    problems += fedavg.bound_problems(values, ('distill_weight',), minimum=0, inclusive=True)
-    problems += fedavg.bound_problems(values, ('distill_temperature',), minimum=0,
-                                      inclusive=False)
-    return problems
+    return federated.validate(RULES, values)
 
 
 def get_round_config(workload_name, hyperparameters):
-    config = fedavg.get_round_config(workload_name, hyperparameters)
-    return dataclasses.replace(config, late_updates='deliver')
+    del workload_name
+    return federated.sync_round_config(hyperparameters, DEFAULTS, late_updates='deliver')
 
 
 def no_teacher():
@@ -63,9 +66,6 @@ def no_teacher():
 def init_server_state(workload, model_params, hyperparameters, rng):
     del workload, hyperparameters, rng
     return spec_federated.ServerState(params=model_params, client_extras=no_teacher())
-
-
-example_fractions = fedavg.example_fractions
 
 
 def next_teacher(client_extras, late_delta, hyperparameters):

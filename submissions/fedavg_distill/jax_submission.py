@@ -1,25 +1,23 @@
 """FedAvg whose late reports teach through distillation, in JAX: the rules
-are in ``common.py``."""
-
-import functools
+are in ``common.py``; FedAvg's local SGD and weighted mean in
+``submissions/_lib/federated_jax.py``."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from harness import spec, spec_federated
-from submissions.fedavg import jax_submission as fedavg
+from submissions._lib import federated_jax as fed
 from submissions.fedavg_distill import common
 
-# The framework-neutral half; the harness looks its functions up in this module.
-DEFAULTS = common.DEFAULTS
-hp = common.hp
+# The harness looks these up in this module (the framework-neutral ones are common.py's).
 validate_hyperparameters = common.validate_hyperparameters
 get_round_config = common.get_round_config
 init_server_state = common.init_server_state
 
 
-def distill_loss(workload, params, teacher_params, batch, weight, temperature):
+def distill_loss(workload, params, batch, teacher_params, weight, temperature):
+    """CE + weight * T^2 * KL(teacher || student), the teacher run in EVAL mode."""
     logits, _ = workload.model_fn(params, batch, None, spec.ForwardPassMode.TRAIN, None, False)
     teacher, _ = workload.model_fn(
         teacher_params, batch, None, spec.ForwardPassMode.EVAL, None, False
@@ -34,50 +32,27 @@ def distill_loss(workload, params, teacher_params, batch, weight, temperature):
     return ce + weight * temperature**2 * (kl * mask).sum() / count
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def local_distill_sgd(
-    workload, params, teacher_delta, client_data, learning_rate, max_grad_norm, weight, temperature
-):
-    """FedAvg's local SGD (clipped steps) on the distillation objective."""
-    teacher_params = jax.tree.map(jnp.add, params, teacher_delta)
-
-    def one_client(batches):  # (local_steps, B, T)
-        def step(p, batch):
-            loss, grads = jax.value_and_grad(distill_loss, argnums=1)(
-                workload, p, teacher_params, batch, weight, temperature
-            )
-            lr = learning_rate * fedavg.clip_scale(grads, max_grad_norm)
-            return jax.tree.map(lambda w, g: w - lr * g, p, grads), loss
-
-        final, losses = jax.lax.scan(step, params, batches)
-        return jax.tree.map(jnp.subtract, final, params), losses.mean()
-
-    return jax.vmap(one_client)(client_data)
-
-
 def client_update(workload, server_params, client_extras, client_data, hyperparameters, rng):
+    """FedAvg's local SGD, on the distillation objective while a teacher exists."""
     del rng
     teacher_delta = (client_extras or {}).get('teacher_delta')
-    weight = float(hp(hyperparameters, 'distill_weight'))
+    weight = float(common.hp(hyperparameters, 'distill_weight'))
     if teacher_delta is None or weight == 0.0:
-        return fedavg.sgd_client_update(
-            workload, server_params, client_data, hyperparameters, DEFAULTS
+        return fed.sgd_client_update(
+            workload, server_params, client_data, hyperparameters, common.DEFAULTS
         )
-    deltas, losses = local_distill_sgd(
+    teacher_params = jax.tree.map(jnp.add, server_params, teacher_delta)
+    deltas, losses = fed.local_sgd(
         workload,
+        distill_loss,
         server_params,
-        teacher_delta,
         client_data,
-        *fedavg.client_optimizer(hyperparameters, DEFAULTS),
+        *fed.client_optimizer(hyperparameters, common.DEFAULTS),
+        teacher_params,
         jnp.float32(weight),
-        jnp.float32(hp(hyperparameters, 'distill_temperature')),
+        jnp.float32(common.hp(hyperparameters, 'distill_temperature')),
     )
     return spec_federated.ClientUpdates(deltas=deltas, metrics={'loss': losses})
-
-
-def mean_delta_over(updates, mask):
-    """sum_i n_i Delta_i / sum_i n_i over the reports in ``mask``."""
-    return fedavg.mean_delta(updates, common.example_fractions(updates.num_examples, mask))
 
 
 def server_update(workload, server_state, updates, hyperparameters, server_version, rng):
@@ -85,8 +60,8 @@ def server_update(workload, server_state, updates, hyperparameters, server_versi
     on_time = np.asarray(updates.on_time, dtype=bool)
     params = server_state.params
     if on_time.any():
-        lr = jnp.float32(hp(hyperparameters, 'server_learning_rate'))
-        params = fedavg.add_scaled(params, mean_delta_over(updates, on_time), lr)
-    late_delta = mean_delta_over(updates, ~on_time) if (~on_time).any() else None
+        delta = fed.example_mean_delta(updates, on_time)
+        params = fed.server_step(params, delta, hyperparameters, common.DEFAULTS)
+    late_delta = fed.example_mean_delta(updates, ~on_time) if (~on_time).any() else None
     extras = common.next_teacher(server_state.client_extras, late_delta, hyperparameters)
     return spec_federated.ServerState(params=params, client_extras=extras)

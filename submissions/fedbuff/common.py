@@ -13,58 +13,24 @@ alpha = ``staleness_exponent`` (0.5: FedBuff's 1/sqrt(1 + tau)). As in the
 paper, the sum is divided by K, not by sum_i s(tau_i): stale reports shrink
 the step rather than being renormalized. Local training is FedAvg's SGD.
 
-The framework-neutral half, shared by both twins: defaults, checks, the round
-configuration and the staleness weights (numpy).
+See docs/methods.md, section Federated baselines. The framework-neutral half,
+shared by both twins: defaults, checks and the round configuration (all in
+``submissions/_lib/federated.py``, with the staleness weights).
 """
 
-import numpy as np
+from submissions._lib import federated
 
-from harness import spec_federated
-from submissions.fedavg import common as fedavg
-
-DEFAULTS = {
-    **fedavg.DEFAULTS,
-    'concurrency': 20,
-    'buffer_size': 10,
-    'staleness_exponent': 0.5,
-    'async_slot_timeout_s': 600.0,
-}
-
-
-def hp(hyperparameters, name):
-    return fedavg.hp(hyperparameters, name, DEFAULTS)
+DEFAULTS = federated.ASYNC_DEFAULTS
+RULES = federated.ASYNC_RULES
 
 
 def validate_hyperparameters(values):
-    problems = fedavg.validate_hyperparameters(values)
-    problems += fedavg.positive_int_problems(values, ('concurrency', 'buffer_size'))
-    problems += fedavg.bound_problems(values, ('staleness_exponent',), minimum=0, inclusive=True)
-    return problems
+    return federated.validate(RULES, values)
 
 
 def get_round_config(workload_name, hyperparameters):
     del workload_name
-    return spec_federated.RoundConfig(
-        mode=spec_federated.ASYNC_MODE,
-        local_steps=int(hp(hyperparameters, 'local_steps')),
-        client_batch_size=int(hp(hyperparameters, 'client_batch_size')),
-        concurrency=int(hp(hyperparameters, 'concurrency')),
-        buffer_size=int(hp(hyperparameters, 'buffer_size')),
-        async_slot_timeout_s=float(hp(hyperparameters, 'async_slot_timeout_s')),
-    )
+    return federated.async_round_config(hyperparameters, DEFAULTS)
 
 
-init_server_state = fedavg.init_server_state
-
-
-def staleness_weights(staleness, exponent, count):
-    """s(tau_i) / K for each report: the weights of FedBuff's buffered mean."""
-    s = (1.0 + np.asarray(staleness, dtype=np.float64)) ** -float(exponent)
-    return s / count
-
-
-def buffer_weights(updates, hyperparameters):
-    """FedBuff's weights for one buffer of reports (numpy, one per report)."""
-    return staleness_weights(
-        updates.staleness, hp(hyperparameters, 'staleness_exponent'), len(updates)
-    )
+init_server_state = federated.init_server_state

@@ -10,24 +10,26 @@ staleness-down-weighted updates add. This is the averaging family the
 straggler paper (arXiv:2403.09086, FeAST-on-MSG) builds on; its exact rule is
 unconfirmed, and this is the plain EMA-of-weights baseline.
 
-The framework-neutral half, shared by both twins; rounds are FedBuff's.
+See docs/methods.md, section Federated baselines. The framework-neutral half,
+shared by both twins; rounds, local training and the server step are FedBuff's
+(``submissions/_lib/federated*.py``).
 """
 
-from submissions.fedavg import common as fedavg
-from submissions.fedbuff import common as fedbuff
+from submissions._lib import federated
+from submissions._lib.hparam_checks import BETA
 
-DEFAULTS = {**fedbuff.DEFAULTS, 'ema_decay': 0.95}
+DEFAULTS = {**federated.ASYNC_DEFAULTS, 'ema_decay': 0.95}
+RULES = {**federated.ASYNC_RULES, 'ema_decay': BETA}
 
 
 def hp(hyperparameters, name):
-    return fedavg.hp(hyperparameters, name, DEFAULTS)
+    return federated.hp(hyperparameters, name, DEFAULTS)
 
 
 def validate_hyperparameters(values):
-    problems = fedbuff.validate_hyperparameters(values)
-    if 'ema_decay' in values and not 0.0 <= values['ema_decay'] < 1.0:
-        problems.append(f'ema_decay must be in [0, 1), got {values["ema_decay"]!r}')
-    return problems
+    return federated.validate(RULES, values)
 
 
-get_round_config = fedbuff.get_round_config
+def get_round_config(workload_name, hyperparameters):
+    del workload_name
+    return federated.async_round_config(hyperparameters, DEFAULTS)

@@ -1,18 +1,18 @@
 """FedBuff with an EMA of the server weights for evaluation, in JAX: the rules are
-in ``common.py``."""
+in ``common.py``; FedBuff's local SGD and server step in
+``submissions/_lib/federated_jax.py``."""
 
 import jax
 import jax.numpy as jnp
 
 from harness import spec_federated
-from submissions.fedbuff import jax_submission as fedbuff
+from submissions._lib import federated_jax as fed
 from submissions.fedbuff_ema import common
 
-# The framework-neutral half; the harness looks its functions up in this module.
-hp = common.hp
+# The harness looks these up in this module (the framework-neutral ones are common.py's).
 validate_hyperparameters = common.validate_hyperparameters
 get_round_config = common.get_round_config
-client_update = fedbuff.client_update
+client_update = fed.make_client_update(common.DEFAULTS)
 
 
 def init_server_state(workload, model_params, hyperparameters, rng):
@@ -31,8 +31,8 @@ def ema_step(ema, params, decay):
 
 def server_update(workload, server_state, updates, hyperparameters, server_version, rng):
     del workload, server_version, rng
-    params = fedbuff.buffered_params(server_state, updates, hyperparameters)
+    params = fed.buffered_params(server_state.params, updates, hyperparameters, common.DEFAULTS)
     ema, debiased = ema_step(
-        server_state.opt_state, params, jnp.float32(hp(hyperparameters, 'ema_decay'))
+        server_state.opt_state, params, jnp.float32(common.hp(hyperparameters, 'ema_decay'))
     )
     return spec_federated.ServerState(params=params, opt_state=ema, eval_params=debiased)

@@ -1,28 +1,28 @@
 """LARS (momentum SGD with a per-layer trust ratio), warmup + cosine to step_hint; optax.
 
-Weight decay and the trust ratio apply to parameters with two or more axes;
-vectors (biases, norm scales) take plain momentum SGD at the same rate.
+See docs/methods.md, section LAMB and LARS. Weight decay and the trust ratio
+apply to parameters with two or more axes; vectors (biases, norm scales) take
+plain momentum SGD at the same rate.
 """
 
-from submissions._lib import jax_common as common
-from submissions._lib import optim_jax
+from submissions._lib import common, jax_common, optim_jax
 from submissions._lib.hparam_checks import validate_hparams
 
 
 def build_tx(workload, hyperparameters, learning_rate):
     del workload
-    return optim_jax.lars(learning_rate, beta1=1.0 - hyperparameters.one_minus_beta1,
-                          weight_decay=hyperparameters.weight_decay,
-                          trust_coefficient=hyperparameters.trust_coefficient,
-                          nesterov=common.hparam(hyperparameters, 'nesterov', False))
+    h = hyperparameters
+    return optim_jax.lars(learning_rate, beta1=1.0 - h.one_minus_beta1,
+                          weight_decay=h.weight_decay, trust_coefficient=h.trust_coefficient,
+                          **common.optimizer_options(h, 'lars'))
 
 
 def validate_hyperparameters(hparams):
     return validate_hparams('lars', hparams)
 
 
-init_optimizer_state = common.make_init_optimizer_state(build_tx)
-update_params = common.update_params
+init_optimizer_state = jax_common.make_init_optimizer_state(build_tx)
+update_params = jax_common.update_params
 prepare_for_eval = common.prepare_for_eval
 data_selection = common.data_selection
 get_batch_size = common.get_batch_size

@@ -1,22 +1,25 @@
-"""Heavy-ball momentum SGD (coupled L2 weight decay); warmup + cosine to step_hint; optax."""
+"""Heavy-ball momentum SGD (coupled L2 weight decay); warmup + cosine to step_hint; optax.
 
-from submissions._lib import jax_common as common
-from submissions._lib import optim_jax
+See docs/methods.md, section AdamW, NAdamW, Nesterov, momentum.
+"""
+
+from submissions._lib import common, jax_common, optim_jax
 from submissions._lib.hparam_checks import validate_hparams
 
 
 def build_tx(workload, hyperparameters, learning_rate):
     del workload
-    return optim_jax.momentum(learning_rate, beta1=1.0 - hyperparameters.one_minus_beta1,
-                           weight_decay=hyperparameters.weight_decay)
+    h = hyperparameters
+    return optim_jax.momentum(learning_rate, beta1=1.0 - h.one_minus_beta1,
+                          weight_decay=h.weight_decay)
 
 
 def validate_hyperparameters(hparams):
     return validate_hparams('momentum', hparams)
 
 
-init_optimizer_state = common.make_init_optimizer_state(build_tx)
-update_params = common.update_params
+init_optimizer_state = jax_common.make_init_optimizer_state(build_tx)
+update_params = jax_common.update_params
 prepare_for_eval = common.prepare_for_eval
 data_selection = common.data_selection
 get_batch_size = common.get_batch_size

@@ -1,19 +1,24 @@
-"""NAdamW (Nesterov Adam, decoupled weight decay), warmup + cosine to step_hint, on optax."""
+"""NAdamW (Nesterov Adam, decoupled weight decay), linear warmup + cosine decay to step_hint; optax.
 
-import optax
+See docs/methods.md, section AdamW, NAdamW, Nesterov, momentum. The optimizer
+is ``jax_common.adam_tx(..., 'nadamw')``, the base optimizer SALT can also stand on.
+"""
 
-from submissions._lib import jax_common as common
+from submissions._lib import common, jax_common
+from submissions._lib.hparam_checks import validate_hparams
 
 
 def build_tx(workload, hyperparameters, learning_rate):
     del workload
-    return optax.nadamw(learning_rate=learning_rate, b1=1.0 - hyperparameters.one_minus_beta1,
-                        b2=hyperparameters.beta2, eps=1e-8,
-                        weight_decay=hyperparameters.weight_decay)
+    return jax_common.adam_tx(hyperparameters, learning_rate, 'nadamw')
 
 
-init_optimizer_state = common.make_init_optimizer_state(build_tx)
-update_params = common.update_params
+def validate_hyperparameters(hparams):
+    return validate_hparams('nadamw', hparams)
+
+
+init_optimizer_state = jax_common.make_init_optimizer_state(build_tx)
+update_params = jax_common.update_params
 prepare_for_eval = common.prepare_for_eval
 data_selection = common.data_selection
 get_batch_size = common.get_batch_size

@@ -1,21 +1,26 @@
-"""NAdamW (Nesterov Adam, decoupled weight decay), warmup + cosine to step_hint.
+"""NAdamW (Nesterov Adam, decoupled weight decay), linear warmup + cosine decay to step_hint.
 
-torch.optim.NAdam is Dozat's momentum-decay variant, a different method; this
-uses submissions/_lib/torch_nadamw.py, which matches optax.nadamw.
+See docs/methods.md, section AdamW, NAdamW, Nesterov, momentum.
+torch.optim.NAdam is Dozat's momentum-decay variant, a different method; the
+optimizer is ``torch_common.adam_optimizer(..., 'nadamw')``, which uses
+submissions/_lib/torch_nadamw.py (it matches optax.nadamw) and is the base
+optimizer SALT can also stand on.
 """
 
-from submissions._lib import torch_common as common
-from submissions._lib.torch_nadamw import NAdamW
+from submissions._lib import common, torch_common
+from submissions._lib.hparam_checks import validate_hparams
 
 
 def build_optimizer(model, hyperparameters):
-    return NAdamW(model.parameters(), lr=hyperparameters.learning_rate,
-                  betas=(1.0 - hyperparameters.one_minus_beta1, hyperparameters.beta2),
-                  eps=1e-8, weight_decay=hyperparameters.weight_decay)
+    return torch_common.adam_optimizer(model, hyperparameters, 'nadamw')
 
 
-init_optimizer_state = common.make_init_optimizer_state(build_optimizer)
-update_params = common.update_params
+def validate_hyperparameters(hparams):
+    return validate_hparams('nadamw', hparams)
+
+
+init_optimizer_state = torch_common.make_init_optimizer_state(build_optimizer)
+update_params = torch_common.update_params
 prepare_for_eval = common.prepare_for_eval
 data_selection = common.data_selection
 get_batch_size = common.get_batch_size

@@ -1,10 +1,16 @@
 """SALT: distill from the small teacher for the first n_KD steps, then plain next-token training.
 
-Loss, schedule and selection: submissions/_lib/kd.py. AdamW or NAdamW (`optimizer`)
-with the baselines' warmup + cosine schedule underneath; runs on the lm_slm workload.
+See docs/methods.md, section SALT; loss, schedule and selection:
+submissions/_lib/kd.py. Runs on the lm_slm workload.
+
+Base optimizer: the hyperparameter ``optimizer``, ``adamw`` (the default) or
+``nadamw``, built exactly as the adamw / nadamw baselines build theirs, with
+their warmup + cosine schedule; the search space offers both. kd_only shares
+this search space's ω and τ ranges: the stage switch (``kd_fraction``,
+``kd_transition``) is the only difference.
 """
 
-from submissions._lib import kd, kd_torch
+from submissions._lib import common, kd, kd_torch
 
 #: Workload attributes this submission needs beyond AlgoPerf's API: it runs only
 #: on workloads with a teacher (lm_slm).
@@ -13,9 +19,9 @@ MODE = 'salt'
 
 init_optimizer_state = kd_torch.make_init_optimizer_state(MODE)
 update_params = kd_torch.update_params
-prepare_for_eval = kd_torch.prepare_for_eval
+prepare_for_eval = common.prepare_for_eval
 data_selection = kd_torch.data_selection
-get_batch_size = kd_torch.get_batch_size
+get_batch_size = common.get_batch_size
 
 
 def validate_hyperparameters(hparams: dict) -> list:

@@ -1,10 +1,15 @@
 """SALT_DS: SALT plus teacher-scored data selection during the distillation phase.
 
-Loss, schedule and selection: submissions/_lib/kd.py. AdamW or NAdamW (`optimizer`)
-with the baselines' warmup + cosine schedule underneath; runs on the lm_slm workload.
+See docs/methods.md, section SALT; loss, schedule and selection:
+submissions/_lib/kd.py. Runs on the lm_slm workload.
+
+Base optimizer: the hyperparameter ``optimizer``, ``adamw`` (the default) or
+``nadamw``, built exactly as the adamw / nadamw baselines build theirs, with
+their warmup + cosine schedule; the search space offers both. Its ranges are
+salt's, plus the selection's (``ds_*``).
 """
 
-from submissions._lib import kd, kd_torch
+from submissions._lib import common, kd, kd_torch
 
 #: Workload attributes this submission needs beyond AlgoPerf's API: it runs only
 #: on workloads with a teacher (lm_slm).
@@ -13,9 +18,9 @@ MODE = 'salt_ds'
 
 init_optimizer_state = kd_torch.make_init_optimizer_state(MODE)
 update_params = kd_torch.update_params
-prepare_for_eval = kd_torch.prepare_for_eval
+prepare_for_eval = common.prepare_for_eval
 data_selection = kd_torch.data_selection
-get_batch_size = kd_torch.get_batch_size
+get_batch_size = common.get_batch_size
 
 
 def validate_hyperparameters(hparams: dict) -> list:

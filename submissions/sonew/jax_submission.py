@@ -1,11 +1,11 @@
 """Tridiagonal SONew grafted to Adam's step norm, warmup + cosine to step_hint; our optax code.
 
-The optimizer lives in submissions/_lib/optim_jax/sonew.py (its docstring
-gives the math and every choice).
+See docs/methods.md, section SONew. The optimizer lives in
+submissions/_lib/optim_jax/sonew.py (its docstring gives the math and every
+choice).
 """
 
-from submissions._lib import jax_common as common
-from submissions._lib import optim_jax
+from submissions._lib import common, jax_common, optim_jax
 from submissions._lib.hparam_checks import validate_hparams
 
 
@@ -13,15 +13,15 @@ def build_tx(workload, hyperparameters, learning_rate):
     del workload
     h = hyperparameters
     return optim_jax.sonew(learning_rate, beta1=1.0 - h.one_minus_beta1, beta2=h.beta2,
-                           eps=common.hparam(h, 'eps', 1e-8), weight_decay=h.weight_decay)
+                           weight_decay=h.weight_decay, **common.optimizer_options(h, 'sonew'))
 
 
 def validate_hyperparameters(hparams):
     return validate_hparams('sonew', hparams)
 
 
-init_optimizer_state = common.make_init_optimizer_state(build_tx)
-update_params = common.update_params
+init_optimizer_state = jax_common.make_init_optimizer_state(build_tx)
+update_params = jax_common.update_params
 prepare_for_eval = common.prepare_for_eval
 data_selection = common.data_selection
 get_batch_size = common.get_batch_size

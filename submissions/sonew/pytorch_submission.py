@@ -1,11 +1,10 @@
 """Tridiagonal SONew grafted to Adam's step norm, warmup + cosine to step_hint; our torch code.
 
-The optimizer lives in submissions/_lib/optim_torch/sonew.py (the same math as
-the JAX one).
+See docs/methods.md, section SONew. The optimizer lives in
+submissions/_lib/optim_torch/sonew.py (the same math as the JAX one).
 """
 
-from submissions._lib import optim_torch
-from submissions._lib import torch_common as common
+from submissions._lib import common, optim_torch, torch_common
 from submissions._lib.hparam_checks import validate_hparams
 
 
@@ -13,15 +12,15 @@ def build_optimizer(model, hyperparameters):
     h = hyperparameters
     return optim_torch.SONew(model.parameters(), lr=h.learning_rate,
                              beta1=1.0 - h.one_minus_beta1, beta2=h.beta2,
-                             eps=common.hparam(h, 'eps', 1e-8), weight_decay=h.weight_decay)
+                             weight_decay=h.weight_decay, **common.optimizer_options(h, 'sonew'))
 
 
 def validate_hyperparameters(hparams):
     return validate_hparams('sonew', hparams)
 
 
-init_optimizer_state = common.make_init_optimizer_state(build_optimizer)
-update_params = common.update_params
+init_optimizer_state = torch_common.make_init_optimizer_state(build_optimizer)
+update_params = torch_common.update_params
 prepare_for_eval = common.prepare_for_eval
 data_selection = common.data_selection
 get_batch_size = common.get_batch_size

@@ -12,6 +12,7 @@ import pytest
 from harness import registry, spec_federated
 from harness.errors import UserInputError
 from harness.submission import federated as federated_submission
+from submissions._lib import federated
 
 FRAMEWORKS = ('jax', 'pytorch')
 SUBMISSIONS = ('fedavg', 'fedadam', 'fedbuff', 'fedbuff_ema', 'fedavg_distill')
@@ -94,8 +95,19 @@ def test_fedbuff_staleness_weighting(framework):
     s = [1.0, 0.5, 1.0 / 3.0]
     expected = W0 + 2.0 * sum(si * d for si, d in zip(s, DELTAS)) / 3
     np.testing.assert_allclose(to_np(new.params)['w'], expected, rtol=1e-6)
-    weights = sub.staleness_weights(staleness, 1.0, 3)  # another exponent: (1 + tau)^-1
+    # Another exponent: s(tau) = (1 + tau)^-1.
+    new = sub.server_update(
+        None,
+        state,
+        updates(framework, DELTAS, staleness, [5, 1, 1]),
+        hparams(server_learning_rate=1.0, staleness_exponent=1.0),
+        7,
+        None,
+    )
+    weights = federated.staleness_weights(staleness, 1.0, 3)
     np.testing.assert_allclose(weights, [1 / 3, 1 / 12, 1 / 27])
+    expected = W0 + sum(wi * d for wi, d in zip(weights, DELTAS))
+    np.testing.assert_allclose(to_np(new.params)['w'], expected, rtol=1e-6)
 
 
 @pytest.mark.parametrize('framework', FRAMEWORKS)

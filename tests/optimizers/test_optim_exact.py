@@ -217,7 +217,8 @@ def test_sketchy_with_full_rank_equals_shampoo():
 
 
 def _sketchy_reference(grads, rank, eps):
-    """Frequent Directions per docs/methods.md (Sketchy), one block, matrix gradients; beta1 = 0."""
+    """Frequent Directions (docs/methods.md, section Sketchy), one block, matrix gradients;
+    beta1 = 0."""
     d = grads[0].shape
     sketches = [(np.zeros((n, rank)), np.zeros(rank), 0.0) for n in d]
     out = []
@@ -299,8 +300,8 @@ def _sonew_reference(grads, beta1, beta2, eps):
         hd = beta2 * hd + (1 - beta2) * g**2
         he = beta2 * he + (1 - beta2) * g[:-1] * g[1:]
         m_hat, d, e = m / (1 - beta1**t), hd / (1 - beta2**t), he / (1 - beta2**t)
-        # X written out densely from the recursion in docs/methods.md (SONew) (no c_i <= 0 here); that
-        # this X is the closed form is checked by test_sonew_tridiagonal_closed_form.
+        # X written out densely from the recursion (docs/methods.md, section SONew; no c_i <= 0
+        # here); that this X is the closed form is checked by test_sonew_tridiagonal_closed_form.
         dd = d + eps
         psi = e / dd[1:]
         cc = dd.copy()

@@ -171,15 +171,15 @@ def test_data_selection_keeps_the_planted_band(framework, kd_top_k):
     if kd_top_k:
         _, _, values, indices = planted_pool()
         np.testing.assert_array_equal(
-            np.asarray(batch[lib.TOPK_INDICES])[..., :K], indices[HARDEST_HALF]
+            np.asarray(batch[kd.TOPK_INDICES])[..., :K], indices[HARDEST_HALF]
         )
         np.testing.assert_allclose(
-            np.asarray(batch[lib.TOPK_VALUES])[..., :K], values[HARDEST_HALF]
+            np.asarray(batch[kd.TOPK_VALUES])[..., :K], values[HARDEST_HALF]
         )
     else:
-        assert lib.TOPK_VALUES not in batch
+        assert kd.TOPK_VALUES not in batch
         np.testing.assert_allclose(
-            np.asarray(batch[lib.LOGITS]),
+            np.asarray(batch[kd.LOGITS]),
             np.asarray(workload.teacher_logits({'inputs': np.asarray(batch['inputs'])})),
         )
         workload.calls.pop()

@@ -141,9 +141,10 @@ def test_steps_teacher_time_and_frozen_teacher(submission, framework, slm_data_d
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize('optimizer', ['adamw', 'nadamw'])
 @pytest.mark.parametrize('top_k', [0, 16])
-def test_jax_and_pytorch_take_the_same_first_steps(slm_data_dir, top_k):
-    hparams = {**HPARAMS, 'kd_top_k': top_k, 'kd_fraction': 0.01}
+def test_jax_and_pytorch_take_the_same_first_steps(slm_data_dir, top_k, optimizer):
+    hparams = {**HPARAMS, 'kd_top_k': top_k, 'kd_fraction': 0.01, 'optimizer': optimizer}
     records = {}
     for framework in ('jax', 'pytorch'):
         trainer = Trainer('salt', framework, slm_data_dir, hparams)
@@ -154,11 +155,15 @@ def test_jax_and_pytorch_take_the_same_first_steps(slm_data_dir, top_k):
 
 
 @pytest.mark.integration
-def test_weight_zero_takes_the_adamw_step(slm_data_dir):
-    """ω = 0 reports the same loss as the adamw baseline and never calls the teacher."""
-    salt = Trainer('salt', 'pytorch', slm_data_dir, {**HPARAMS, 'kd_weight': 0.0})
-    adamw = Trainer(
-        'adamw',
+@pytest.mark.parametrize('optimizer', ['adamw', 'nadamw'])
+def test_weight_zero_takes_the_base_optimizers_step(slm_data_dir, optimizer):
+    """ω = 0 reports the same loss as the baseline of the chosen base optimizer and never
+    calls the teacher."""
+    salt = Trainer(
+        'salt', 'pytorch', slm_data_dir, {**HPARAMS, 'kd_weight': 0.0, 'optimizer': optimizer}
+    )
+    baseline = Trainer(
+        optimizer,
         'pytorch',
         slm_data_dir,
         {
@@ -175,7 +180,7 @@ def test_weight_zero_takes_the_adamw_step(slm_data_dir):
         },
     )
     for _ in range(2):
-        a, b = float(salt.train_step()[1]['loss']), float(adamw.train_step()[1]['loss'])
+        a, b = float(salt.train_step()[1]['loss']), float(baseline.train_step()[1]['loss'])
         assert a == pytest.approx(b, rel=1e-5)
     assert salt.workload.teacher_time_s == 0.0
 

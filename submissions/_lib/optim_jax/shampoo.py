@@ -1,7 +1,7 @@
 """Shampoo (Gupta et al. 2018; Anil et al. 2020) as an optax GradientTransformation.
 
 Our own code: ``precondition-opt`` (the only packaged JAX Shampoo) fails on
-JAX 0.10. The math follows ../shared/RESEARCH.md: per block and axis,
+JAX 0.10. The math (see docs/methods.md, section Shampoo): per block and axis,
 L <- beta2 L + (1 - beta2) G_(a) G_(a)^T; the update is G times L_a^(-1/p)
 along every axis a (p = 2 * number of axes, so L^(-1/4) G R^(-1/4) for a
 matrix); inverse roots by eigendecomposition with a relative ridge

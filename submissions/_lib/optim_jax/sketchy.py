@@ -5,7 +5,7 @@ basis U (d x k), the kept spectrum sigma (k) and a scalar ``tail`` (the mass
 the sketch has let go of). State per factor is O(d k), never d x d.
 
 Per step and axis, with G the mode-a unfolding of the block's gradient
-(following ../shared/RESEARCH.md):
+(see docs/methods.md, section Sketchy):
 
     Z = [sqrt(beta2) U diag(sigma), sqrt(1 - beta2) G]     SVD Z = U' S V'^T
     c = s_(k+1) (0 when Z has no (k+1)-th singular value)

@@ -1,7 +1,7 @@
 """Tridiagonal SONew (Devvrit et al. 2023, arXiv:2311.10085) as an optax transformation.
 
-On each parameter's flattened (row-major) vector, following
-../shared/RESEARCH.md:
+On each parameter's flattened (row-major) vector (see docs/methods.md,
+section SONew):
 
     m <- beta1 m + (1 - beta1) g
     H_ii <- beta2 H_ii + (1 - beta2) g_i^2            (the diagonal, n entries)
@@ -14,7 +14,7 @@ On each parameter's flattened (row-major) vector, following
 X is the tridiagonal matrix whose inverse agrees with the tridiagonal band of
 H (the solution of SONew's LogDet problem on a chain graph). u is computed with
 shifted vector operations, O(n), no loop over elements. ``eps`` is absolute,
-as in RESEARCH.md. Grafting is per parameter. Every parameter, vectors
+as in the paper. Grafting is per parameter. Every parameter, vectors
 included, gets the tridiagonal preconditioner.
 
 At step 1 the statistics are rank one, so X is singular up to eps and its
