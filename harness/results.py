@@ -179,6 +179,10 @@ class EvalRecord(_Record):
     tokens_seen: Optional[int] = None
     checkpoint_time_s: Optional[float] = None
     teacher_time_s: Optional[float] = None
+    #: None: a regular evaluation; 'refine': a probe of a snapshot between two regular
+    #: ones, searching the first point that meets the target (written before the
+    #: regular evaluation that found it met, so the file is in training order).
+    kind: Optional[str] = None
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> Dict[str, Any]:
@@ -231,6 +235,20 @@ class TrialResult(_Record):
     teacher_time_s: Optional[float] = None
     final_metrics: Optional[Dict[str, float]] = None
     hardware_class: Optional[str] = None
+    #: Clock seconds between the time to target and the last evaluated point before it
+    #: that missed the target: the time to target is known to within this.
+    time_to_target_resolution_s: Optional[float] = None
+    #: Evaluations beyond the regular ones (probes of snapshots) that found it.
+    extra_evals: Optional[int] = None
+    #: Evaluation's share of the trial's wall time (evaluation is off the clock).
+    eval_wall_share: Optional[float] = None
+    #: Contention while the trial trained (see harness.trial.contention).
+    cpu_share: Optional[float] = None
+    run_queue_share: Optional[float] = None
+    load_average: Optional[float] = None
+    timing_disturbed: Optional[bool] = None
+    #: CPU cores the trial trained on (its own: harness.trial.cores).
+    threads: Optional[int] = None
     #: PyTorch DDP: the processes the trial ran as (None: one process).
     ddp_processes: Optional[int] = None
     clock: str = 'device'

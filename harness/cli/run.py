@@ -29,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help='data root (default $TIMETRIAL_DATA_DIR or ~/.cache/timetrial)')
     both.add_argument('--experiment', help="experiment name (default: the suite's, or default)")
     both.add_argument('--max-steps', type=int, help='cap every trial at this many steps')
+    both.add_argument('--threads', type=int,
+                      help='CPU cores per trial, claimed so that no other trial shares them '
+                           '(default: all the process may use; local suites: cores ÷ '
+                           'parallelism)')
     both.add_argument('--checkpoint-every-s', type=float,
                       help='wall seconds between checkpoints besides those at evaluations '
                            '(default 60): a killed trial loses at most this much work')

@@ -19,7 +19,8 @@ from harness.errors import UserInputError
 from harness.launch.suite import Suite, expand, find_suite, load_suite, trial_id
 
 #: Command-line options that override the suite's value when given.
-_OVERRIDES = ('results_dir', 'experiment', 'max_steps', 'data_dir', 'checkpoint_every_s')
+_OVERRIDES = ('results_dir', 'experiment', 'max_steps', 'data_dir', 'checkpoint_every_s',
+              'threads')
 
 
 def apply_overrides(suite: Suite, args) -> Suite:
@@ -42,6 +43,10 @@ def apply_overrides(suite: Suite, args) -> Suite:
             raise UserInputError('--checkpoint-every-s must be greater than 0, got '
                                  f'{given["checkpoint_every_s"]}.')
         changes['checkpoint_every_s'] = float(given['checkpoint_every_s'])
+    if 'threads' in given:
+        if given['threads'] < 1:
+            raise UserInputError(f'--threads must be at least 1, got {given["threads"]}.')
+        changes['threads'] = given['threads']
     if 'data_dir' in given:
         changes['data_dir'] = str(Path(given['data_dir']).expanduser().resolve())
     return suite.replace(**changes) if changes else suite

@@ -41,6 +41,8 @@ def config_from_args(args) -> TrialConfig:
         raise UserInputError(f'--ruleset must be one of {", ".join(RULESETS)}, got {args.ruleset!r}.')
     if args.devices is not None and args.devices <= 0:
         raise UserInputError(f'--devices must be a positive number of devices, got {args.devices}.')
+    if args.threads is not None and args.threads <= 0:
+        raise UserInputError(f'--threads must be a positive number of cores, got {args.threads}.')
     if args.max_steps is not None and args.max_steps <= 0:
         raise UserInputError(f'--max-steps must be a positive number of steps, got {args.max_steps}.')
     path = registry.resolve_submission(args.submission)
@@ -65,7 +67,8 @@ def config_from_args(args) -> TrialConfig:
         max_steps=args.max_steps, stop_at_target=not args.no_stop_at_target,
         budget_factor=1.5 if args.ruleset == 'self' else 1.0,
         checkpoint_every_s=60.0 if args.checkpoint_every_s is None else args.checkpoint_every_s,
-        submission_name=registry.submission_name(path), devices=args.devices)
+        submission_name=registry.submission_name(path), devices=args.devices,
+        threads=args.threads)
 
 
 def run_single_trial(args) -> int:

@@ -53,6 +53,7 @@ from harness.launch.records import (
 )
 from harness.launch.status import alive_records, local_job_alive, slurm_states
 from harness.launch.suite import Suite, trial_id
+from harness.trial import cores
 from harness.trial.config import TrialConfig
 
 TRIAL_LOCK = '.trial.lock'
@@ -324,6 +325,15 @@ class LaunchReport:
         return [t for t, o in self.outcomes.items() if o.get('job_failure')]
 
 
+def _with_threads(config: TrialConfig, executor: str, capacity: int) -> TrialConfig:
+    """Local trials that run side by side each claim their own cores (cores ÷ parallelism),
+    so that they never share a core (harness.trial.cores); on Slurm the job's allocation
+    decides, in one process (debug) there is one trial at a time."""
+    if executor != 'local' or capacity <= 1 or config.threads is not None:
+        return config
+    return config.replace(threads=max(1, len(cores.available_cores()) // capacity))
+
+
 def run_suite(suite: Suite, trials: Sequence[TrialConfig], executor: str, *,
               parallelism: Optional[int] = None, wait: bool = True, poll_s: float = 1.0,
               log: Callable[[str], None] = print, run_fn=None) -> LaunchReport:
@@ -354,7 +364,7 @@ def run_suite(suite: Suite, trials: Sequence[TrialConfig], executor: str, *,
         folder = launch_dir(exp_dir) / 'logs' / '%j'
         capacity = (len(todo) if executor == 'slurm'
                     else 1 if executor == 'debug' else (parallelism or suite.parallelism))
-        pending = list(todo)
+        pending = [_with_threads(c, executor, capacity) for c in todo]
         t0 = time.perf_counter()
         if executor == 'slurm' and pending:
             _launch(ex, executor, pending, running, jobs, exp_dir, folder, run_fn)

@@ -78,6 +78,7 @@ TOP_KEYS: Dict[str, Tuple[str, Any, Dict[str, Any]]] = {
     'stop_at_target': ('bool', True, {}),
     'self_tuning_budget_factor': ('float', 1.5, {'positive': True}),
     'checkpoint_every_s': ('float', 60.0, {'positive': True}),
+    'threads': ('int', None, {'minimum': 1}),
     # Devices per trial (None: all the trial's job sees; PyTorch: one DDP process each).
     'devices': ('int', None, {'minimum': 1}),
     'workloads': ('list', REQUIRED, {}),
@@ -167,6 +168,8 @@ class Suite:
     self_tuning_budget_factor: float = 1.5
     checkpoint_every_s: float = 60.0
     devices: Optional[int] = None
+    #: CPU cores per trial (None: the local executor's cores ÷ parallelism, else all).
+    threads: Optional[int] = None
     executor: str = 'local'
     executor_line: Optional[int] = None
     parallelism: int = 1
@@ -271,7 +274,7 @@ def load_suite(path: Path) -> Suite:
         stop_at_target=top['stop_at_target'],
         self_tuning_budget_factor=top['self_tuning_budget_factor'],
         checkpoint_every_s=top['checkpoint_every_s'], devices=top['devices'],
-        executor=executor['default'], executor_line=ctx.lines.get(('executor', 'default')),
+        threads=top['threads'], executor=executor['default'], executor_line=ctx.lines.get(('executor', 'default')),
         parallelism=sections['local']['parallelism'],
         slurm=SlurmSettings(**{**slurm, 'setup': tuple(setup)}),
     )
@@ -457,4 +460,4 @@ def _config(suite: Suite, w: WorkloadEntry, s: SubmissionEntry, framework: str, 
         stop_at_target=suite.stop_at_target,
         budget_factor=suite.self_tuning_budget_factor if suite.ruleset == 'self' else 1.0,
         checkpoint_every_s=suite.checkpoint_every_s, submission_name=s.name,
-        devices=suite.devices)
+        devices=suite.devices, threads=suite.threads)

@@ -48,6 +48,13 @@ class TrialConfig:
     #: PyTorch on the CPU with N > 1 runs N gloo processes (DDP without GPUs).
     #: Not part of the identity: a trial may resume on another number of devices.
     devices: Optional[int] = None
+    #: CPU cores the trial trains on (its own, claimed so no other trial shares them:
+    #: harness.trial.cores). None: every core the process may use (Slurm: the job's).
+    #: Not part of the identity: timing, not the trajectory, depends on it.
+    threads: Optional[int] = None
+    #: Memory for the snapshots that locate the first hit between two evaluations
+    #: (harness.trial.snapshots); None: the default (15 % of RAM, at most 4 GiB).
+    snapshot_budget_mb: Optional[float] = None
     #: Replaces the workload's target and budget (spec.Budget fields); used by
     #: ``timetrial calibrate``, whose tuning runs need a generous budget.
     budget_override: Optional[Dict[str, Any]] = None

@@ -142,8 +142,13 @@ def _rank_main(job_path: str, parent_pid: int, rank_index: int) -> None:
         torch.cuda.set_device(rank_index)
     else:
         backend = 'gloo'
-        # Ranks share the CPU: without this each would start one thread per core.
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+        # Ranks share the trial's cores: each keeps its own slice of them (or shares
+        # when there are fewer cores than ranks), so no rank starts a thread per core.
+        trial_cores = sorted(os.sched_getaffinity(0))
+        per_rank = max(1, len(trial_cores) // world)
+        mine = trial_cores[(rank_index * per_rank) % len(trial_cores):][:per_rank]
+        os.sched_setaffinity(0, mine)
+        torch.set_num_threads(len(mine))
     dist.init_process_group(backend, init_method=f'file://{job["init_file"]}',
                             rank=rank_index, world_size=world)
     report: Dict[str, Any] = {'rank': rank_index}

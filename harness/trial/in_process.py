@@ -62,7 +62,10 @@ def train_in_process(config: TrialConfig, *, resumed: bool, workload=None, submi
         runner = TrialRunner(config=config, workload=workload, submission=submission,
                              backend=backend, trial_dir=trial_dir, data_dir=data_dir,
                              clock=clock, wall_clock=wall_clock, on_event=on_event,
-                             log_file=log_file)
+                             log_file=log_file,
+                             snapshot_budget_bytes=(None if config.snapshot_budget_mb is None
+                                                    else config.snapshot_budget_mb * 2**20
+                                                    / backend.world_size))
         try:
             result = runner.run(saved)
         except (KeyboardInterrupt, SystemExit):

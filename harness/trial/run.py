@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, Optional
 from harness import hardware, paths, registry, results
 from harness.errors import SubmissionError, UserInputError
 from harness.submission.loader import load_submission
-from harness.trial import checkpoint
+from harness.trial import checkpoint, cores
 from harness.trial.backends import get_backend
 from harness.trial.config import TrialConfig
 from harness.trial.in_process import train_in_process
@@ -85,7 +85,10 @@ def run_trial(config: TrialConfig, *, resume: bool = True,
                 'its clients on one device. Leave devices unset (or 1).')
         from harness.trial.federated.runner import run_federated_trial
 
-        return run_federated_trial(config)
+        # Simulated time does not depend on the cores; the wall time and the other
+        # trials' clocks do.
+        with cores.claimed(config.threads):
+            return run_federated_trial(config)
 
     trial_dir = config.trial_dir()
     finished = results.read_json(trial_dir / results.RESULT_JSON)
@@ -107,16 +110,20 @@ def run_trial(config: TrialConfig, *, resume: bool = True,
     processes = _processes(config, workload, submission)
     workload.check_data(data_dir)
 
-    trial_dir.mkdir(parents=True, exist_ok=True)
-    _write_start_files(trial_dir, config, workload, submission)
-    if processes > 1:
-        from harness.trial import ddp  # imports torch: only for PyTorch trials
+    # The trial's own cores (a UserInputError, before anything is written, if they are
+    # not free); its processes and both frameworks' thread pools stay on them.
+    with cores.claimed(config.threads) as trial_cores:
+        trial_dir.mkdir(parents=True, exist_ok=True)
+        _write_start_files(trial_dir, config, workload, submission)
+        if processes > 1:
+            from harness.trial import ddp  # imports torch: only for PyTorch trials
 
-        result = ddp.run_ranks(config, processes, resumed=has_started)
-    else:
-        result, _ = train_in_process(config, resumed=has_started, workload=workload,
-                                     submission=submission, on_event=on_event, clock=clock,
-                                     wall_clock=wall_clock)
+            result = ddp.run_ranks(config, processes, resumed=has_started)
+        else:
+            result, _ = train_in_process(config, resumed=has_started, workload=workload,
+                                         submission=submission, on_event=on_event, clock=clock,
+                                         wall_clock=wall_clock)
+    result.threads = len(trial_cores)
 
     preempt = results.read_json(trial_dir / results.PREEMPTIONS_JSON) or {}
     result.preemptions = max(int(preempt.get('count', 0)), result.resumes)

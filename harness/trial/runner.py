@@ -34,7 +34,6 @@ really does.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from types import MappingProxyType
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -45,6 +44,10 @@ from harness.spec import TrainingCompleteError
 from harness.submission.search_space import as_hyperparameters
 from harness.submission.view import MetricsLogger, SubmissionWorkload
 from harness.trial import checkpoint
+from harness.trial.evaluation import Evaluation
+from harness.trial.contention import ContentionMeter
+from harness.trial.cores import available_cores
+from harness.trial.snapshots import SnapshotBuffer, default_budget_bytes
 
 Clock = Callable[[], float]
 
@@ -68,13 +71,26 @@ class Counters:
     recompiles_after_warmup: int = 0
     eval_results: List[Any] = dataclasses.field(default_factory=list)
     reached: Optional[Dict[str, Any]] = None
+    #: The last evaluated point known to miss the target (a window's start); the
+    #: start of training before any evaluation.
+    last_miss: Dict[str, Any] = dataclasses.field(
+        default_factory=lambda: {'step': 0, 'time_s': 0.0})
+    #: Evaluations of snapshots beyond the regular ones (harness.trial.evaluation).
+    extra_evals: int = 0
+    #: Wall seconds spent copying snapshots (off the clock).
+    snapshot_time_s: float = 0.0
+    #: harness.trial.contention.ContentionMeter's sums over the training windows.
+    contention: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-class TrialRunner:
+class TrialRunner(Evaluation):
+    """One trial's timed loop. Evaluation (regular, and the refinement of the first hit)
+    is in ``harness.trial.evaluation``."""
+
     def __init__(self, *, config, workload, submission, backend, trial_dir, data_dir: str,
                  clock: Clock = time.perf_counter, wall_clock: Clock = time.monotonic,
                  on_event: Optional[Callable[[str, Dict[str, Any]], None]] = None,
-                 log_file=None):
+                 log_file=None, snapshot_budget_bytes: Optional[int] = None):
         self.config = config
         self.workload = workload
         self.sub = submission
@@ -91,6 +107,9 @@ class TrialRunner:
         self.hparams = as_hyperparameters(config.hparams)
         self.budget_s = workload.max_allowed_runtime_sec * config.budget_factor
         self.c = Counters()
+        self.snapshots = SnapshotBuffer(
+            snapshot_budget_bytes if snapshot_budget_bytes is not None
+            else default_budget_bytes() // backend.world_size)
         self.status: Optional[str] = None
         self.error: Optional[str] = None
         self.error_traceback: Optional[str] = None
@@ -141,8 +160,8 @@ class TrialRunner:
         # The data order depends on the seed alone, identically in both frameworks.
         data_rng = self.backend.initial_rng((seed * 1_000_003 + 17) % 2**31)
         self.batch_size, self.batch_size_note = batch_size_of(self.workload, self.sub)
-        self.input_queue = self.workload._build_input_queue(
-            data_rng, 'train', self.data_dir, self.batch_size)
+        self.input_queue = CountingQueue(self.workload._build_input_queue(
+            data_rng, 'train', self.data_dir, self.batch_size))
         params, model_state = self.workload.init_model_fn(init_rng)
         self.param_count = self.backend.param_count(params)
         if saved is not None:
@@ -188,6 +207,16 @@ class TrialRunner:
         # A resumed process compiles again: count recompiles per process session.
         self._session_steps = 0
         self.setup(saved)
+        self.contention = ContentionMeter(len(available_cores()), wall_clock=self.wall_clock)
+        self.contention.load_state_dict(self.c.contention)
+        self.contention.start()
+        if saved is None:
+            # The untrained model (after init_optimizer_state) starts the first window.
+            self.c.last_miss = {'step': 0, 'time_s': self.c.submission_time_s}
+        elif self.status is None and self.c.reached is None:
+            # The restored state is the only snapshot of this window's part before the
+            # checkpoint: a first hit before it is found with that coarser resolution.
+            self.snapshots.add(self._snapshot_now(self.sub.prepare_for_eval is not None))
         self.log(event='start' if saved is None else 'resume', step=self.c.step,
                  batch_size=self.batch_size, params=self.param_count, budget_s=self.budget_s,
                  submission_time_s=self.c.submission_time_s, resumes=self.c.resumes)
@@ -215,9 +244,7 @@ class TrialRunner:
 
     def train_one_step(self) -> bool:
         """One timed step plus its off-the-clock bookkeeping; True when the trial ends."""
-        # The eval rng is a function of the step alone, so the final evaluation of a
-        # trial resumed from a checkpoint at max_steps uses the rng it would have used.
-        ds_rng, update_rng, self._eval_rng = self.backend.step_rngs(self.base_rng, self.c.step)
+        ds_rng, update_rng, _ = self.backend.step_rngs(self.base_rng, self.c.step)
         max_steps = self.config.max_steps
         if max_steps is not None and self.c.step >= max_steps:
             self._final_eval('budget_exhausted')
@@ -263,8 +290,9 @@ class TrialRunner:
             self._final_eval('training_complete')
             return True
         self.c.step += 1
-        # Under DDP a batch is this rank's share of the global batch.
-        self.c.examples_seen += _batch_examples(batch, self.batch_size) * self.backend.world_size
+        # Examples drawn from the training stream this step, a pool a submission selects
+        # from included; under DDP a batch is this rank's share of the global batch.
+        self.c.examples_seen += self.input_queue.take_drawn() * self.backend.world_size
         compiles = self.backend.compile_count() - compiles_before
         self._session_steps += 1
         if compiles and self._session_steps > 2:
@@ -291,73 +319,11 @@ class TrialRunner:
             if self._evaluate():
                 return True
             self._checkpoint()
-        elif self.wall_clock() - self._last_checkpoint_wall >= self.config.checkpoint_every_s:
+            return False
+        self._maybe_snapshot()
+        if self.wall_clock() - self._last_checkpoint_wall >= self.config.checkpoint_every_s:
             self._checkpoint()
         return False
-
-    # ---- evaluation ------------------------------------------------------------
-
-    def _evaluate(self) -> bool:
-        """Evaluate now; return True if the trial ends here (target met, diverged)."""
-        if self.sub.prepare_for_eval is not None:
-            t0 = self.clock()
-            out = call_submission(
-                'prepare_for_eval', self.sub.prepare_for_eval, workload=self.view,
-                current_param_container=self.params,
-                current_params_types=self.workload.model_params_types,
-                model_state=self.model_state, hyperparameters=self.hparams,
-                loss_type=self.workload.loss_type, optimizer_state=self.opt_state,
-                eval_results=list(self.c.eval_results), global_step=self.c.step,
-                rng=self._eval_rng)
-            self.opt_state, self.params, self.model_state = out
-            self.backend.sync(self.params, self.opt_state, self.model_state)
-            self.c.submission_time_s += self._agreed_time(t0)
-        t0 = self.clock()
-        metrics = self.workload.eval_model(
-            self.workload.eval_batch_size, self.params, self.model_state, self._eval_rng,
-            self.data_dir, None, self.c.step)
-        # Every DDP rank evaluates; the writer's numbers decide for all.
-        metrics = self.backend.from_writer({k: float(v) for k, v in metrics.items()})
-        duration_s = self.clock() - t0
-        self.c.eval_time_s += duration_s
-        self.c.last_eval_submission_time_s = self.c.submission_time_s
-        self.c.num_evals += 1
-        self.c.eval_results.append((self.c.step, metrics))
-        teacher_time_s = getattr(self.workload, 'teacher_time_s', None)
-        record = results.EvalRecord(
-            step=self.c.step, submission_time_s=self.c.submission_time_s,
-            wall_time_s=self._wall_time_s(), eval_time_s=self.c.eval_time_s,
-            examples_seen=self.c.examples_seen, metrics=metrics, eval_duration_s=duration_s,
-            tokens_seen=self.c.examples_seen * self.workload.tokens_per_example,
-            checkpoint_time_s=self.c.checkpoint_time_s,
-            teacher_time_s=None if teacher_time_s is None else float(teacher_time_s))
-        if self.backend.is_writer:
-            results.append_eval(self.trial_dir, record)
-        self.log(event='eval', step=record.step, submission_time_s=record.submission_time_s,
-                 eval_duration_s=duration_s, **metrics)
-        self.on_event('eval', record.to_json())
-
-        losses = [k for k, v in metrics.items() if k.endswith('/loss') and not math.isfinite(v)]
-        target_key = f'validation/{self.workload.target_metric_name}'
-        if losses or not math.isfinite(metrics.get(target_key, 0.0)):
-            self.status = 'diverged'
-            self.error = f'non-finite {", ".join(losses) or target_key} at step {self.c.step}'
-            self.log(event='diverged', step=self.c.step)
-            return True
-        if (self.c.reached is None and self.c.submission_time_s <= self.budget_s
-                and self.workload.has_reached_validation_target(metrics)):
-            self.c.reached = {'time_s': self.c.submission_time_s, 'step': self.c.step,
-                              'examples': self.c.examples_seen, 'eval_index': self.c.num_evals - 1}
-            self.log(event='reached', step=self.c.step, submission_time_s=self.c.submission_time_s)
-            if self.config.stop_at_target:
-                self.status = 'reached'
-                return True
-        return False
-
-    def _final_eval(self, status_if_not_reached: str) -> None:
-        self._evaluate()
-        if self.status is None:
-            self.status = 'reached' if self.c.reached is not None else status_if_not_reached
 
     # ---- checkpoints -----------------------------------------------------------
 
@@ -368,6 +334,7 @@ class TrialRunner:
         wall_now = self._wall_time_s()
         counters = dataclasses.asdict(self.c)
         counters['wall_time_prior_s'] = wall_now
+        counters['contention'] = self.contention.state_dict()
         checkpoint.save(self.trial_dir, self.backend.name, {
             'params': self.backend.params_to_host(self.params),
             'model_state': self.backend.state_to_host(self.model_state),
@@ -393,10 +360,14 @@ class TrialRunner:
             per_example = self.workload.flops_per_example()
             if per_example:
                 flops = per_example * reached['examples']
-        teacher_time_s = getattr(self.workload, 'teacher_time_s', None)
+        teacher_time_s = self._teacher_time_s()
+        wall_time_s = self._wall_time_s()
+        contention = self.contention.summary() if hasattr(self, 'contention') else {}
         return results.TrialResult(
             status=self.status,
             time_to_target_s=reached['time_s'] if reached else None,
+            time_to_target_resolution_s=reached.get('resolution_s') if reached else None,
+            extra_evals=self.c.extra_evals,
             steps_to_target=reached['step'] if reached else None,
             examples_to_target=reached['examples'] if reached else None,
             tokens_to_target=(reached['examples'] * self.workload.tokens_per_example
@@ -408,7 +379,12 @@ class TrialRunner:
             eval_time_s=self.c.eval_time_s,
             checkpoint_time_s=self.c.checkpoint_time_s,
             logging_time_s=self.c.logging_time_s,
-            wall_time_s=self._wall_time_s(),
+            wall_time_s=wall_time_s,
+            eval_wall_share=(self.c.eval_time_s / wall_time_s) if wall_time_s > 0 else None,
+            cpu_share=contention.get('cpu_share'),
+            run_queue_share=contention.get('run_queue_share'),
+            load_average=contention.get('load_average'),
+            timing_disturbed=contention.get('timing_disturbed'),
             budget_s=self.budget_s,
             num_evals=self.c.num_evals,
             resumes=self.c.resumes,
@@ -422,11 +398,43 @@ class TrialRunner:
         )
 
 
-def _batch_examples(batch, default: int) -> int:
-    try:
-        return int(batch['inputs'].shape[0])
-    except (TypeError, KeyError, AttributeError, IndexError):
-        return default
+class CountingQueue:
+    """The training stream as a submission sees it: the workload's iterator, counting the
+    examples drawn from it. A submission that draws a pool and keeps part of it (SALT_DS)
+    has seen the whole pool: examples and tokens to target count every row drawn."""
+
+    def __init__(self, queue):
+        self._queue = queue
+        self._drawn = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        batch = next(self._queue)
+        self._drawn += _rows(batch)
+        return batch
+
+    def take_drawn(self) -> int:
+        """Rows drawn since the last call."""
+        drawn, self._drawn = self._drawn, 0
+        return drawn
+
+    def state_dict(self) -> Dict[str, Any]:
+        return self._queue.state_dict()
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self._queue.load_state_dict(state)
+
+
+def _rows(batch) -> int:
+    """Examples in a batch: the leading dimension of its inputs."""
+    value = batch['inputs'] if isinstance(batch, dict) and 'inputs' in batch else (
+        next(iter(batch.values())) if isinstance(batch, dict) and batch else None)
+    shape = getattr(value, 'shape', None)
+    if not shape:
+        raise TypeError(f'a training batch must hold arrays (inputs first), got {type(value)}')
+    return int(shape[0])
 
 
 def batch_size_of(workload, submission) -> Tuple[int, Optional[str]]:

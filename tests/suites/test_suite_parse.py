@@ -54,7 +54,7 @@ def test_every_problem_is_reported_at_once_with_its_line(write_suite):
     assert "seed: expected an integer, got '7' (a string)" in text
     assert 'trials: expected an integer, got 2.5' in text
     assert 'studies: expected an integer, got True' in text
-    assert "unknown suite key 'trails'. Did you mean: trials?" in text
+    assert "unknown suite key 'trails'. Did you mean: trials" in text
     assert "Unknown workload 'fakewll'. Did you mean: fakewl?" in text
     assert "has no size 'huge'; its sizes: tiny, small" in text
     assert "has no variant 'wid'. Did you mean: wide?" in text

@@ -1,0 +1,94 @@
+"""Trials claim their own cores (harness.trial.cores), and the kernel's run-queue counters
+tell when a trial's timing was disturbed anyway (harness.trial.contention)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness.errors import UserInputError
+from harness.trial import contention, cores
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+needs_two_cores = pytest.mark.skipif(len(cores.available_cores()) < 2,
+                                     reason='needs two usable cores')
+
+
+def _claim_in_child(threads: int, all_cores) -> subprocess.CompletedProcess:
+    """Another trial's process: a sibling that may use every core, as submitit starts them."""
+    code = ('import os; from harness.trial import cores\n'
+            f'with cores.claimed({threads}) as c: print(sorted(os.sched_getaffinity(0)), c)')
+    return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          env={**os.environ, 'PYTHONPATH': REPO}, timeout=60,
+                          preexec_fn=lambda: os.sched_setaffinity(0, all_cores))
+
+
+@needs_two_cores
+def test_trials_claim_disjoint_cores_and_a_third_is_refused():
+    before = cores.available_cores()
+    with cores.claimed(1) as mine:
+        assert sorted(os.sched_getaffinity(0)) == mine and len(mine) == 1
+        assert os.environ['OMP_NUM_THREADS'] == '1'
+        other = _claim_in_child(1, before)
+        assert other.returncode == 0, other.stderr
+        theirs = eval(other.stdout.split(']')[0] + ']')
+        assert theirs != mine and len(theirs) == 1
+        # A trial that wants every core cannot have the one this trial holds.
+        every = _claim_in_child(None, before)
+        assert every.returncode != 0 and 'are free' in every.stderr
+    assert cores.available_cores() == before
+    assert _claim_in_child(None, before).returncode == 0  # released
+
+
+def test_no_threads_means_every_core():
+    with cores.claimed(None) as mine:
+        assert mine == cores.available_cores()
+
+
+def test_bad_thread_counts_are_refused():
+    with pytest.raises(UserInputError, match='at least 1'):
+        with cores.claimed(0):
+            pass
+
+
+def test_shares_and_flag_from_the_counters(monkeypatch):
+    clock = iter([0.0, 10.0])
+    waits = iter([1.0, 1.0 + 0.5])        # 0.5 s waiting over 10 s x 2 threads: 2.5 %
+    monkeypatch.setattr(contention, 'run_queue_wait_s', lambda: next(waits))
+    meter = contention.ContentionMeter(threads=2, wall_clock=lambda: next(clock))
+    meter.start()
+    meter.stop()
+    summary = meter.summary()
+    assert summary['run_queue_share'] == pytest.approx(0.025)
+    assert summary['timing_disturbed'] is False
+    meter.load_state_dict({**meter.state_dict(), 'wait_s': 4.0})
+    assert meter.summary()['timing_disturbed'] is True
+
+
+@pytest.mark.skipif(contention.run_queue_wait_s() is None, reason='no /proc schedstat')
+def test_a_competitor_on_the_trials_core_is_seen():
+    """A busy process pinned to the trial's only core makes its threads wait."""
+    core = cores.available_cores()[0]
+    previous = cores.available_cores()
+    os.sched_setaffinity(0, [core])
+    hog = subprocess.Popen([sys.executable, '-c', 'while True: pass'],
+                           preexec_fn=lambda: os.sched_setaffinity(0, [core]))
+    try:
+        time.sleep(0.2)
+        meter = contention.ContentionMeter(threads=1)
+        meter.start()
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:
+            sum(range(1000))
+        meter.stop()
+    finally:
+        hog.kill()
+        hog.wait()
+        os.sched_setaffinity(0, previous)
+    summary = meter.summary()
+    assert summary['run_queue_share'] > 0.2
+    assert summary['timing_disturbed'] is True
