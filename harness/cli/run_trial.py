@@ -96,10 +96,15 @@ def run_single_trial(args) -> int:
 
 
 def print_result(console, config: TrialConfig, result: Dict[str, Any]) -> None:
+    # Plain greppable lines: never wrapped at the terminal's width, no markup read in paths
+    # or in the submission's error message.
+    plain = dict(soft_wrap=True, markup=False, highlight=False)
     ttt = result.get('time_to_target_s')
     console.print(
         f'status:{result["status"]} time_to_target_s:{ttt if ttt is None else round(ttt, 2)} '
         f'steps:{result.get("final_step")} submission_time_s:'
-        f'{round(result.get("submission_time_s") or 0.0, 2)} dir:{config.trial_dir()}')
+        f'{round(result.get("submission_time_s") or 0.0, 2)} dir:{config.trial_dir()}', **plain)
     if result.get('error'):
-        console.print(f'error: {result["error"]} (traceback: {config.trial_dir() / "error.txt"})')
+        # One line (`phase: Type: message`); the whole traceback is in error.txt.
+        first = (str(result['error']).strip().splitlines() or [''])[0]
+        console.print(f'error: {first} (traceback: {config.trial_dir() / "error.txt"})', **plain)

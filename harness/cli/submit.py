@@ -7,10 +7,10 @@ import sys
 
 from harness.errors import UserInputError
 from harness.launch.suite import EXECUTORS
+from harness.spec import FRAMEWORKS
 
 NAME = 'submit'
 HELP = 'run a submission on a suite and rank it on the leaderboard of this hardware class'
-
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +42,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         '(default: this machine\'s; required for slurm)',
     )
     parser.add_argument(
+        '--framework',
+        choices=FRAMEWORKS,
+        help='run this framework only; a single .py file runs the one its imports say, '
+        'so this is needed only when it imports both or neither',
+    )
+    parser.add_argument(
+        '--name',
+        help='name of the entry (default: the folder\'s name, or the file\'s without .py); '
+        'the entry is NAME-<first 8 hex digits of the content hash>',
+    )
+    parser.add_argument(
         '--publish',
         action='store_true',
         help='add the results to the leaderboard (never done otherwise)',
@@ -63,6 +74,8 @@ def run(args) -> int:
         hardware_class=args.hardware_class,
         publish=args.publish,
         parallelism=args.parallelism,
+        framework=args.framework,
+        name=args.name,
     )
     print()
     for line in outcome.summary_head:

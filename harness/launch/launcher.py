@@ -433,6 +433,9 @@ def _wait(ex, executor, pending, running, jobs, exp_dir, folder, capacity, poll_
             report.outcomes[run.tid] = outcome
             extra = (f' time_to_target_s:{outcome["time_to_target_s"]:.1f}'
                      if outcome.get('time_to_target_s') is not None else '')
+            if outcome.get('error') and not outcome.get('job_failure'):
+                # result.json's error is one line (`phase: Type: message`); older ones were not.
+                extra += f' error:{(str(outcome["error"]).strip().splitlines() or [""])[0]}'
             log(f'done:{run.tid} status:{outcome["status"]}{extra}'
                 + (' (job failed: see `timetrial status`)' if outcome.get('job_failure')
                    else ''))

@@ -10,18 +10,27 @@ TimeTrial version), the rules check's warnings and the scoring notes.
 with the shortest time to target there (median over studies, AlgoPerf's
 rule); published entries of the leaderboard are ranked in the table but are
 not baselines.
+
+A trial that failed (an exception from submission code) is not a trial that
+ran out of time: where the submission's trials failed, its time column says
+``failed: <the error's first line>`` (``phase: Type: message``, as result.json
+holds it), and a "Failed trials" section under the head lists each distinct
+error with where its traceback is (``error.txt``).
 """
 
 from __future__ import annotations
 
 import html
 import math
+import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from harness import results
 
 SUMMARY_MD = 'report.md'
+#: An error longer than this is cut in the table (the whole first line is in Failed trials).
+ERROR_CELL_CHARS = 120
 
 
 def _time(value: float, note: str) -> str:
@@ -30,6 +39,58 @@ def _time(value: float, note: str) -> str:
     if value is None or not math.isfinite(value):
         return 'not reached'
     return f'{value:.1f} s' + (f' ({note})' if note not in ('reached', '') else '')
+
+
+def _first_line(error: Any) -> str:
+    return (str(error or '').strip().splitlines() or ['(no error recorded)'])[0]
+
+
+def _cell_text(text: str) -> str:
+    """Text safe in a Markdown table cell: one line, pipes escaped."""
+    return text.replace('|', '\\|')
+
+
+def _own_trials(rep, experiment: str, entrant: str, workload: str):
+    t = rep.trials
+    return t[(t['experiment'] == experiment) & (t['entrant'] == entrant)
+             & (t['workload_id'] == workload)].sort_values(['study', 'trial'])
+
+
+def _time_cell(mine, trials) -> str:
+    """The submission's time on one workload; where trials failed, ``failed: <error>``."""
+    failed = trials[trials['status'] == 'failed']
+    unfinished = trials[~trials['finished'].astype(bool)]
+    n, k = len(trials), len(failed)
+    if math.isfinite(mine['time']):
+        return _time(mine['time'], mine['note']) + (f' ({k} of {n} trials failed)' if k else '')
+    if k:
+        error = _first_line(failed['error'].iloc[0])
+        if len(error) > ERROR_CELL_CHARS:
+            error = error[:ERROR_CELL_CHARS - 1] + '…'
+        return _cell_text((f'failed: {error}' if k == n else
+                           f'failed in {k} of {n} trials: {error}'))
+    if len(unfinished):
+        return f'unfinished: {len(unfinished)} of {n} trials have no result'
+    return _time(mine['time'], mine['note'])
+
+
+def failure_lines(rep, own: Sequence[str], experiment: str) -> List[str]:
+    """'Failed trials': each distinct error of the submission's failed trials, once, with
+    the trials it ended and where the first one's traceback is."""
+    t = rep.trials
+    failed = t[(t['experiment'] == experiment) & t['entrant'].isin(own)
+               & (t['status'] == 'failed')].sort_values(['entrant', 'workload_id', 'study', 'trial'])
+    if not len(failed):
+        return []
+    lines = ['## Failed trials', '']
+    firsts = failed['error'].map(_first_line)
+    for (entrant, workload, error), rows in failed.groupby(
+            [failed['entrant'], failed['workload_id'], firsts], sort=False):
+        where = f'{workload}, {entrant}' if len(own) > 1 else workload
+        lines.append(f'- {where}: {len(rows)} trial(s) failed: {error} — traceback in '
+                     # Resolved: scoring read the trials through the report's links.
+                     f'{Path(rows["trial_dir"].iloc[0]).resolve() / results.ERROR_FILE}')
+    return lines
 
 
 def _ci(low: float, high: float) -> str:
@@ -44,9 +105,15 @@ def _own_entrants(rep, experiment: str) -> List[str]:
 
 
 def head_lines(
-    rep, own: Sequence[str], baselines: Set[str], suite_key: str, hardware_class: str
+    rep,
+    own: Sequence[str],
+    baselines: Set[str],
+    suite_key: str,
+    hardware_class: str,
+    experiment: str = 'submitted',
 ) -> List[str]:
-    """The first lines: score and rank, then time to target per workload vs the best baseline."""
+    """The first lines: score and rank, then time to target per workload vs the best
+    baseline (``failed: <error>`` where the submission's trials failed)."""
     n = len(rep.scores)
     where = f'the leaderboard of suite {suite_key} for {hardware_class}'
     lines = [f'# TimeTrial submission report: {own[0].split("@")[0] if own else "?"}', '']
@@ -58,6 +125,11 @@ def head_lines(
             f'{row["score"]:.3f}{_ci(row["score_ci_low"], row["score_ci_high"])}, '
             f'rank {int(row["rank"])} of {n} on {where}.'
         )
+    t = rep.trials
+    own_trials = t[(t['experiment'] == experiment) & t['entrant'].isin(own)]
+    n_failed = int((own_trials['status'] == 'failed').sum())
+    if n_failed:
+        lines.append(f'{n_failed} of {len(own_trials)} trials failed; see Failed trials below.')
     lines.append('')
     times = rep.times
     multi = len(own) > 1
@@ -83,10 +155,11 @@ def head_lines(
                 if best_ok and math.isfinite(mine['time'])
                 else '–'
             )
+            cell = _time_cell(mine, _own_trials(rep, experiment, entrant, workload))
             lines.append(
                 f'| {label} |'
                 + (f' {entrant} |' if multi else '')
-                + f' {_time(mine["time"], mine["note"])} |'
+                + f' {cell} |'
                 + f' {best["entrant"] if best_ok else "none reached"} |'
                 + f' {_time(best["time"], best["note"]) if best_ok else "–"} | {ratio} |'
             )
@@ -140,7 +213,9 @@ def _provenance_lines(
         f'- suite: {suite.experiment} ({suite.path}); ruleset {suite.ruleset}, '
         f'{suite.studies} studies × {suite.trials} trials, seed {suite.seed}'
         + (f', max_steps {suite.max_steps}' if suite.max_steps else ''),
-        f'- frameworks run: {", ".join(record.get("frameworks", []))}; executor: {executor}',
+        f'- frameworks run: {", ".join(record.get("frameworks", []))}'
+        + (f' ({record["frameworks_from"]})' if record.get('frameworks_from') else '')
+        + f'; executor: {executor}',
         f'- trials: {experiment_dir}',
         f'- leaderboard: {leaderboard_dir}'
         + (
@@ -172,6 +247,11 @@ def _provenance_lines(
     return lines
 
 
+def _split_row(row: str) -> List[str]:
+    """A Markdown table row's cells (a ``\\|`` inside a cell is not a border)."""
+    return re.split(r'(?<!\\)\|', row.strip()[1:-1])
+
+
 def _html_section(head: Sequence[str], provenance: Sequence[str]) -> str:
     """The summary as HTML (the Markdown lines, tables turned into <table>)."""
     out = [
@@ -181,7 +261,8 @@ def _html_section(head: Sequence[str], provenance: Sequence[str]) -> str:
 
     def flush():
         if table:
-            cells = [[html.escape(c.strip()) for c in r.strip('|').split('|')] for r in table]
+            cells = [[html.escape(c.strip().replace('\\|', '|')) for c in _split_row(r)]
+                     for r in table]
             out.append(
                 '<table><tr>'
                 + ''.join(f'<th>{c}</th>' for c in cells[0])
@@ -241,7 +322,8 @@ def write_report(
     """Write report.md and prepend the summary to report.html; return (path, first lines)."""
     own = _own_entrants(rep, experiment)
     hw = record.get('hardware_class')
-    head = head_lines(rep, own, baselines, suite.experiment, hw)
+    head = head_lines(rep, own, baselines, suite.experiment, hw, experiment)
+    failures = failure_lines(rep, own, experiment)
     provenance = _provenance_lines(
         identity,
         record,
@@ -264,7 +346,8 @@ def write_report(
             'count as not reached; submit again to resume them.'
         )
     warnings = record.get('rules_warnings') or []
-    lines = head + [''] + _leaderboard_lines(rep, own, baselines) + [''] + provenance
+    lines = head + [''] + (failures + [''] if failures else [])
+    lines += _leaderboard_lines(rep, own, baselines) + [''] + provenance
     lines += ['', '## Rules check', '']
     lines += [f'- warning: {w}' for w in warnings] or ['No findings.']
     if notes:
@@ -285,7 +368,7 @@ def write_report(
         cut = page.find('</h1>')
         cut = cut + len('</h1>') if cut >= 0 else page.find('<body>') + len('<body>')
         section = _html_section(
-            head,
+            head + ([''] + failures if failures else []),
             provenance
             + ['', '## Rules check', '']
             + ([f'- warning: {w}' for w in warnings] or ['No findings.']),

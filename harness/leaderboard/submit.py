@@ -2,28 +2,38 @@
 
 Steps, each refusing bad input before anything runs (exit status 2):
 
-1. the path is a submission; the rules check (``harness.rules.check``) finds no
-   error — it reads the source only, so it comes before the submission is
-   imported; then ``check`` finds no problem (every problem at once);
-2. the suite's frameworks that the submission implements (none: refused);
-3. the leaderboard of this suite and hardware class exists, is complete and
-   was built from the same suite settings (``harness.leaderboard.board``);
-4. the suite runs for this submission only — its workloads, frameworks,
+1. the path is a submission; ``--name``, if given, can name a directory;
+2. the frameworks to run: the suite's that the submission implements (none:
+   refused) — a folder's files say which, a single ``.py`` file's imports do
+   (``harness.submission.framework``; ``--framework`` decides an ambiguous
+   file, is checked against the imports, and limits a folder to one framework);
+3. the rules check (``harness.rules.check``) finds no error — it reads the
+   source only, so it comes before the submission is imported; then ``check``
+   finds no problem (every problem at once);
+4. the leaderboard of this suite and hardware class exists, is complete and
+   was built from the same suite settings (``harness.leaderboard.board``); a
+   ``--name`` is none of its baselines' names. ``get_batch_size`` is called
+   for the suite's workloads: what would fail a trial is a warning (logged and
+   in the report's notes), since it may need the trial's devices;
+5. the suite runs for this submission only — its workloads, frameworks,
    studies, trials and ruleset; external tuning draws from the submission's
    search space, self-tuning uses none — into
    ``<results>/submissions/<hardware_class>/<name>-<hash8>/<suite>/``;
-5. its trials are scored together with the leaderboard's; the report lands in
+6. its trials are scored together with the leaderboard's; the report lands in
    ``<results>/submissions/<hardware_class>/<name>-<hash8>/report-<suite>/``
    (``report.md`` first lines: score, rank, time to target per workload next to
-   the best baseline's; ``report.html`` with the same summary on top);
-6. ``--publish`` copies the trials into the leaderboard (never otherwise).
+   the best baseline's, ``failed: <error>`` where trials failed; ``report.html``
+   with the same summary on top);
+7. ``--publish`` copies the trials into the leaderboard (never otherwise).
 
-Identity: the entry is named ``<folder>-<first 8 hex digits of the content
-hash>`` (``harness.leaderboard.provenance``), so a changed folder is a new entry and the
+Identity: the entry is named ``<name>-<first 8 hex digits of the content hash>``
+(``harness.leaderboard.provenance``), the name being ``--name`` or else the
+folder's name or the file's stem, so a changed folder is a new entry and the
 same folder finds its finished trials (skipped) and unfinished ones (resumed).
-Every trial directory gets ``provenance.json`` (content hash, files, search
-space, TimeTrial version, git commit); the entry's ``submission.json`` holds
-the same. A submission implementing only some of the suite's frameworks runs
+The hash stays in the name under ``--name`` too: two versions under one name
+never share a results directory. Every trial directory gets ``provenance.json``
+(content hash, files, search space, TimeTrial version, git commit); the
+entry's ``submission.json`` holds the same. A submission implementing only some of the suite's frameworks runs
 those (said in the report); scoring names entrants ``<entry>@<framework>``
 when the submission ran under two frameworks.
 """
@@ -32,6 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable, List, Optional
 
@@ -46,6 +57,8 @@ SUBMISSION_JSON = 'submission.json'
 INPUTS_DIR = '.inputs'
 #: The experiment name scoring sees for the submission's own trials (a link in INPUTS_DIR).
 SUBMITTED = 'submitted'
+ENTRY_NAME_MAX_CHARS = 64
+ENTRY_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]{0,%d}' % (ENTRY_NAME_MAX_CHARS - 1))
 
 
 @dataclasses.dataclass
@@ -71,11 +84,22 @@ def entry_dir(results_dir: Path, hardware_class: str, entry: str) -> Path:
     return Path(results_dir) / SUBMISSIONS_DIR / hardware_class / entry
 
 
-def runnable_frameworks(path: Path, suite) -> List[str]:
-    """The suite's frameworks the submission implements; refuses if there are none."""
+def runnable_frameworks(path: Path, suite, framework: Optional[str] = None) -> List[str]:
+    """The suite's frameworks the submission implements; refuses if there are none.
+
+    A single file implements the one framework its imports say (or ``framework``,
+    checked against them); ``framework`` limits a folder to that one of its files.
+    """
     from harness.submission.loader import frameworks_of
 
-    has = frameworks_of(path)
+    has = frameworks_of(path, framework)
+    if framework is not None and path.is_dir():
+        if framework not in has:
+            raise UserInputError(
+                f'--framework {framework}: submission {path} has no '
+                f'{registry.SUBMISSION_MODULES[framework]} (it implements '
+                f'{", ".join(has)}).')
+        has = [framework]
     wanted = [fw for fw in suite.frameworks if fw in has]
     if not wanted:
         files = ', '.join(registry.SUBMISSION_MODULES[f] for f in suite.frameworks)
@@ -86,6 +110,30 @@ def runnable_frameworks(path: Path, suite) -> List[str]:
             f'{" or ".join(has) or "its framework"} (--suite FILE).'
         )
     return wanted
+
+
+def check_entry_name(name: str) -> str:
+    """``--name``: it names a directory and an entrant (``<name>-<hash8>``, scoring adds
+    ``@<framework>``), so letters, digits, ``.``, ``_`` and ``-`` only."""
+    if not ENTRY_NAME.fullmatch(name) or name in ('.', '..'):
+        raise UserInputError(
+            f'--name {name!r} cannot name a submission: use letters, digits, ".", "_" and "-", '
+            f'starting with a letter or digit, at most {ENTRY_NAME_MAX_CHARS} characters '
+            '(e.g. --name my_nadamw). It names the results directory <name>-<hash8>.')
+    return name
+
+
+def check_not_a_baseline(name: str, suite, lb_dir: Path) -> None:
+    """Refuse a ``--name`` that reads as one of the leaderboard's baselines."""
+    manifest = leaderboard.read_manifest(lb_dir) or {}
+    baselines = {b['name'] for b in manifest.get('baselines', [])}
+    baselines |= {s.name for s in suite.submissions}
+    clash = next((b for b in sorted(baselines) if b.lower() == name.lower()), None)
+    if clash is not None:
+        raise UserInputError(
+            f'--name {name!r} is the name of a baseline on the leaderboard {lb_dir} '
+            f'({clash}); the report would show two entrants of that name. Choose another '
+            f'name (e.g. --name {name}_mine); the baselines are {", ".join(sorted(baselines))}.')
 
 
 def validate(path: Path, suite, frameworks: List[str], log: Callable[[str], None]) -> list:
@@ -184,26 +232,47 @@ def submit(
     hardware_class: Optional[str] = None,
     publish: bool = False,
     parallelism: Optional[int] = None,
+    framework: Optional[str] = None,
+    name: Optional[str] = None,
     log: Callable[[str], None] = print,
     run_fn=None,
 ) -> SubmitOutcome:
     """Validate, run, score and report one submission (see the module doc).
 
+    ``framework``: the one framework to run (a single file's is otherwise read from
+    its imports). ``name``: the entry's name instead of the folder's or file's.
     ``run_fn`` replaces the trial runner (tests only; see ``harness.launch.launcher.TrialTask``).
     """
     from harness.launch.launcher import preflight, run_suite
     from harness.launch.suite import expand
     from harness.leaderboard.report import write_report
+    from harness.submission.framework import file_framework
+    from harness.submission.loader import batch_size_warnings
 
+    if name is not None:
+        check_entry_name(name)
     sub_path = registry.resolve_submission(path)
     suite = leaderboard.load_suite_with(suite_name, results_dir, data_dir, partition)
     executor = executor or suite.executor
-    frameworks = runnable_frameworks(sub_path, suite)
+    frameworks = runnable_frameworks(sub_path, suite, framework)
+    if sub_path.is_file():
+        frameworks_from = file_framework(sub_path, framework)[1]
+        log(f'submit: {sub_path} is a {frameworks[0]} submission ({frameworks_from})')
+    else:
+        frameworks_from = '--framework' if framework else None
     findings = validate(sub_path, suite, frameworks, log)
     hw = leaderboard.resolve_hardware_class(hardware_class, executor, 'Submitting')
     lb_dir = leaderboard.require_leaderboard(suite.results_dir, hw, suite)
+    if name is not None:
+        check_not_a_baseline(name, suite, lb_dir)
+    batch_notes = batch_size_warnings(
+        str(sub_path), frameworks, sorted({w.name for w in suite.workloads}))
+    for note in batch_notes:
+        log(f'warning: {note}')
 
     identity = provenance.identify(str(sub_path))
+    if name is not None:
+        identity = dataclasses.replace(identity, name=name)
     root = entry_dir(suite.results_dir, hw, identity.entry_name)
     own_suite = submission_suite(suite, identity, frameworks, root)
     trials = expand(own_suite)
@@ -213,6 +282,7 @@ def submit(
         suite_path=str(suite.path),
         hardware_class=hw,
         frameworks=frameworks,
+        frameworks_from=frameworks_from,
         ruleset=suite.ruleset,
         settings=leaderboard.suite_settings(suite),
         rules_warnings=[str(f) for f in findings],
@@ -262,7 +332,7 @@ def submit(
         job_failures=len(launch.job_failures),
         experiment=SUBMITTED,
         experiment_dir=experiment_dir,
-        extra_notes=notes,
+        extra_notes=batch_notes + notes,
     )
     return SubmitOutcome(
         entry=identity.entry_name,

@@ -3,7 +3,8 @@
 A submission is a folder holding ``jax_submission.py`` and/or
 ``pytorch_submission.py`` and one search space (``search_space.yaml``; AlgoPerf's
 ``tuning_search_space.json`` is accepted too), or a single AlgoPerf-style
-``.py`` file for one framework. The functions are called by keyword, so their
+``.py`` file for one framework, told by its imports
+(``harness.submission.framework``). The functions are called by keyword, so their
 parameter names must be AlgoPerf's; ``update_params`` may leave out
 ``train_state`` and ``prepare_for_eval`` is optional.
 
@@ -29,6 +30,7 @@ from harness import registry
 from harness.errors import UserInputError
 from harness.spec import FRAMEWORKS, SUBMISSION_FUNCTIONS
 from harness.submission import algoperf_compat, search_space
+from harness.submission.framework import file_framework
 
 
 @dataclasses.dataclass
@@ -62,10 +64,32 @@ def search_space_path(path: Path) -> Optional[Path]:
     return None
 
 
-def frameworks_of(path: Path) -> List[str]:
+def frameworks_of(path: Path, requested: Optional[str] = None) -> List[str]:
+    """The frameworks the submission at ``path`` implements.
+
+    A folder: those it has a file for. A single file: the one its imports say,
+    or ``requested`` (checked against them); UserInputError when that is
+    ambiguous or contradicts the file (``harness.submission.framework``).
+    """
     if path.is_file():
-        return list(FRAMEWORKS)
+        return [file_framework(path, requested)[0]]
     return [f for f in FRAMEWORKS if module_path(path, f) is not None]
+
+
+def _single_file_frameworks(path: Path, frameworks: Optional[Sequence[str]]):
+    """(frameworks to check, problems) for a single-file submission."""
+    if not frameworks:
+        try:
+            return [file_framework(path)[0]], []
+        except UserInputError as e:
+            return [], [str(e)]
+    wanted, problems = [], []
+    for fw in frameworks:
+        try:
+            wanted.append(file_framework(path, fw)[0])
+        except UserInputError as e:
+            problems.append(str(e))
+    return wanted, problems
 
 
 def _import_file(file: Path) -> ModuleType:
@@ -155,10 +179,13 @@ def check_submission(name_or_path: str, frameworks: Optional[Sequence[str]] = No
     except UserInputError as e:
         return [str(e)]
     problems: List[str] = []
-    available = frameworks_of(path)
-    wanted = list(frameworks) if frameworks else available
-    if not available:
-        problems.append(f'{path}: no {" or ".join(registry.SUBMISSION_MODULES.values())}')
+    if path.is_file():
+        wanted, problems = _single_file_frameworks(path, frameworks)
+    else:
+        available = frameworks_of(path)
+        wanted = list(frameworks) if frameworks else available
+        if not available:
+            problems.append(f'{path}: no {" or ".join(registry.SUBMISSION_MODULES.values())}')
     modules = {}
     for fw in wanted:
         file = module_path(path, fw)
@@ -201,6 +228,43 @@ def check_submission(name_or_path: str, frameworks: Optional[Sequence[str]] = No
                             seen.add(msg)
                             problems.append(f'{space_file.name} ({fw}): {msg}')
     return problems
+
+
+def batch_size_warnings(name_or_path: str, frameworks: Sequence[str],
+                        workload_names: Sequence[str]) -> List[str]:
+    """What ``get_batch_size`` would do to trials of these workloads, found by calling it
+    as a trial does (``harness.trial.runner.batch_size_of``): an exception other than
+    ValueError, or a value that is neither None nor a positive int, fails that
+    workload's trials. Warnings, not problems: the function may rely on what only the
+    trial's process sets up (devices, DDP), which a check does not. Call it on a
+    submission that ``check_submission`` passed."""
+    from types import SimpleNamespace
+
+    from harness.errors import SubmissionError
+    from harness.submission.federated import is_federated_module
+    from harness.trial.runner import batch_size_of
+
+    path = registry.resolve_submission(name_or_path)
+    warnings = []
+    for fw in frameworks:
+        file = module_path(path, fw)
+        module = _import_file(file)
+        if is_federated_module(module):
+            continue
+        for name in workload_names:
+            # Only the two attributes batch_size_of reads; the default is not needed here.
+            workload = SimpleNamespace(name=name, default_batch_size=None)
+            try:
+                batch_size_of(workload, module)
+            except SubmissionError as e:
+                text = str(e).removeprefix(f'{e.phase}: ')
+                # A ValueError here is batch_size_of's own (a bad return value): its
+                # message says what to return. Any other exception is the submission's.
+                fix = '' if isinstance(e.original, ValueError) else (
+                    '; return None or raise ValueError for a workload you have no batch '
+                    'size for (its default batch size is then used)')
+                warnings.append(f'{file.name}: {name} trials would fail: {text}{fix}')
+    return warnings
 
 
 def load_submission(name_or_path: str, framework: str) -> Submission:

@@ -3,11 +3,14 @@
 NAdamW with linear warmup + cosine decay, jitted with AlgoPerf's sharding
 helpers, raising ValueError for workloads it does not know (the harness then
 uses the workload's default batch size). It imports only `algoperf`, jax,
-optax: the test proves TimeTrial runs such a file as it is.
+optax and chex (AlgoPerf's JAX baselines type their optimizer state with
+chex, so a TimeTrial install must have it): the test proves TimeTrial runs
+such a file as it is.
 """
 
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
+import chex
 import jax
 import jax.numpy as jnp
 import optax
@@ -18,9 +21,9 @@ _GRAD_CLIP_EPS = 1e-6
 
 
 class ScaleByNadamState(NamedTuple):
-    count: Any
-    mu: Any
-    nu: Any
+    count: chex.Array  # scalar int32: the number of updates so far
+    mu: optax.Updates
+    nu: optax.Updates
 
 
 def scale_by_nadam(b1=0.9, b2=0.999, eps=1e-8):
@@ -31,6 +34,7 @@ def scale_by_nadam(b1=0.9, b2=0.999, eps=1e-8):
 
     def update_fn(updates, state, params=None):
         del params
+        chex.assert_trees_all_equal_shapes(updates, state.mu)
         mu = jax.tree.map(lambda g, m: (1 - b1) * g + b1 * m, updates, state.mu)
         nu = jax.tree.map(lambda g, v: (1 - b2) * g**2 + b2 * v, updates, state.nu)
         count = state.count + 1

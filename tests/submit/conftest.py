@@ -49,14 +49,8 @@ def world(tmp_path, monkeypatch):
     def submit(folder, suite=None, **kwargs):
         from harness.leaderboard.submit import submit as run_submit
 
-        return run_submit(
-            str(folder),
-            str(suite or write_suite()),
-            executor='debug',
-            log=lambda m: None,
-            run_fn=fakes.fake_run,
-            **kwargs,
-        )
+        kwargs = {'log': lambda m: None, 'run_fn': fakes.fake_run, **kwargs}
+        return run_submit(str(folder), str(suite or write_suite()), executor='debug', **kwargs)
 
     def runs():
         return run_log.read_text().splitlines() if run_log.exists() else []

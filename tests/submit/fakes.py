@@ -36,12 +36,9 @@ def _seconds(name: str):
     return times.get(prefix, 10.0) if prefix is not None else 10.0
 
 
-def fake_run(config: TrialConfig):
+def _start(config: TrialConfig) -> str:
+    """What every trial writes first (trial.json, meta.json); returns its hardware class."""
     trial_dir = config.trial_dir()
-    trial_dir.mkdir(parents=True, exist_ok=True)
-    finished = results.read_json(trial_dir / results.RESULT_JSON)
-    if finished is not None:
-        return finished
     if os.environ.get('FAKE_RUN_LOG'):
         with open(os.environ['FAKE_RUN_LOG'], 'a', encoding='utf-8') as f:
             f.write(str(trial_dir) + '\n')
@@ -50,6 +47,16 @@ def fake_run(config: TrialConfig):
     hw = os.environ.get('FAKE_HW_CLASS') or hardware.hardware_class(hardware.fingerprint())
     results.write_meta(trial_dir, results.TrialMeta(hardware={'cpu_model': 'fake'},
                                                     hardware_class=hw))
+    return hw
+
+
+def fake_run(config: TrialConfig):
+    trial_dir = config.trial_dir()
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    finished = results.read_json(trial_dir / results.RESULT_JSON)
+    if finished is not None:
+        return finished
+    hw = _start(config)
     seconds = _seconds(config.display_submission)
     reached = seconds is not None
     t = seconds if reached else 60.0
@@ -64,6 +71,43 @@ def fake_run(config: TrialConfig):
         final_step=10, submission_time_s=t, error=None, hardware_class=hw)
     results.write_result(trial_dir, result)
     return result.to_json()
+
+
+def init_then_fake_run(config: TrialConfig):
+    """fake_run, after calling the submission's own ``init_optimizer_state`` the way the
+    runner does (``call_submission``): what it raises fails the trial as a real run
+    records it — result.json's ``error`` the line ``phase: Type: message``, error.txt the
+    traceback. Only the framework the trial names is imported."""
+    from harness.errors import SubmissionError, call_submission
+    from harness.submission.loader import load_submission
+    from harness.submission.search_space import as_hyperparameters
+
+    trial_dir = config.trial_dir()
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    if (trial_dir / results.RESULT_JSON).exists():
+        return results.read_json(trial_dir / results.RESULT_JSON)
+    submission = load_submission(config.submission, config.framework)
+    try:
+        call_submission('init_optimizer_state', submission.init_optimizer_state, workload=None,
+                        model_params=None, model_state=None,
+                        hyperparameters=as_hyperparameters(config.hparams), rng=None)
+    except SubmissionError as e:
+        hw = _start(config)
+        results.atomic_write_text(trial_dir / results.ERROR_FILE, e.traceback_text)
+        result = results.TrialResult.failed(str(e), hardware_class=hw)
+        results.write_result(trial_dir, result)
+        return result.to_json()
+    return fake_run(config)
+
+
+def killed_run(config: TrialConfig):
+    """Trial 1 of every study dies after starting (its job killed: trial.json, no result);
+    the others as fake_run."""
+    if config.trial != 1:
+        return fake_run(config)
+    config.trial_dir().mkdir(parents=True, exist_ok=True)
+    _start(config)
+    raise RuntimeError('the job was killed')
 
 
 SIGNATURES = '''

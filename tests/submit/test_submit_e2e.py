@@ -155,3 +155,25 @@ def test_a_user_submission_is_ranked_against_two_baselines(tmp_path, data_dir, m
     assert record['content_sha256'] == provenance.content_hash(mine)
     assert record['search_space'] == SPACE
     assert results.read_json(trial / 'study_0' / 'trial_0' / 'result.json')['status'] == 'reached'
+
+    # A newcomer's single file: PyTorch read from its imports, its init_optimizer_state
+    # raising in the real runner; the report says failed with the error, not "not reached".
+    single = tmp_path / 'newcomer' / 'submission.py'
+    single.parent.mkdir()
+    single.write_text(USER_SUBMISSION.replace(
+        "    return {'adam': torch.optim.Adam(",
+        "    raise RuntimeError('no optimizer for ' + type(model_params).__name__)\n"
+        "    return {'adam': torch.optim.Adam("), encoding='utf-8')
+    (single.parent / 'search_space.yaml').write_text(SPACE, encoding='utf-8')
+    capsys.readouterr()
+    assert cli.main(['submit', str(single), '--suite', str(suite), '--name', 'newcomer']) == 0
+    printed = capsys.readouterr().out
+    assert f'submit: {single} is a pytorch submission (detected from its imports: torch at ' \
+        'line 4)' in printed
+    assert 'status:failed error:init_optimizer_state: RuntimeError: no optimizer for ' in printed
+    entry = f'newcomer-{provenance.content_hash(single)[:8]}'
+    report = tmp_path / 'results' / 'submissions' / hw / entry / 'report-e2e' / 'report.md'
+    head = report.read_text(encoding='utf-8').split('## Leaderboard')[0]
+    row = next(line for line in head.splitlines() if line.startswith('| lm |'))
+    assert row.startswith('| lm | failed: init_optimizer_state: RuntimeError: no optimizer for '), row
+    assert 'not reached' not in head and '1 of 1 trials failed' in head
