@@ -10,6 +10,7 @@ import yaml
 from harness import registry
 from harness.errors import UserInputError
 from harness.submission import search_space
+from harness.submission.framework import file_framework
 from harness.trial.config import RULESETS, TrialConfig
 
 
@@ -29,6 +30,11 @@ def _load_hparams(path: str) -> Dict[str, Any]:
 def config_from_args(args) -> TrialConfig:
     from harness.submission.loader import search_space_path
 
+    if args.framework is None and args.submission is not None:
+        # A single .py file says its framework by what it imports.
+        path = Path(args.submission).expanduser()
+        if path.suffix == '.py' and path.is_file():
+            args.framework, _ = file_framework(path)
     missing = [f'--{n}' for n in ('workload', 'submission', 'framework')
                if getattr(args, n) is None]
     if missing:

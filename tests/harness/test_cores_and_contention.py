@@ -20,11 +20,11 @@ needs_two_cores = pytest.mark.skipif(len(cores.available_cores()) < 2,
 
 def _claim_in_child(threads: int, all_cores) -> subprocess.CompletedProcess:
     """Another trial's process: a sibling that may use every core, as submitit starts them."""
-    code = ('import os; from harness.trial import cores\n'
+    code = (f'import os; os.sched_setaffinity(0, {list(all_cores)})\n'
+            'from harness.trial import cores\n'
             f'with cores.claimed({threads}) as c: print(sorted(os.sched_getaffinity(0)), c)')
     return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                          env={**os.environ, 'PYTHONPATH': REPO}, timeout=60,
-                          preexec_fn=lambda: os.sched_setaffinity(0, all_cores))
+                          env={**os.environ, 'PYTHONPATH': REPO}, timeout=60)
 
 
 @needs_two_cores
@@ -75,8 +75,8 @@ def test_a_competitor_on_the_trials_core_is_seen():
     core = cores.available_cores()[0]
     previous = cores.available_cores()
     os.sched_setaffinity(0, [core])
-    hog = subprocess.Popen([sys.executable, '-c', 'while True: pass'],
-                           preexec_fn=lambda: os.sched_setaffinity(0, [core]))
+    hog = subprocess.Popen([sys.executable, '-c',
+                            f'import os; os.sched_setaffinity(0, [{core}])\nwhile True: pass'])
     try:
         time.sleep(0.2)
         meter = contention.ContentionMeter(threads=1)

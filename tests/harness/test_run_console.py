@@ -32,3 +32,15 @@ def test_a_single_file_is_refused_under_a_framework_it_does_not_import(capsys, t
     assert f'{SUBMISSION} is a pytorch submission (it imports torch at line 9' in err
     assert 'it cannot run under --framework jax' in err
     assert not any(tmp_path.iterdir())
+
+
+def test_a_single_file_runs_under_the_framework_its_imports_name(toy_env, capsys, tmp_path):
+    hp = tmp_path / 'hp.yaml'
+    hp.write_text('learning_rate: 0.1\n')
+    argv = ['run', '--workload', 'toy', '--submission', SUBMISSION, '--max-steps', '2',
+            '--hparams', str(hp), '--results-dir', str(tmp_path / 'r'),
+            '--data-dir', str(tmp_path / 'd')]
+    assert main(argv) == 0
+    status = next(line for line in capsys.readouterr().err.splitlines()
+                  if line.startswith('status:'))
+    assert '_pytorch/study_0/trial_0' in status
