@@ -15,6 +15,7 @@ heavy (frameworks, pandas) inside ``run``, so ``timetrial --help`` stays fast.
     timetrial submit PATH [--suite demo|full|FILE] [--executor E] [--results-dir DIR] [--publish]
     timetrial leaderboard build SUITE      timetrial leaderboard show [--hardware-class C]
     timetrial calibrate WORKLOAD --size S
+    timetrial noise WORKLOAD --submission NAME [--size S] [--repeats K] [--framework F]
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from harness.cli import (
     cancel,
     check,
     leaderboard,
+    noise,
     prepare,
     run,
     score,
@@ -40,7 +42,8 @@ from harness.errors import UserInputError
 EXIT_BAD_INPUT = 2
 
 #: The commands, in the order ``timetrial --help`` lists them.
-COMMANDS = (prepare, run, check, status, cancel, score, submit, leaderboard, calibrate)
+COMMANDS = (prepare, run, check, status, cancel, score, submit, leaderboard, calibrate,
+            noise)
 
 
 def build_parser() -> argparse.ArgumentParser:

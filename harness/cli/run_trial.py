@@ -14,7 +14,7 @@ from harness.submission.framework import file_framework
 from harness.trial.config import RULESETS, TrialConfig
 
 
-def _load_hparams(path: str) -> Dict[str, Any]:
+def load_hparams(path: str) -> Dict[str, Any]:
     p = Path(path)
     try:
         data = yaml.safe_load(p.read_text(encoding='utf-8'))
@@ -55,7 +55,7 @@ def config_from_args(args) -> TrialConfig:
     hparams = None
     if args.ruleset == 'external':
         if args.hparams:
-            hparams = _load_hparams(args.hparams)
+            hparams = load_hparams(args.hparams)
         else:
             space_file = args.tuning_search_space or search_space_path(path)
             if space_file is None:
