@@ -90,7 +90,7 @@ WORKLOAD_KEYS = {'name': ('str', REQUIRED, {}), 'size': ('str', None, {}),
                  'variant': ('str', None, {}), 'variants': ('list', None, {}),
                  'frameworks': ('list', None, {})}
 SUBMISSION_KEYS = {'name': ('str', REQUIRED, {}), 'search_space': ('str', None, {}),
-                   'frameworks': ('list', None, {})}
+                   'frameworks': ('list', None, {}), 'workloads': ('list', None, {})}
 EXECUTOR_KEYS = {'default': ('str', 'local', {'choices': EXECUTORS}),
                  'debug': ('mapping', {}, {}), 'local': ('mapping', {}, {}),
                  'slurm': ('mapping', {}, {})}
@@ -131,6 +131,16 @@ class SubmissionEntry:
     path: Path
     search_space: Optional[Path]
     frameworks: Optional[Tuple[str, ...]] = None
+    #: The workloads (names) it trains; None: every workload of its contract in the suite.
+    workloads: Optional[Tuple[str, ...]] = None
+    #: 'centralized' (AlgoPerf's contract) or 'federated'.
+    kind: str = 'centralized'
+
+    def trains(self, workload: WorkloadEntry, workload_kind: str) -> bool:
+        """A submission trains the workloads of its own contract (that it lists, if any)."""
+        if (workload_kind == 'federated') != (self.kind == 'federated'):
+            return False
+        return self.workloads is None or workload.name in self.workloads
 
 
 @dataclasses.dataclass(frozen=True)
@@ -282,16 +292,24 @@ def load_suite(path: Path) -> Suite:
 
 
 def _check_kinds(ctx: Context, workloads, submissions) -> None:
-    """Federated submissions train federated workloads only, and centralized ones the rest."""
+    """Every submission trains some workload of the suite, and only workloads of its contract
+    (a suite may hold both: federated submissions train its federated workloads, centralized
+    ones the others)."""
     kinds = {w.name: registry.workload_info(w.name).kind for w in workloads}
     for i, s in enumerate(submissions):
-        kind = registry.submission_kind(s.path)
-        other = sorted(w for w, k in kinds.items() if (k == 'federated') != (kind == 'federated'))
-        if other:
+        for name in s.workloads or ():
+            if name not in kinds:
+                ctx.error(('submissions', i, 'workloads'),
+                          f'{s.name} lists workload {name!r}, which the suite does not have '
+                          f'(its workloads: {", ".join(sorted(kinds))})')
+            elif not s.trains(next(w for w in workloads if w.name == name), kinds[name]):
+                ctx.error(('submissions', i, 'workloads'),
+                          f'{s.name} is a {s.kind} submission; {name} is a {kinds[name]} '
+                          'workload: a submission trains workloads of its own contract only')
+        if kinds and not any(s.trains(w, kinds[w.name]) for w in workloads):
             ctx.error(('submissions', i), (
-                f'{s.name} is a {kind} submission, but workload(s) {", ".join(other)} are not '
-                f'{kind}: put federated workloads and submissions (client_update/server_update) '
-                'in a suite of their own'))
+                f'{s.name} is a {s.kind} submission, and the suite has no {s.kind} workload '
+                f'for it (workloads: {", ".join(sorted(kinds))})'))
 
 
 def _workloads(ctx: Context, top: Dict[str, Any], frameworks: Tuple[str, ...]):
@@ -415,7 +433,10 @@ def _submissions(ctx: Context, top: Dict[str, Any], suite_dir: Path,
             ctx.error(path + ('name',), f'another submission is also named {name!r}; '
                                         'their results would mix in one directory')
             continue
-        entries.append(SubmissionEntry(ref, name, sub_path, space, tuple(own) if own else None))
+        listed = strings(ctx, path + ('workloads',), s['workloads'])
+        entries.append(SubmissionEntry(ref, name, sub_path, space, tuple(own) if own else None,
+                                       tuple(listed) if listed else None,
+                                       registry.submission_kind(sub_path)))
     return entries
 
 
@@ -431,9 +452,12 @@ def expand(suite: Suite) -> List[TrialConfig]:
     """Every trial of the suite, study-major, with its hyperparameters and seeds."""
     spaces: Dict[Path, Any] = {}
     trials = []
+    kinds = {w.name: registry.workload_info(w.name).kind for w in suite.workloads}
     for study in range(suite.studies):
         for w in suite.workloads:
             for s in suite.submissions:
+                if not s.trains(w, kinds[w.name]):
+                    continue
                 for fw in _effective(_effective(suite.frameworks, w.frameworks), s.frameworks):
                     for t in range(suite.trials):
                         trials.append(_config(suite, w, s, fw, study, t, spaces))

@@ -94,3 +94,52 @@ def test_paths_relative_to_the_suite_and_results_relative_to_cwd(write_suite, tm
     (t,) = expand(suite)
     assert t.submission == str(tmp_path / 'sub_b') and t.submission_name == 'sub_b'
     assert t.size == 'tiny'                          # the smallest size by default
+
+
+def _mixed(tmp_path, submissions):
+    suite = tmp_path / 'mixed.yaml'
+    suite.write_text(f'''
+results_dir: {tmp_path}
+ruleset: self
+studies: 2
+workloads: [lm, ctr, federated_shakespeare]
+submissions: {submissions}
+frameworks: [jax]
+''', encoding='utf-8')
+    return suite
+
+
+def test_a_suite_mixes_contracts_each_submission_on_its_own_kind(tmp_path):
+    """Federated submissions train the federated workloads, centralized ones the others;
+    ``workloads:`` narrows a submission further."""
+    from harness.launch.suite import expand, load_suite
+
+    suite = load_suite(_mixed(tmp_path, '[adamw, {name: nadamw, workloads: [ctr]}, fedavg]'))
+    pairs = {(c.display_submission, c.workload) for c in expand(suite)}
+    assert pairs == {('adamw', 'lm'), ('adamw', 'ctr'), ('nadamw', 'ctr'),
+                     ('fedavg', 'federated_shakespeare')}
+    assert len(expand(suite)) == 2 * len(pairs)
+
+
+def test_a_submission_listing_a_workload_of_the_other_contract_is_refused(tmp_path):
+    import pytest
+
+    from harness.errors import UserInputError
+    from harness.launch.suite import load_suite
+
+    with pytest.raises(UserInputError) as e:
+        load_suite(_mixed(tmp_path, '[{name: adamw, workloads: [federated_shakespeare, gpt]}]'))
+    text = str(e.value)
+    assert ('adamw is a centralized submission; federated_shakespeare is a federated workload'
+            in text)
+    assert "adamw lists workload 'gpt', which the suite does not have" in text
+    only_fed = tmp_path / 'only_fed.yaml'
+    only_fed.write_text(f'''
+results_dir: {tmp_path}
+ruleset: self
+workloads: [federated_shakespeare]
+submissions: [adamw]
+frameworks: [jax]
+''', encoding='utf-8')
+    with pytest.raises(UserInputError, match='the suite has no centralized workload for it'):
+        load_suite(only_fed)
