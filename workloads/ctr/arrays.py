@@ -104,6 +104,13 @@ class DatasetWriter:
         self.sparse.append(sparse)
         self.labels.append(labels)
 
+    def written_labels(self) -> np.ndarray:
+        """The labels appended so far, memory-mapped read-only (for statistics before closing)."""
+        self.labels._file.flush()
+        return np.memmap(
+            self.labels.path, np.float32, 'r', offset=_HEADER_BYTES, shape=(self.num_rows,)
+        )
+
     def __exit__(self, exc_type, exc, tb) -> None:
         for appender in (self.dense, self.sparse, self.labels):
             appender.close()
