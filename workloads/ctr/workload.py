@@ -10,9 +10,11 @@ which is -[y~ log σ(z) + (1 - y~) log(1 - σ(z))] computed without overflow;
 ``summed`` = Σ per_example, ``n_valid_examples`` = Σ w_i (w = mask, 1 without).
 
 Metrics (numpy, ``metrics.py``), each on a fixed set of rows: ``loss`` (mean
-log loss, the target, lower is better), ``auc`` (ROC AUC) and ``calibration``
-(Σ predicted probability / Σ clicks; 1 is calibrated), for ``validation`` and
-for an equally large strided subset of ``train``.
+log loss, the target, lower is better), ``normalized_entropy`` (log loss over
+the entropy of the training click rate, He et al. 2014; 1 = predicting the
+base rate), ``auc`` (ROC AUC) and ``calibration`` (Σ predicted probability /
+Σ clicks; 1 is calibrated), for ``validation`` and for an equally large
+strided subset of ``train``.
 
 Variants keep the budget of their size and set their own target:
 ``lowrank`` (cross layers W ≈ U Vᵀ, rank D/4), ``moe`` (4 low-rank experts of
@@ -215,7 +217,13 @@ class CtrWorkload(spec.Workload):
         return flops_per_example(self.config)
 
     def eval_metric_keys(self):
-        return ['validation/loss', 'validation/auc', 'validation/calibration', 'train/loss']
+        return [
+            'validation/loss',
+            'validation/normalized_entropy',
+            'validation/auc',
+            'validation/calibration',
+            'train/loss',
+        ]
 
     # ---- data ---------------------------------------------------------------------
 
@@ -262,9 +270,10 @@ class CtrWorkload(spec.Workload):
 
     def _evaluate(self, params, model_state, data_dir) -> Dict[str, float]:
         results = {}
+        base_rate = self._open(data_dir).train_click_rate
         for split in ('train', 'validation'):
             labels, logits = self._split_logits(params, model_state, data_dir, split)
-            for key, value in metrics.ctr_metrics(labels, logits).items():
+            for key, value in metrics.ctr_metrics(labels, logits, base_rate).items():
                 results[f'{split}/{key}'] = value
         return results
 
