@@ -101,6 +101,24 @@ def test_prepare_synthetic_writes_meta(tmp_path):
     np.testing.assert_array_equal(ctr.sparse, _generate(SMALL_SPEC, 0)[1])
 
 
+def test_prepare_synthetic_records_the_bayes_optimal_log_loss(tmp_path):
+    out = data._prepare_synthetic(tmp_path / 'ctr' / 'synthetic-tiny', SMALL_SPEC, lambda _: None)
+    meta = data.CtrData(out).meta
+    chunks = list(synthetic.generate_chunks(SMALL_SPEC, 0))
+    p = np.concatenate([c.probabilities for c in chunks])[SMALL_SPEC.num_train :]
+    y = np.concatenate([c.labels for c in chunks])[SMALL_SPEC.num_train :]
+    expected = np.mean(-(p * np.log(p) + (1 - p) * np.log(1 - p)))  # E_y[log loss | p]
+    realized = np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    assert meta['bayes_log_loss'] == pytest.approx(expected, rel=1e-9)
+    assert meta['bayes_log_loss_realized'] == pytest.approx(realized, rel=1e-9)
+    # The true probabilities beat the base rate: normalized entropy below 1.
+    rate = meta['train_click_rate']
+    base_entropy = -(rate * np.log(rate) + (1 - rate) * np.log(1 - rate))
+    assert meta['bayes_normalized_entropy'] == pytest.approx(expected / base_entropy)
+    assert 0.0 < meta['bayes_normalized_entropy'] < 1.0
+    assert abs(realized - expected) < 0.02  # sampling noise of 2000 labels
+
+
 def test_prepare_criteo_splits_off_the_last_file(tmp_path):
     source = tmp_path / 'criteo'
     source.mkdir()

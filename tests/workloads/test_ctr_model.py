@@ -8,7 +8,7 @@ import torch
 
 from harness import spec
 from harness.spec import UserInputError
-from workloads.ctr import jax_impl, model, torch_impl, workload
+from workloads.ctr import data, jax_impl, model, torch_impl, workload
 from workloads.ctr.fakes import write_prepared
 from workloads.ctr.metrics import sigmoid_cross_entropy
 
@@ -248,6 +248,13 @@ def test_eval_and_validation_predictions_agree_across_frameworks(tmp_path):
     assert sorted(jax_metrics) == sorted(torch_metrics)
     for key, value in jax_metrics.items():
         assert value == pytest.approx(torch_metrics[key], rel=1e-4), key
+    # Normalized entropy: log loss over the entropy of the training click rate.
+    rate = float(np.mean(data.CtrData(data.source_dir(tmp_path, 'movielens')).labels[:3000]))
+    entropy = -(rate * np.log(rate) + (1 - rate) * np.log(1 - rate))
+    for split in ('train', 'validation'):
+        assert jax_metrics[f'{split}/normalized_entropy'] == pytest.approx(
+            jax_metrics[f'{split}/loss'] / entropy, rel=1e-6
+        )
     predictions = jw.validation_predictions(params, None, str(tmp_path))
     assert predictions.dtype == np.float32 and predictions.shape == (5000,)
     np.testing.assert_allclose(
