@@ -81,8 +81,8 @@ def _hparams_key(hparams) -> str:
     return json.dumps(hparams, sort_keys=True, default=str)
 
 
-def _no_rpd(pairs: int = 0) -> Dict[str, Any]:
-    return {'rpd': np.nan, 'rpd_min': np.nan, 'rpd_max': np.nan, 'rpd_pairs': pairs,
+def _no_rpd() -> Dict[str, Any]:
+    return {'rpd': np.nan, 'rpd_min': np.nan, 'rpd_max': np.nan, 'rpd_pairs': 0,
             'rpd_step': np.nan}
 
 
