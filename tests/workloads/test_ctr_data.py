@@ -293,3 +293,13 @@ def test_real_movielens_download_and_prepare(tmp_path):
         np.log1p(train_counts[val_items] * (val_items > 0)),
         rtol=1e-6,
     )
+
+
+def test_train_click_rate_comes_from_meta_or_the_training_labels(tmp_path):
+    out = write_prepared(tmp_path, 'movielens', 4, [5, 50, 7], 1000, 300)
+    recorded = data.CtrData(out).train_click_rate
+    assert recorded == pytest.approx(float(np.mean(data.CtrData(out).labels[:1000])))
+    meta = json.loads((out / 'meta.json').read_text())
+    del meta['train_click_rate']  # data prepared before the rate was recorded
+    (out / 'meta.json').write_text(json.dumps(meta))
+    assert data.CtrData(out).train_click_rate == pytest.approx(recorded)
