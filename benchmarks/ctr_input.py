@@ -33,7 +33,7 @@ def bench_reader(folder: Path, num_lines: int) -> float:
     path = write_criteo_file(folder / 'day_0', num_lines, seed=0)
     size_mb = path.stat().st_size / 1e6
     start = time.perf_counter()
-    reader = criteo_reader.CriteoTsvReader([path], data.CRITEO_VOCAB_SIZES)
+    reader = criteo_reader.CriteoTsvReader([path], criteo_reader.CRITEO_VOCAB_SIZES)
     rows = sum(len(block.labels) for block in reader)
     elapsed = time.perf_counter() - start
     print(

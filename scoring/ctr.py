@@ -6,19 +6,30 @@ workload, the values are the median over studies of the final evaluation of each
 study's selected trial (the fastest to target; the best on the target metric when
 none reached), so they describe the model each study would hand over.
 
-RPD (arXiv:2209.05310) measures how reproducible training is: for two replicas'
-predictions p1, p2 on the same validation examples (same order),
+RPD (Anil et al., arXiv:2209.05310) measures how reproducible training is: two
+replicas, trained with identical configuration and different seeds, predict the
+same validation examples (same order) with probabilities p1, p2;
 RPD = mean over examples of |p1 − p2| / ((p1 + p2) / 2), with 0 where both are 0.
-It is computed for self-tuned entrants (their studies are replicas of one recipe)
-from ``validation_predictions.npy`` (float32 probabilities) in each selected trial's
-directory, and reported as the mean over all pairs of studies.
+
+Replicas here are the selected trials of an entrant's studies when they share
+their hyperparameters (self-tuning, or external tuning whose studies drew the same
+point, e.g. a one-point search space); their predictions are
+``validation_predictions.npy`` (float32 probabilities) in each trial directory,
+saved at the trial's final step. The RPD is defined at a fixed point of training,
+so it is given only when every replica stopped at the same step (``final_step``):
+run them with ``stop_at_target: false`` and ``max_steps`` (the shipped
+``ctr_replicas`` suite). Replicas that stopped at different steps (at their target,
+say) get no RPD and a problem line saying so. Reported: the mean over all pairs of
+replicas, with its range (``rpd_min``, ``rpd_max``), the number of pairs and the
+common step (``rpd_step``).
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import pandas as pd
@@ -66,22 +77,65 @@ def _load_predictions(trial_dir: str, problems: List[Problem]) -> Optional[np.nd
     return values
 
 
-def _mean_rpd(trial_dirs: List[str], problems: List[Problem]) -> tuple:
-    predictions = [(d, p) for d in trial_dirs if (p := _load_predictions(d, problems)) is not None]
+def _hparams_key(hparams) -> str:
+    return json.dumps(hparams, sort_keys=True, default=str)
+
+
+def _no_rpd() -> Dict[str, Any]:
+    return {'rpd': np.nan, 'rpd_min': np.nan, 'rpd_max': np.nan, 'rpd_pairs': 0,
+            'rpd_step': np.nan}
+
+
+def replica_rpd(replicas: pd.DataFrame, problems: List[Problem]) -> Dict[str, Any]:
+    """RPD over all pairs of ``replicas`` (rows of the trials frame), or NaN with a reason.
+
+    Rows that are not replicas (different hyperparameters) give NaN silently;
+    replicas stopped at different steps give NaN and a problem.
+    """
+    if len(replicas) < 2 or replicas['hparams'].map(_hparams_key).nunique() > 1:
+        return _no_rpd()
+    predictions = [
+        (row, p)
+        for row in replicas.itertuples()
+        if (p := _load_predictions(row.trial_dir, problems)) is not None
+    ]
+    if len(predictions) < 2:
+        return _no_rpd()
+    steps = {int(row.study): row.final_step for row, _ in predictions}
+    if len(set(steps.values())) > 1 or any(pd.isna(v) for v in steps.values()):
+        listed = ', '.join(f'study {s}: {v:.0f}' for s, v in sorted(steps.items()))
+        problems.append(
+            Problem(
+                os.path.dirname(os.path.dirname(predictions[0][0].trial_dir)),
+                f'replicas stopped at different steps ({listed}); the replica prediction '
+                'difference compares predictions at one step, so none is given. Run the '
+                'replicas to a fixed step with stop_at_target: false and max_steps (see the '
+                'ctr_replicas suite)',
+            )
+        )
+        return _no_rpd()
     values = []
-    for (d1, p1), (d2, p2) in itertools.combinations(predictions, 2):
+    for (r1, p1), (r2, p2) in itertools.combinations(predictions, 2):
         if p1.shape != p2.shape:
             problems.append(
                 Problem(
-                    os.path.join(d2, PREDICTIONS_FILE),
+                    os.path.join(r2.trial_dir, PREDICTIONS_FILE),
                     f'{p2.shape[0]} predictions but {p1.shape[0]} in '
-                    f'{os.path.join(d1, PREDICTIONS_FILE)}; pair left out '
+                    f'{os.path.join(r1.trial_dir, PREDICTIONS_FILE)}; pair left out '
                     'of the RPD',
                 )
             )
             continue
         values.append(replica_prediction_difference(p1, p2))
-    return (float(np.mean(values)) if values else np.nan), len(values)
+    if not values:
+        return _no_rpd()
+    return {
+        'rpd': float(np.mean(values)),
+        'rpd_min': float(np.min(values)),
+        'rpd_max': float(np.max(values)),
+        'rpd_pairs': len(values),
+        'rpd_step': int(next(iter(steps.values()))),
+    }
 
 
 def ctr_table(
@@ -113,10 +167,7 @@ def ctr_table(
             'final_calibration': float(np.median(calibration.reindex(sel).dropna()))
             if calibration.reindex(sel).notna().any()
             else np.nan,
-            'rpd': np.nan,
-            'rpd_pairs': 0,
+            **replica_rpd(by_id.loc[sel], problems),
         }
-        if (by_id.loc[sel, 'ruleset'] == 'self').all():
-            row['rpd'], row['rpd_pairs'] = _mean_rpd(list(by_id.loc[sel, 'trial_dir']), problems)
         rows.append(row)
     return pd.DataFrame(rows)

@@ -212,14 +212,18 @@ def render(rep: ScoreReport, profile_png: Path, curves: Dict[str, Path]) -> str:
                 'final_auc': tables.fmt_num,
                 'final_calibration': tables.fmt_num,
                 'rpd': tables.fmt_num,
+                'rpd_min': tables.fmt_num,
+                'rpd_max': tables.fmt_num,
+                'rpd_step': lambda v: tables.fmt_num(v, digits=0),
             },
         )
         parts += [
             '<h2 id="ctr">Click-through-rate workloads</h2>',
             '<p class="note">Final validation AUC and calibration (Σ predictions / '
             'Σ clicks; 1 is ideal), median over studies. RPD: replica prediction '
-            'difference between studies of a self-tuned entrant (0 = identical '
-            'predictions), mean over pairs.</p>',
+            'difference between studies that share their hyperparameters (0 = identical '
+            'predictions), at the step all of them stopped at (rpd_step); mean, min and '
+            'max over pairs. Replicas stopped at different steps get none (see problems).</p>',
             _table(view, 'table-ctr'),
         ]
     if rep.teacher is not None:

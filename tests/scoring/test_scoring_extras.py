@@ -1,7 +1,12 @@
 """Optional report sections: CTR metrics with the replica prediction difference, teacher cost."""
 
+import json
+import os
+
 import numpy as np
 import pytest
+
+from harness import results
 
 from scoring.api import score
 from scoring.ctr import replica_prediction_difference
@@ -55,8 +60,12 @@ def test_ctr_table_with_rpd_for_self_tuned_entrants(tmp_path):
     assert table.loc['selfie', 'final_calibration'] == pytest.approx(1.0)
     assert table.loc['selfie', 'rpd'] == pytest.approx(2 / 9, rel=1e-6)  # (1/3 + 0 + 1/3) / 3
     assert table.loc['selfie', 'rpd_pairs'] == 3
+    # The spread over pairs and the step all replicas stopped at (3 evals x 100 steps).
+    assert table.loc['selfie', 'rpd_min'] == 0.0
+    assert table.loc['selfie', 'rpd_max'] == pytest.approx(1 / 3, rel=1e-6)
+    assert table.loc['selfie', 'rpd_step'] == 300
     assert table.loc['tuned', 'final_auc'] == pytest.approx(0.74)
-    assert np.isnan(table.loc['tuned', 'rpd'])  # external tuning: no replicas
+    assert np.isnan(table.loc['tuned', 'rpd'])  # no predictions saved
     html = (tmp_path / 'out' / 'report.html').read_text()
     assert 'id="table-ctr"' in html and (tmp_path / 'out' / 'ctr.csv').exists()
 
@@ -70,6 +79,41 @@ def test_mismatched_predictions_are_reported_and_left_out(tmp_path):
     assert table.loc['selfie', 'rpd_pairs'] == 1
     assert table.loc['selfie', 'rpd'] == pytest.approx(1 / 3, rel=1e-6)
     assert sum('5 predictions but 2' in p.reason for p in rep.problems) == 2
+
+
+def test_replicas_stopped_at_different_steps_get_no_rpd_and_a_reason(tmp_path):
+    """Trials that stop at their target end at different steps: no RPD between them."""
+    _ctr_tree(tmp_path)
+    result_path = tmp_path / 'exp' / 'selfie' / 'ctr_jax' / 'study_1' / 'trial_0' / 'result.json'
+    result = json.loads(result_path.read_text())
+    result_path.write_text(json.dumps({**result, 'final_step': 250}))
+    rep = score(tmp_path, bootstrap_samples=0)
+    row = rep.ctr.set_index('entrant').loc['selfie']
+    assert np.isnan(row['rpd']) and np.isnan(row['rpd_step']) and row['rpd_pairs'] == 0
+    (problem,) = [p for p in rep.problems if 'different steps' in p.reason]
+    assert 'study 0: 300, study 1: 250, study 2: 300' in problem.reason
+    assert 'stop_at_target: false and max_steps' in problem.reason
+    assert problem.path.endswith(os.path.join('selfie', 'ctr_jax'))
+
+
+def test_studies_with_different_hyperparameters_are_not_replicas(tmp_path):
+    for study, lr in enumerate([0.001, 0.002]):
+        d = trial(
+            tmp_path,
+            submission='tuned',
+            workload='ctr',
+            study=study,
+            reach_at_s=30,
+            extra_metrics={'validation/auc': [0.7], 'validation/calibration': [1.0]},
+        )
+        identity = results.read_identity(d)
+        identity.hparams = {'learning_rate': lr}
+        results.write_identity(d, identity)
+        np.save(d / 'validation_predictions.npy', np.full(4, 0.1 * (study + 1), np.float32))
+    rep = score(tmp_path, bootstrap_samples=0)
+    row = rep.ctr.set_index('entrant').loc['tuned']
+    assert np.isnan(row['rpd']) and row['rpd_pairs'] == 0
+    assert not [p for p in rep.problems if 'RPD' in p.reason or 'replica' in p.reason]
 
 
 def test_teacher_cost_section_is_data_driven(tmp_path):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from harness.errors import DataNotPreparedError, UserInputError
-from workloads.ctr import data, movielens, synthetic
+from workloads.ctr import criteo_reader, data, movielens, synthetic
 from workloads.ctr.arrays import DatasetWriter, NpyAppender
 from workloads.ctr.fakes import write_criteo_file, write_prepared
 
@@ -101,6 +101,24 @@ def test_prepare_synthetic_writes_meta(tmp_path):
     np.testing.assert_array_equal(ctr.sparse, _generate(SMALL_SPEC, 0)[1])
 
 
+def test_prepare_synthetic_records_the_bayes_optimal_log_loss(tmp_path):
+    out = data._prepare_synthetic(tmp_path / 'ctr' / 'synthetic-tiny', SMALL_SPEC, lambda _: None)
+    meta = data.CtrData(out).meta
+    chunks = list(synthetic.generate_chunks(SMALL_SPEC, 0))
+    p = np.concatenate([c.probabilities for c in chunks])[SMALL_SPEC.num_train :]
+    y = np.concatenate([c.labels for c in chunks])[SMALL_SPEC.num_train :]
+    expected = np.mean(-(p * np.log(p) + (1 - p) * np.log(1 - p)))  # E_y[log loss | p]
+    realized = np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    assert meta['bayes_log_loss'] == pytest.approx(expected, rel=1e-9)
+    assert meta['bayes_log_loss_realized'] == pytest.approx(realized, rel=1e-9)
+    # The true probabilities beat the base rate: normalized entropy below 1.
+    rate = meta['train_click_rate']
+    base_entropy = -(rate * np.log(rate) + (1 - rate) * np.log(1 - rate))
+    assert meta['bayes_normalized_entropy'] == pytest.approx(expected / base_entropy)
+    assert 0.0 < meta['bayes_normalized_entropy'] < 1.0
+    assert abs(realized - expected) < 0.02  # sampling noise of 2000 labels
+
+
 def test_prepare_criteo_splits_off_the_last_file(tmp_path):
     source = tmp_path / 'criteo'
     source.mkdir()
@@ -111,7 +129,7 @@ def test_prepare_criteo_splits_off_the_last_file(tmp_path):
     ctr = data.CtrData(out)
     assert (ctr.num_train, ctr.num_rows) == (300, 500)
     assert ctr.meta['malformed_lines'] == 1
-    assert (ctr.sparse[:] < np.array(data.CRITEO_VOCAB_SIZES)).all()
+    assert (ctr.sparse[:] < np.array(criteo_reader.CRITEO_VOCAB_SIZES)).all()
     data.check_prepared(tmp_path, 'criteo')
 
 
@@ -275,3 +293,13 @@ def test_real_movielens_download_and_prepare(tmp_path):
         np.log1p(train_counts[val_items] * (val_items > 0)),
         rtol=1e-6,
     )
+
+
+def test_train_click_rate_comes_from_meta_or_the_training_labels(tmp_path):
+    out = write_prepared(tmp_path, 'movielens', 4, [5, 50, 7], 1000, 300)
+    recorded = data.CtrData(out).train_click_rate
+    assert recorded == pytest.approx(float(np.mean(data.CtrData(out).labels[:1000])))
+    meta = json.loads((out / 'meta.json').read_text())
+    del meta['train_click_rate']  # data prepared before the rate was recorded
+    (out / 'meta.json').write_text(json.dumps(meta))
+    assert data.CtrData(out).train_click_rate == pytest.approx(recorded)

@@ -31,7 +31,8 @@ def train_and_evaluate(cfg, inputs, labels, num_train, steps=600, batch_size=256
         optimizer.step()
     with torch.no_grad():
         logits = net(inputs[num_train:]).numpy()
-    return metrics.ctr_metrics(labels[num_train:].numpy(), logits)
+    base_rate = float(labels[:num_train].mean())
+    return metrics.ctr_metrics(labels[num_train:].numpy(), logits, base_rate)
 
 
 def test_dcn_beats_an_mlp_on_the_planted_crosses():

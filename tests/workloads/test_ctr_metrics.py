@@ -39,12 +39,6 @@ def test_auc_matches_brute_force_with_many_ties(seed):
     assert metrics.roc_auc(labels, scores) == pytest.approx(brute_force_auc(labels, scores))
 
 
-def test_average_ranks_share_ties():
-    np.testing.assert_allclose(
-        metrics.average_ranks(np.array([3.0, 1.0, 3.0, 2.0, 3.0])), [4.0, 1.0, 4.0, 2.0, 4.0]
-    )
-
-
 def test_auc_undefined_with_one_class():
     assert math.isnan(metrics.roc_auc(np.ones(5), np.arange(5.0)))
 
@@ -70,7 +64,27 @@ def test_log_loss_matches_definition_and_is_stable():
 def test_ctr_metrics_keys_and_values():
     labels = np.array([0, 1, 1, 0])
     logits = np.array([-1.0, 1.0, 2.0, 0.0])
-    out = metrics.ctr_metrics(labels, logits)
-    assert set(out) == {'loss', 'auc', 'calibration'}
+    out = metrics.ctr_metrics(labels, logits, base_rate=0.25)
+    assert set(out) == {'loss', 'normalized_entropy', 'auc', 'calibration'}
     assert out['auc'] == pytest.approx(1.0)
     assert out['calibration'] == pytest.approx(metrics.sigmoid(logits).sum() / 2)
+    h = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
+    assert out['normalized_entropy'] == pytest.approx(out['loss'] / h)
+
+
+def test_normalized_entropy_is_one_for_the_base_rate_predictor():
+    """He et al. 2014: predicting the background rate for every example scores NE = 1."""
+    rng = np.random.default_rng(0)
+    labels = (rng.random(10_000) < 0.3).astype(float)
+    rate = labels.mean()
+    logits = np.full(labels.size, math.log(rate / (1 - rate)))
+    assert metrics.ctr_metrics(labels, logits, rate)['normalized_entropy'] == pytest.approx(1.0)
+    # Better than the base rate: below 1; the base rate comes from the training rows.
+    informed = np.where(labels > 0, 1.0, -1.0)
+    assert metrics.ctr_metrics(labels, informed, rate)['normalized_entropy'] < 1.0
+    assert math.isnan(metrics.normalized_entropy(0.3, 0.0))
+
+
+def test_binary_entropy_and_sigmoid_at_the_edges():
+    np.testing.assert_allclose(metrics.binary_entropy([0.0, 0.5, 1.0]), [0.0, math.log(2), 0.0])
+    np.testing.assert_allclose(metrics.sigmoid([-1000.0, 0.0, 1000.0]), [0.0, 0.5, 1.0])

@@ -8,9 +8,11 @@ import torch
 
 from harness import spec
 from harness.errors import UserInputError
-from workloads.ctr import jax_impl, model, torch_impl, workload
+from workloads.ctr import data, jax_impl, model, torch_impl, workload
 from workloads.ctr.fakes import write_prepared
 from workloads.ctr.metrics import sigmoid_cross_entropy
+
+from tests.workloads import ctr_reference
 
 TRAIN, EVAL = spec.ForwardPassMode.TRAIN, spec.ForwardPassMode.EVAL
 
@@ -67,7 +69,8 @@ def test_lowrank_cross_layer_uses_w_equal_u_vt(vectors):
         np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
 
 
-def test_moe_cross_layer_is_a_softmax_gated_sum_of_low_rank_experts(vectors):
+def test_moe_cross_layer_is_the_published_mixture(vectors):
+    """Σ_i G_i(x) x0 ⊙ (U_i g(C_i g(V_iᵀ x)) + b) + x, g = ReLU, G = softmax (arXiv:2008.13535)."""
     x0, x = vectors
     cfg = small_config('moe', rank=2, num_experts=3)
     weights = model.init_weights(cfg, seed=3)['cross_0']
@@ -76,12 +79,31 @@ def test_moe_cross_layer_is_a_softmax_gated_sum_of_low_rank_experts(vectors):
     for i in range(3):
         scores = x[i] @ weights['gate']
         gates = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()
-        experts = [
-            x0[i] * (weights['u'][k] @ weights['v'][k].T @ x[i] + weights['bias']) for k in range(3)
-        ]
+        experts = []
+        for k in range(3):
+            projected = np.maximum(weights['v'][k].T @ x[i], 0.0)  # g(Vᵀ x), (r,)
+            mixed = np.maximum(weights['c'][k].T @ projected, 0.0)  # g(C g(Vᵀ x)), (r,)
+            experts.append(x0[i] * (weights['u'][k] @ mixed + weights['bias']))
         expected.append(sum(g * e for g, e in zip(gates, experts)) + x[i])
     for out in run_cross(cfg, weights, x0, x):
         np.testing.assert_allclose(out, np.stack(expected), rtol=1e-5, atol=1e-6)
+    # The nonlinearity acts: the layer is not the linear mixture U Vᵀ the paper improves on.
+    linear = []
+    for i in range(3):
+        gates = np.exp(x[i] @ weights['gate']) / np.exp(x[i] @ weights['gate']).sum()
+        low_rank = [weights['u'][k] @ weights['v'][k].T @ x[i] for k in range(3)]
+        linear.append(sum(g * x0[i] * (w + weights['bias']) for g, w in zip(gates, low_rank)) + x[i])
+    assert not np.allclose(np.stack(expected), np.stack(linear), atol=1e-3)
+
+
+def test_cross_layer_parameter_counts_follow_the_formulas():
+    kinds = (('full', {}), ('lowrank', {'rank': 2}), ('moe', {'rank': 2, 'num_experts': 3}))
+    for cross, kwargs in kinds:
+        cfg = small_config(cross, **kwargs)
+        weights = model.init_weights(cfg, seed=0)['cross_0']
+        assert model.count_params({'cross_0': weights}) == model.cross_layer_params(cfg)
+    # D = 6, r = 2, K = 3: K (2 D r + r²) + D K + D
+    assert model.cross_layer_params(small_config('moe', rank=2, num_experts=3)) == 3 * 28 + 18 + 6
 
 
 def make_pair(variant, size='tiny'):
@@ -131,8 +153,33 @@ def test_parity_same_weights_same_outputs_and_loss(variant):
     )
 
 
-def test_parity_of_gradients():
-    jw, tw = make_pair('parallel')
+@pytest.mark.parametrize('variant', [None, 'lowrank', 'moe', 'parallel'])
+def test_both_frameworks_match_the_numpy_reference(variant):
+    """Same weights -> the logits of the per-example numpy DCN-V2, and equal parameter counts."""
+    jw, tw = make_pair(variant)
+    cfg = jw.config
+    weights = model.init_weights(cfg, seed=9)
+    params, _ = jw.init_model_fn(jax.random.PRNGKey(9))
+    module, _ = tw.init_model_fn(np.array([0, 9], np.uint32))
+    n_params = model.count_params(weights)
+    assert sum(np.asarray(v).size for v in jax.tree_util.tree_leaves(params)) == n_params
+    assert sum(p.numel() for p in module.parameters()) == n_params
+    cross = cfg.num_cross_layers * model.cross_layer_params(cfg)
+    crosses = {k: v for k, v in weights.items() if k.startswith('cross_')}
+    assert model.count_params(crosses) == cross
+    inputs, _ = random_inputs(cfg, n=8, seed=4)
+    expected = ctr_reference.logits(cfg, weights, inputs)
+    jax_logits, _ = jw.model_fn(params, {'inputs': jnp.asarray(inputs)}, None, EVAL, None, False)
+    torch_logits, _ = tw.model_fn(
+        module, {'inputs': torch.from_numpy(inputs)}, None, EVAL, None, False
+    )
+    np.testing.assert_allclose(np.asarray(jax_logits), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(torch_logits.detach().numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize('variant', ['parallel', 'moe'])
+def test_parity_of_gradients(variant):
+    jw, tw = make_pair(variant)
     params, _ = jw.init_model_fn(jax.random.PRNGKey(0))
     module, _ = tw.init_model_fn(np.array([0, 0], np.uint32))
     inputs, labels = random_inputs(jw.config, seed=1)
@@ -201,6 +248,13 @@ def test_eval_and_validation_predictions_agree_across_frameworks(tmp_path):
     assert sorted(jax_metrics) == sorted(torch_metrics)
     for key, value in jax_metrics.items():
         assert value == pytest.approx(torch_metrics[key], rel=1e-4), key
+    # Normalized entropy: log loss over the entropy of the training click rate.
+    rate = float(np.mean(data.CtrData(data.source_dir(tmp_path, 'movielens')).labels[:3000]))
+    entropy = -(rate * np.log(rate) + (1 - rate) * np.log(1 - rate))
+    for split in ('train', 'validation'):
+        assert jax_metrics[f'{split}/normalized_entropy'] == pytest.approx(
+            jax_metrics[f'{split}/loss'] / entropy, rel=1e-6
+        )
     predictions = jw.validation_predictions(params, None, str(tmp_path))
     assert predictions.dtype == np.float32 and predictions.shape == (5000,)
     np.testing.assert_allclose(

@@ -9,6 +9,7 @@ finished it (the scripts time steps).
 from __future__ import annotations
 
 import importlib
+import math
 from typing import Any, Callable, Optional, Tuple
 
 from harness import spec
@@ -23,6 +24,15 @@ def make_workload(info: spec.WorkloadInfo, framework: str, size: Optional[str] =
     module, _, name = info.classes[framework].partition(':')
     cls = getattr(importlib.import_module(module), name)
     return cls(size=size or info.sizes[0], variant=variant, budget=None)
+
+
+def warmup_cosine_lr(step: int, peak_lr: float, total_steps: int, warmup_steps: int) -> float:
+    """Learning rate of ``step`` (0-based): linear warmup to ``peak_lr`` over
+    ``warmup_steps``, then cosine decay to 0 at ``total_steps`` (0 after it)."""
+    if step < warmup_steps:
+        return peak_lr * (step + 1) / warmup_steps
+    progress = min((step - warmup_steps) / max(total_steps - warmup_steps, 1), 1.0)
+    return peak_lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def _mean_loss(workload, params, batch):

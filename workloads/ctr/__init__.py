@@ -5,6 +5,9 @@ Data (``<data_dir>/ctr/<source>/``):
     timetrial prepare ctr                                   # MovieLens-100k (tiny, the demo)
     timetrial prepare ctr --variant synthetic [--size base] # generated, Criteo schema
     timetrial prepare ctr --variant criteo --source DIR     # your Criteo TSV files
+    python -m workloads.ctr.criteo_prepare --source DIR --data-dir DATA --validation-days day_23
+
+See README.md (metrics, the published mixture, Criteo day order).
 
 Imports no framework (the registry reads ``INFO`` without torch or jax).
 """
@@ -21,5 +24,5 @@ INFO = WorkloadInfo(
     },
     prepare='workloads.ctr.data:prepare',
     description='DCN-V2 click-through-rate prediction (sigmoid cross-entropy; '
-    'validation log loss, AUC, calibration).',
+    'validation log loss, normalized entropy, AUC, calibration).',
 )

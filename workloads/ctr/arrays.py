@@ -22,6 +22,8 @@ import numpy as np
 # length (2) + the dict padded with spaces to here. 128 holds any 2-D shape.
 _HEADER_BYTES = 128
 META_NAME = 'meta.json'
+#: Version of the prepared format (meta.json ``format_version``).
+FORMAT_VERSION = 1
 
 
 def _npy_header(dtype: np.dtype, shape: Tuple[int, ...]) -> bytes:
@@ -104,6 +106,13 @@ class DatasetWriter:
         self.sparse.append(sparse)
         self.labels.append(labels)
 
+    def written_labels(self) -> np.ndarray:
+        """The labels appended so far, memory-mapped read-only (for statistics before closing)."""
+        self.labels._file.flush()
+        return np.memmap(
+            self.labels.path, np.float32, 'r', offset=_HEADER_BYTES, shape=(self.num_rows,)
+        )
+
     def __exit__(self, exc_type, exc, tb) -> None:
         for appender in (self.dense, self.sparse, self.labels):
             appender.close()
@@ -119,3 +128,18 @@ class DatasetWriter:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(self.tmp_dir, self.final_dir)
+
+
+def source_dir(data_dir, source: str) -> Path:
+    return Path(data_dir).expanduser() / 'ctr' / source
+
+
+def make_meta(source: str, num_train: int, num_dense: int, vocab_sizes, **extra) -> dict:
+    return dict(
+        format_version=FORMAT_VERSION,
+        source=source,
+        num_train=int(num_train),
+        num_dense=int(num_dense),
+        vocab_sizes=[int(v) for v in vocab_sizes],
+        **extra,
+    )

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import re
 import warnings
 from pathlib import Path
 from typing import Iterator, List, Sequence, Tuple
@@ -34,6 +35,43 @@ from typing import Iterator, List, Sequence, Tuple
 import numpy as np
 
 from harness.errors import UserInputError
+
+# Criteo: hashed vocabulary per categorical column, the next power of two above
+# the cardinality Criteo Kaggle reports for it (DLRM's table), at most 2**22.
+# Models use tables of min(vocab, cap) rows: reducing a power-of-two hash modulo
+# a smaller power of two is the same as hashing into it.
+CRITEO_KAGGLE_CARDINALITIES = (
+    1460,
+    583,
+    10131227,
+    2202608,
+    305,
+    24,
+    12517,
+    633,
+    3,
+    93145,
+    5683,
+    8351593,
+    3194,
+    27,
+    14992,
+    5461306,
+    10,
+    5652,
+    2173,
+    4,
+    7046547,
+    18,
+    15,
+    286181,
+    105,
+    142572,
+)
+CRITEO_VOCAB_SIZES = tuple(
+    min(1 << int(np.ceil(np.log2(c))), 1 << 22) for c in CRITEO_KAGGLE_CARDINALITIES
+)
+
 
 NUM_INTEGER = 13
 NUM_CATEGORICAL = 26
@@ -167,8 +205,25 @@ def parse_block(block: bytes, vocab_sizes: np.ndarray) -> ParsedBlock:
     )
 
 
+def day_name(path: Path) -> str:
+    """A file's day name: its name without a ``.gz`` suffix (``day_3.gz`` -> ``day_3``)."""
+    name = Path(path).name
+    return name[: -len('.gz')] if name.endswith('.gz') else name
+
+
+def day_order(path: Path) -> tuple:
+    """Sort key by the numbers in the name: day_2 < day_10 < day_23 (as strings, day_10 < day_2)."""
+    parts = re.split(r'(\d+)', day_name(path))
+    # Text and number parts alternate (text first), so keys of any two names compare.
+    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts))
+
+
 def find_criteo_files(source: Path) -> List[Path]:
-    """The data files under ``source`` (a file, or a directory's visible files, sorted)."""
+    """The data files under ``source``: a file, or a directory's visible files in day order.
+
+    Day order sorts by the numbers in the names, so Criteo 1TB's day_0 ...
+    day_23 come in time order (a string sort would put day_10 before day_2).
+    """
     source = Path(source).expanduser()
     if not source.exists():
         raise UserInputError(
@@ -177,11 +232,21 @@ def find_criteo_files(source: Path) -> List[Path]:
         )
     if source.is_file():
         return [source]
-    files = sorted(p for p in source.iterdir() if p.is_file() and not p.name.startswith('.'))
+    files = sorted(
+        (p for p in source.iterdir() if p.is_file() and not p.name.startswith('.')),
+        key=lambda p: (day_order(p), p.name),
+    )
     if not files:
         raise UserInputError(
             f'Criteo source directory {source} holds no files: put the '
             'TSV files there (train.txt or day_0 ... day_23, .gz allowed).'
+        )
+    names = [day_name(p) for p in files]
+    twins = sorted({n for n in names if names.count(n) > 1})
+    if twins:
+        raise UserInputError(
+            f'Criteo source directory {source} holds the same day twice, plain and '
+            f'.gz ({", ".join(twins)}): keep one of each.'
         )
     return files
 

@@ -29,57 +29,19 @@ import numpy as np
 
 from harness import spec
 from harness.errors import DataNotPreparedError, UserInputError
-from workloads.ctr import criteo_reader, movielens, synthetic
-from workloads.ctr.arrays import META_NAME, DatasetWriter
+from workloads.ctr import criteo_prepare, criteo_reader, metrics, movielens, synthetic
+from workloads.ctr.arrays import (
+    FORMAT_VERSION,
+    META_NAME,
+    DatasetWriter,
+    make_meta,
+    source_dir,
+)
 
-FORMAT_VERSION = 1
 SOURCES = ('movielens', 'synthetic-tiny', 'synthetic-base', 'criteo')
 #: Evaluation uses at most this many rows per split (evenly strided), so that an
 #: eval of a Criteo-sized validation day stays a fixed, bounded cost.
 MAX_EVAL_EXAMPLES = 1 << 21
-
-# Criteo: hashed vocabulary per categorical column, the next power of two above
-# the cardinality Criteo Kaggle reports for it (DLRM's table), at most 2**22.
-# Models use tables of min(vocab, cap) rows: reducing a power-of-two hash modulo
-# a smaller power of two is the same as hashing into it.
-CRITEO_KAGGLE_CARDINALITIES = (
-    1460,
-    583,
-    10131227,
-    2202608,
-    305,
-    24,
-    12517,
-    633,
-    3,
-    93145,
-    5683,
-    8351593,
-    3194,
-    27,
-    14992,
-    5461306,
-    10,
-    5652,
-    2173,
-    4,
-    7046547,
-    18,
-    15,
-    286181,
-    105,
-    142572,
-)
-CRITEO_VOCAB_SIZES = tuple(
-    min(1 << int(np.ceil(np.log2(c))), 1 << 22) for c in CRITEO_KAGGLE_CARDINALITIES
-)
-#: One day of Criteo Kaggle's seven (its train.txt is in time order).
-CRITEO_VALIDATION_FRACTION = 1.0 / 7.0
-
-
-def source_dir(data_dir, source: str) -> Path:
-    return Path(data_dir).expanduser() / 'ctr' / source
-
 
 def prepare_command(source: str) -> str:
     if source == 'criteo':
@@ -104,6 +66,18 @@ class CtrData:
         self.labels = np.load(self.directory / 'labels.npy', mmap_mode='r')
         self.num_train = int(self.meta['num_train'])
         self.num_rows = int(self.meta['num_rows'])
+
+    @property
+    def train_click_rate(self) -> float:
+        """Click rate of the training rows (the normalized entropy's base rate).
+
+        Recorded in meta.json at prepare; data prepared before it was recorded
+        gets it from the labels (one pass over the training labels, cached).
+        """
+        if 'train_click_rate' not in self.meta:
+            labels = self.labels[: self.num_train]
+            self.meta['train_click_rate'] = float(np.mean(labels, dtype=np.float64))
+        return float(self.meta['train_click_rate'])
 
     def split_range(self, split: str):
         if split == 'train':
@@ -264,12 +238,14 @@ def prepare(
     source: Optional[str] = None,
     size: Optional[str] = None,
     log: Callable[[str], None] = print,
+    validation_days: Optional[Sequence[str]] = None,
 ) -> Path:
     """Build the data of ``ctr`` for (size, variant) under ``<data_dir>/ctr/``.
 
     ``source``: for ``--variant criteo``, the directory (or file) of Criteo TSV
     files (required); for MovieLens, optionally a downloaded recbole wheel (for
-    offline machines). Returns the prepared directory.
+    offline machines). ``validation_days``: Criteo day files that validate
+    (default: the last day; see ``criteo_prepare``). Returns the prepared directory.
     """
     name = source_for(size, variant)
     out_dir = source_dir(data_dir, name)
@@ -281,23 +257,16 @@ def prepare(
             raise UserInputError(
                 'The criteo variant reads your Criteo files: run `timetrial prepare ctr '
                 '--variant criteo --source DIR` with DIR holding train.txt (Criteo Kaggle) '
-                'or day_0 ... day_23 (Criteo 1TB), plain or .gz.'
+                'or day_0 ... day_23 (Criteo 1TB), plain or .gz. The last day validates; '
+                'to name the validation day(s), run `python -m workloads.ctr.criteo_prepare '
+                '--source DIR --data-dir DATA --validation-days day_23`.'
             )
-        return _prepare_criteo(out_dir, Path(source), log)
+        return criteo_prepare.prepare_criteo(out_dir, Path(source), validation_days, log)
+    if validation_days:
+        raise UserInputError('validation_days names Criteo days: it needs --variant criteo.')
     if source:
         raise UserInputError(f'--source is not used by the {name} data (it is generated).')
     return _prepare_synthetic(out_dir, synthetic.SPECS[name.split('-', 1)[1]], log)
-
-
-def make_meta(source: str, num_train: int, num_dense: int, vocab_sizes, **extra) -> dict:
-    return dict(
-        format_version=FORMAT_VERSION,
-        source=source,
-        num_train=int(num_train),
-        num_dense=int(num_dense),
-        vocab_sizes=[int(v) for v in vocab_sizes],
-        **extra,
-    )
 
 
 def _prepare_movielens(out_dir: Path, source: Optional[str], log) -> Path:
@@ -332,58 +301,31 @@ def _prepare_movielens(out_dir: Path, source: Optional[str], log) -> Path:
 def _prepare_synthetic(out_dir: Path, gen_spec: synthetic.SyntheticSpec, log) -> Path:
     log(f'Generating {gen_spec.num_rows:,} synthetic rows into {out_dir} ...')
     clicks = 0.0
+    bayes = synthetic.BayesLogLoss(gen_spec.num_train)
     with DatasetWriter(out_dir, criteo_reader.NUM_INTEGER, criteo_reader.NUM_CATEGORICAL) as writer:
-        for dense, sparse, labels in synthetic.generate(gen_spec, seed=0):
-            if writer.num_rows < gen_spec.num_train:
-                clicks += labels[: gen_spec.num_train - writer.num_rows].sum()
-            writer.append(dense, sparse, labels)
+        for chunk in synthetic.generate_chunks(gen_spec, seed=0):
+            clicks += chunk.labels[: max(gen_spec.num_train - chunk.start, 0)].sum()
+            if chunk.start + len(chunk.labels) > gen_spec.num_train:
+                bayes.add(chunk)
+            writer.append(chunk.dense, chunk.sparse, chunk.labels)
+        train_click_rate = float(clicks / gen_spec.num_train)
         writer.meta = make_meta(
             out_dir.name,
             gen_spec.num_train,
             criteo_reader.NUM_INTEGER,
             synthetic.cardinalities(gen_spec),
-            train_click_rate=float(clicks / gen_spec.num_train),
+            train_click_rate=train_click_rate,
+            # The best validation log loss any model can expect (true probabilities).
+            bayes_log_loss=bayes.expected,
+            bayes_log_loss_realized=bayes.realized,
+            bayes_normalized_entropy=metrics.normalized_entropy(bayes.expected, train_click_rate),
             generator=repr(gen_spec),
             seed=0,
         )
     log(
         f'Synthetic data: {gen_spec.num_train:,} train and {gen_spec.num_validation:,} '
-        f'validation rows, {int(synthetic.cardinalities(gen_spec).sum()):,} categories.'
-    )
-    return out_dir
-
-
-def _prepare_criteo(out_dir: Path, source: Path, log) -> Path:
-    files = criteo_reader.find_criteo_files(source)
-    reader = criteo_reader.CriteoTsvReader(files, CRITEO_VOCAB_SIZES)
-    log(f'Reading {len(files)} Criteo file(s) from {source} ...')
-    last_file_start = 0  # first row of the last file
-    with DatasetWriter(out_dir, criteo_reader.NUM_INTEGER, criteo_reader.NUM_CATEGORICAL) as writer:
-        for block in reader:
-            if block.file_index == len(files) - 1 and not last_file_start:
-                last_file_start = writer.num_rows
-            writer.append(block.dense, block.sparse.astype(np.int32), block.labels)
-        n = writer.num_rows
-        if n < 2:
-            raise UserInputError(f'{source}: fewer than 2 valid Criteo lines in all.')
-        # Several files (Criteo 1TB's days): the last one validates. One file:
-        # its last seventh (Criteo Kaggle's last day).
-        num_train = (
-            last_file_start
-            if len(files) > 1 and last_file_start > 0
-            else n - max(1, int(round(n * CRITEO_VALIDATION_FRACTION)))
-        )
-        writer.meta = make_meta(
-            'criteo',
-            num_train,
-            criteo_reader.NUM_INTEGER,
-            CRITEO_VOCAB_SIZES,
-            files=[str(p) for p in files],
-            lines=reader.stats.lines,
-            malformed_lines=reader.stats.malformed,
-        )
-    log(
-        f'Criteo: {num_train:,} train and {n - num_train:,} validation rows; '
-        f'{reader.stats.malformed:,} malformed lines skipped.'
+        f'validation rows, {int(synthetic.cardinalities(gen_spec).sum()):,} categories. '
+        f'Bayes-optimal validation log loss {bayes.expected:.4f} '
+        f'({bayes.realized:.4f} on the drawn labels).'
     )
     return out_dir

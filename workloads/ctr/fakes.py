@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import List, Sequence
 
 import numpy as np
+from scipy.special import expit
 
 from workloads.ctr import data
 from workloads.ctr.arrays import DatasetWriter
@@ -56,9 +57,15 @@ def write_prepared(
     dense = rng.exponential(1.0, (n, num_dense)).astype(np.float32)
     sparse = np.stack([rng.integers(0, v, n) for v in vocab_sizes], axis=1).astype(np.int32)
     logit = dense[:, 0] - 1.0 + 0.5 * (sparse[:, 0] % 2)
-    labels = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
+    labels = (rng.random(n) < expit(logit)).astype(np.float32)
     out = data.source_dir(data_dir, source)
     with DatasetWriter(out, num_dense, len(vocab_sizes)) as writer:
         writer.append(dense, sparse, labels)
-        writer.meta = data.make_meta(source, num_train, num_dense, vocab_sizes)
+        writer.meta = data.make_meta(
+            source,
+            num_train,
+            num_dense,
+            vocab_sizes,
+            train_click_rate=float(labels[:num_train].mean()),
+        )
     return out

@@ -18,7 +18,7 @@ from workloads.ctr.workload import CtrWorkload
 
 
 class CrossLayer(nn.Module):
-    """x0 ⊙ (W x + b) + x, W full, low-rank (U Vᵀ) or a gated mixture of low-rank experts."""
+    """x0 ⊙ (W x + b) + x, W full or low-rank (U Vᵀ); or the gated mixture of low-rank experts."""
 
     cfg: ModelConfig
 
@@ -33,10 +33,13 @@ class CrossLayer(nn.Module):
             u = self.param('u', zeros, (d, cfg.rank))
             v = self.param('v', zeros, (d, cfg.rank))
             return x0 * ((x @ v) @ u.T + bias) + x
-        u = self.param('u', zeros, (cfg.num_experts, d, cfg.rank))
-        v = self.param('v', zeros, (cfg.num_experts, d, cfg.rank))
-        gates = jax.nn.softmax(x @ self.param('gate', zeros, (d, cfg.num_experts)), axis=-1)
-        low = jnp.einsum('bd,kdr->bkr', x, v)  # (B, K, r)
+        k, r = cfg.num_experts, cfg.rank
+        u = self.param('u', zeros, (k, d, r))
+        v = self.param('v', zeros, (k, d, r))
+        c = self.param('c', zeros, (k, r, r))
+        gates = jax.nn.softmax(x @ self.param('gate', zeros, (d, k)), axis=-1)  # (B, K)
+        low = nn.relu(jnp.einsum('bd,kdr->bkr', x, v))  # g(Vᵀ x): (B, K, r)
+        low = nn.relu(jnp.einsum('bkr,krs->bks', low, c))  # g(C g(Vᵀ x)): (B, K, r)
         experts = x0[:, None, :] * (jnp.einsum('bkr,kdr->bkd', low, u) + bias)  # (B, K, D)
         return jnp.einsum('bk,bkd->bd', gates, experts) + x
 

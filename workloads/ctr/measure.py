@@ -1,9 +1,15 @@
-"""A bare AdamW loop for the ctr workload: step throughput and time to a validation loss.
+r"""A bare AdamW loop for the ctr workload: step throughput and time to a validation loss.
 
 This is how the shipped ``tiny`` targets were measured (see ``workload.BUDGETS``);
 re-measure on another machine with::
 
     python -m workloads.ctr.measure --framework jax --size tiny --data-dir DIR --max-train-s 90
+
+and, for the validation loss against steps (the target's margin against the
+eval-to-eval jitter) whatever the machine's load::
+
+    python -m workloads.ctr.measure --framework jax --size tiny --data-dir DIR \
+        --eval-every-steps 50 --max-train-s 100000 --seed 0
 
 The recipe is the ``adamw`` baseline's at the middle of its search space:
 AdamW (β1 0.9, β2 0.99, weight decay 0.03 on every parameter, optax's and
@@ -12,7 +18,8 @@ then cosine decay to zero at ``--steps`` (the workload's ``step_hint`` by
 default), the workload's default batch size. The clock covers the steps only
 (batch fetch included, device synchronized before each read, first-step
 compilation included); evaluation runs every ``--eval-every-s`` seconds of
-training time, off the clock. Output lines are greppable ``key:value`` pairs.
+training time (or every ``--eval-every-steps`` steps), off the clock. Output
+lines are greppable ``key:value`` pairs.
 """
 
 from __future__ import annotations
@@ -24,11 +31,35 @@ import time
 
 import numpy as np
 
-from harness import registry, spec
+from harness import spec
 from workloads._common import measure_steps
-from submissions._lib.schedules import warmup_cosine_factor
+from workloads.ctr import INFO
 
 WARMUP_FACTOR = 0.05
+
+
+def _warmup_steps(args) -> int:
+    return max(int(WARMUP_FACTOR * args.steps), 1)
+
+
+def jax_schedule(args):
+    """optax's form of ``measure_steps.warmup_cosine_lr`` (equal at every step)."""
+    import optax
+
+    warm = _warmup_steps(args)
+    return optax.join_schedules(
+        [
+            # lr (c + 1) / warm at steps c = 0 .. warm - 1
+            optax.linear_schedule(args.lr / warm, args.lr, max(warm - 1, 1)),
+            optax.cosine_decay_schedule(args.lr, max(args.steps - warm, 1)),
+        ],
+        [warm],
+    )
+
+
+def torch_lr_at(args):
+    warm = _warmup_steps(args)
+    return lambda step: measure_steps.warmup_cosine_lr(step, args.lr, args.steps, warm)
 
 
 def _jax_trainer(workload, params, args):
@@ -36,14 +67,7 @@ def _jax_trainer(workload, params, args):
 
     from workloads._common import jax_utils
 
-    warm = max(int(WARMUP_FACTOR * args.steps), 1)
-    schedule = optax.join_schedules(
-        [
-            optax.linear_schedule(args.lr / warm, args.lr, warm - 1),
-            optax.cosine_decay_schedule(args.lr, max(args.steps - warm, 1)),
-        ],
-        [warm - 1],
-    )
+    schedule = jax_schedule(args)
     tx = optax.chain(
         optax.clip_by_global_norm(1.0), optax.adamw(schedule, b1=0.9, b2=0.99, weight_decay=args.wd)
     )
@@ -54,9 +78,7 @@ def _torch_trainer(workload, model, args):
     import torch
 
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=args.wd)
-    return measure_steps.torch_step(
-        workload, model, opt,
-        lambda step: args.lr * warmup_cosine_factor(step, args.steps, WARMUP_FACTOR))
+    return measure_steps.torch_step(workload, model, opt, torch_lr_at(args))
 
 
 def main(argv=None) -> None:
@@ -77,6 +99,12 @@ def main(argv=None) -> None:
     parser.add_argument(
         '--eval-every-s', type=float, default=None, help='default: the workload eval period'
     )
+    parser.add_argument(
+        '--eval-every-steps',
+        type=int,
+        default=None,
+        help='evaluate every this many steps instead (loss against steps, on any machine load)',
+    )
     parser.add_argument('--max-train-s', type=float, default=None)
     parser.add_argument(
         '--target',
@@ -87,7 +115,7 @@ def main(argv=None) -> None:
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
 
-    workload = registry.make_workload('ctr', args.framework, args.size, args.variant)
+    workload = measure_steps.make_workload(INFO, args.framework, args.size, args.variant)
     workload.check_data(args.data_dir)
     args.steps = args.steps or workload.step_hint
     eval_every_s = args.eval_every_s or workload.eval_period_time_sec
@@ -142,7 +170,10 @@ def main(argv=None) -> None:
         if not math.isfinite(loss):
             print(f'step:{i} diverged loss:{loss}')
             return
-        if train_s >= next_eval_s:
+        if args.eval_every_steps:
+            if i % args.eval_every_steps == 0 and i < args.steps:
+                evaluate(i)
+        elif train_s >= next_eval_s:
             evaluate(i)
             next_eval_s = train_s + eval_every_s
     evaluate(i)

@@ -5,17 +5,22 @@ The network (Wang et al., DCN V2, arXiv:2008.13535):
     x0 = [dense ‖ E_1[s_1] ‖ ... ‖ E_F[s_F]]          (B, D), D = n_dense + F d
     cross layer l:  x_{l+1} = x0 ⊙ (W_l x_l + b_l) + x_l      'full'
                     W_l ≈ U_l V_lᵀ (rank r)                   'lowrank'
-                    x_{l+1} = Σ_i g_i(x_l) x0 ⊙ (U_li V_liᵀ x_l + b_l) + x_l,
-                    g = softmax(x_l G_l) over K experts          'moe'
+                    x_{l+1} = Σ_i G_i(x_l) E_i(x_l) + x_l      'moe'
+                    E_i(x) = x0 ⊙ (U_i g(C_i g(V_iᵀ x)) + b_l)
+                    G(x) = softmax(x G_l) over K experts
     stacked:   logit = out(MLP(cross(x0)))
     parallel:  logit = out([cross(x0) ‖ MLP(x0)])
 
 Weights are stored in the ``[in, out]`` layout both frameworks share, so a
 kernel ``K`` is ``Wᵀ`` and a layer computes ``x @ K`` (``W x`` for a column
-vector). Low-rank factors: ``W x = U (Vᵀ x)`` is ``(x @ V) @ Uᵀ``. The MoE
-experts share the bias (the paper leaves it open; one bias keeps the
-parameter count close to a low-rank layer) and have no inner nonlinearity
-(the paper's optional C and g are identity here).
+vector). Low-rank factors: ``W x = U (Vᵀ x)`` is ``(x @ V) @ Uᵀ``; the MoE's
+r x r map ``C_i`` is stored as ``C_iᵀ`` (``h @ c``).
+
+The mixture is the paper's: each expert projects to r dimensions, applies g,
+the r x r map C_i, g again, and projects back. The paper writes g as any
+nonlinearity; we use ReLU, TorchRec's default in its LowRankMixtureCrossNet
+(the widely used implementation of this layer). The experts share the bias
+b_l as the paper writes it, and the gate G_l is a linear map without bias.
 
 Initialization is written once here in numpy and loaded by both frameworks:
 embeddings uniform(-0.05, 0.05), every matrix Glorot-uniform (TF Recommenders'
@@ -89,6 +94,7 @@ def _cross_layer(rng: np.random.Generator, cfg: ModelConfig) -> Dict[str, np.nda
     return {
         'u': _glorot(rng, r, d, (k, d, r)),
         'v': _glorot(rng, d, r, (k, d, r)),
+        'c': _glorot(rng, r, r, (k, r, r)),
         'gate': _glorot(rng, d, k, (d, k)),
         'bias': bias,
     }
@@ -137,13 +143,20 @@ def count_params(weights: Dict[str, Dict[str, np.ndarray]]) -> int:
     return int(sum(a.size for layer in weights.values() for a in layer.values()))
 
 
+def cross_layer_params(cfg: ModelConfig) -> int:
+    """Parameters of one cross layer, from the formulas of the module docstring."""
+    d, r, k = cfg.input_dim, cfg.rank, cfg.num_experts
+    per_layer = {'full': d * d, 'lowrank': 2 * d * r, 'moe': k * (2 * d * r + r * r) + d * k}
+    return per_layer[cfg.cross] + d  # + the bias b_l
+
+
 def flops_per_example(cfg: ModelConfig) -> float:
     """Training FLOPs per example: 3 x (2 x multiply-adds of the forward pass).
 
     Embedding lookups and elementwise ops are not counted (memory-bound).
     """
     d, r, k = cfg.input_dim, cfg.rank, cfg.num_experts
-    cross = {'full': d * d, 'lowrank': 2 * d * r, 'moe': k * 2 * d * r + d * k}[cfg.cross]
+    cross = {'full': d * d, 'lowrank': 2 * d * r, 'moe': k * (2 * d * r + r * r) + d * k}[cfg.cross]
     macs = cfg.num_cross_layers * cross
     width = d
     for out in cfg.deep_widths:

@@ -24,7 +24,7 @@ from workloads.ctr.workload import CtrWorkload
 
 
 class CrossLayer(nn.Module):
-    """x0 ⊙ (W x + b) + x, W full, low-rank (U Vᵀ) or a gated mixture of low-rank experts."""
+    """x0 ⊙ (W x + b) + x, W full or low-rank (U Vᵀ); or the gated mixture of low-rank experts."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -36,17 +36,20 @@ class CrossLayer(nn.Module):
             self.u = nn.Parameter(torch.zeros(d, cfg.rank))
             self.v = nn.Parameter(torch.zeros(d, cfg.rank))
         else:
-            self.u = nn.Parameter(torch.zeros(cfg.num_experts, d, cfg.rank))
-            self.v = nn.Parameter(torch.zeros(cfg.num_experts, d, cfg.rank))
-            self.gate = nn.Parameter(torch.zeros(d, cfg.num_experts))
+            k, r = cfg.num_experts, cfg.rank
+            self.u = nn.Parameter(torch.zeros(k, d, r))
+            self.v = nn.Parameter(torch.zeros(k, d, r))
+            self.c = nn.Parameter(torch.zeros(k, r, r))
+            self.gate = nn.Parameter(torch.zeros(d, k))
 
     def forward(self, x0, x):  # (B, D), (B, D) -> (B, D)
         if self.cfg.cross == 'full':
             return x0 * (x @ self.kernel + self.bias) + x
         if self.cfg.cross == 'lowrank':
             return x0 * ((x @ self.v) @ self.u.T + self.bias) + x
-        gates = torch.softmax(x @ self.gate, dim=-1)
-        low = torch.einsum('bd,kdr->bkr', x, self.v)  # (B, K, r)
+        gates = torch.softmax(x @ self.gate, dim=-1)  # (B, K)
+        low = F.relu(torch.einsum('bd,kdr->bkr', x, self.v))  # g(Vᵀ x): (B, K, r)
+        low = F.relu(torch.einsum('bkr,krs->bks', low, self.c))  # g(C g(Vᵀ x)): (B, K, r)
         experts = x0[:, None, :] * (torch.einsum('bkr,kdr->bkd', low, self.u) + self.bias)
         return torch.einsum('bk,bkd->bd', gates, experts) + x
 

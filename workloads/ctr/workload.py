@@ -10,9 +10,11 @@ which is -[y~ log σ(z) + (1 - y~) log(1 - σ(z))] computed without overflow;
 ``summed`` = Σ per_example, ``n_valid_examples`` = Σ w_i (w = mask, 1 without).
 
 Metrics (numpy, ``metrics.py``), each on a fixed set of rows: ``loss`` (mean
-log loss, the target, lower is better), ``auc`` (ROC AUC) and ``calibration``
-(Σ predicted probability / Σ clicks; 1 is calibrated), for ``validation`` and
-for an equally large strided subset of ``train``.
+log loss, the target, lower is better), ``normalized_entropy`` (log loss over
+the entropy of the training click rate, He et al. 2014; 1 = predicting the
+base rate), ``auc`` (ROC AUC) and ``calibration`` (Σ predicted probability /
+Σ clicks; 1 is calibrated), for ``validation`` and for an equally large
+strided subset of ``train``.
 
 Variants keep the budget of their size and set their own target:
 ``lowrank`` (cross layers W ≈ U Vᵀ, rank D/4), ``moe`` (4 low-rank experts of
@@ -31,7 +33,7 @@ import numpy as np
 
 from harness import spec
 from harness.errors import UserInputError, unknown_name_error
-from workloads.ctr import data, metrics, movielens, synthetic
+from workloads.ctr import criteo_reader, data, metrics, movielens, synthetic
 from workloads.ctr.model import ModelConfig, flops_per_example
 
 SIZES = ('tiny', 'base')
@@ -73,12 +75,41 @@ _EVAL_BATCH = {'tiny': 4096, 'base': 1 << 15}
 #   moe          56 / 61            0.553 / 0.551  30 s / 30 s
 #   parallel     36 / 57            0.550 / 0.547  20 s / 20 s
 #   synthetic    32 / 49            0.328 / 0.346  60 s / 70 s   (AUC 0.89-0.90)
-# MovieLens overfits after ~900 steps (3 epochs; the validation loss climbs to
-# 0.62 by step 1500) and its validation loss jitters by ~0.01 between evals,
-# so its target sits 0.01-0.015 above the best loss: every run checked (seeds
-# 0-2) stays at or below it for ~300-500 steps, more than one eval period.
-# Budgets are 3x the slowest time to target. `synthetic` has 500k fresh rows
-# and keeps improving over the budget.
+# (moe in this table had the earlier mixture without g and C; recheck below.)
+# synthetic's Bayes-optimal validation log loss (the true probabilities' expected
+# log loss, recorded by prepare in meta.json) is 0.188 at tiny and 0.209 at base:
+# the targets 0.360 / 0.390 sit ~0.17 above it.
+# MovieLens target, recalibrated 2026-12-06 (the earlier 0.565 sat 0.01 above the
+# best loss, inside the eval-to-eval jitter). Validation loss against steps, on
+# the 2-core Intel Xeon VM above while other jobs loaded it (load average ~7:
+# step times 2-10x the quiet ones, so only losses against steps were used):
+#   for s in 0 1 2; do for fw in jax pytorch; do python -m workloads.ctr.measure \
+#     --framework $fw --size tiny --data-dir DIR --eval-every-steps 50 \
+#     --max-train-s 100000 --seed $s; done; done       (pytorch seed 2 not run)
+#   run          best (step)    level held for 300 steps   sd of loss, steps 300-900
+#   jax s0       0.5470 (600)   0.5609 (300-600)           0.012
+#   jax s1       0.5468 (900)   0.5618 (400-700)           0.008
+#   jax s2       0.5502 (750)   0.5606 (450-750)           0.004
+#   pytorch s0   0.5469 (600)   0.5637 (300-600)           0.013
+#   pytorch s1   0.5468 (900)   0.5637 (400-700)           0.008
+# Same seed, same init and data order: JAX and PyTorch trace the same curve.
+# The loss jumps by up to 0.044 at the start of each epoch (312 steps; it
+# overfits from ~900 steps and reaches 0.62 by step 1500), so the best value is
+# seen only by an eval that happens to land before an epoch ends. A 10 s eval
+# period is ~280 steps (JAX) / ~230 (PyTorch) on the quiet machine, so the
+# target must hold for 300 consecutive steps: the highest such level is 0.564,
+# and the target adds ~0.011 (one sd of the loss there): 0.575. Every run first
+# meets it at step 200 (~8 s of training on the quiet machine, so at the first
+# or second eval), and 12-15 of the 20 evals of its first 1000 steps do; the
+# 90 s budget stays (>= 3x the time to target). The lowrank, moe and parallel
+# variants share the data and its epoch jumps (best 0.547-0.553 above) and take
+# the same target (moe rechecked below; lowrank and parallel not remeasured).
+# moe recheck with the published mixture (JAX seed 0, the loop above with
+# --variant moe): best 0.5528 (step 900), level held for 300 steps 0.5664
+# (300-600), first at or below 0.575 at step 200, 15 of its first 20 evals.
+# The harness's own procedure, to re-run on a quiet machine:
+# `timetrial calibrate ctr --size tiny` (then per variant with --variant).
+# `synthetic` has 500k fresh rows and keeps improving over the budget.
 # criteo (tiny and base) and every base entry are uncalibrated: no Criteo data
 # here, and base was measured only for the default (synthetic-base, one H100:
 # val loss 0.382 after one epoch = 977 steps of 8192, 16 s with JAX's 10 s
@@ -87,10 +118,10 @@ _EVAL_BATCH = {'tiny': 4096, 'base': 1 << 15}
 _MOVIELENS_TINY = dict(max_allowed_runtime_sec=90.0, eval_period_time_sec=10.0, step_hint=1500)
 _BASE = dict(max_allowed_runtime_sec=120.0, eval_period_time_sec=10.0, step_hint=2000)
 BUDGETS: Dict[tuple, spec.Budget] = {
-    ('tiny', None): spec.Budget(validation_target_value=0.565, **_MOVIELENS_TINY),
-    ('tiny', 'lowrank'): spec.Budget(validation_target_value=0.565, **_MOVIELENS_TINY),
-    ('tiny', 'moe'): spec.Budget(validation_target_value=0.565, **_MOVIELENS_TINY),
-    ('tiny', 'parallel'): spec.Budget(validation_target_value=0.565, **_MOVIELENS_TINY),
+    ('tiny', None): spec.Budget(validation_target_value=0.575, **_MOVIELENS_TINY),
+    ('tiny', 'lowrank'): spec.Budget(validation_target_value=0.575, **_MOVIELENS_TINY),
+    ('tiny', 'moe'): spec.Budget(validation_target_value=0.575, **_MOVIELENS_TINY),
+    ('tiny', 'parallel'): spec.Budget(validation_target_value=0.575, **_MOVIELENS_TINY),
     ('tiny', 'synthetic'): spec.Budget(
         0.360, max_allowed_runtime_sec=180.0, eval_period_time_sec=10.0, step_hint=3000
     ),
@@ -119,7 +150,7 @@ def _tables(size: str, source: str):
         return len(movielens.DENSE_FEATURES), tuple(movielens.SPARSE_FEATURES.values())
     if source == 'criteo':
         cap = _CRITEO_TABLE_CAP[size]
-        return 13, tuple(min(v, cap) for v in data.CRITEO_VOCAB_SIZES)
+        return 13, tuple(min(v, cap) for v in criteo_reader.CRITEO_VOCAB_SIZES)
     gen = synthetic.SPECS[source.split('-', 1)[1]]
     return 13, tuple(int(c) for c in synthetic.cardinalities(gen))
 
@@ -215,7 +246,13 @@ class CtrWorkload(spec.Workload):
         return flops_per_example(self.config)
 
     def eval_metric_keys(self):
-        return ['validation/loss', 'validation/auc', 'validation/calibration', 'train/loss']
+        return [
+            'validation/loss',
+            'validation/normalized_entropy',
+            'validation/auc',
+            'validation/calibration',
+            'train/loss',
+        ]
 
     # ---- data ---------------------------------------------------------------------
 
@@ -262,9 +299,10 @@ class CtrWorkload(spec.Workload):
 
     def _evaluate(self, params, model_state, data_dir) -> Dict[str, float]:
         results = {}
+        base_rate = self._open(data_dir).train_click_rate
         for split in ('train', 'validation'):
             labels, logits = self._split_logits(params, model_state, data_dir, split)
-            for key, value in metrics.ctr_metrics(labels, logits).items():
+            for key, value in metrics.ctr_metrics(labels, logits, base_rate).items():
                 results[f'{split}/{key}'] = value
         return results
 
