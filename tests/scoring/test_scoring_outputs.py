@@ -19,6 +19,7 @@ OUTPUTS = [
     'time_to_target.md',
     'scores.csv',
     'speedups.csv',
+    'trials.csv',
     'report.html',
 ]
 
