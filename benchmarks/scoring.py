@@ -14,6 +14,12 @@ outputs; start-up = the rest: interpreter, imports, exit); then the median and
 range of the wall time against the 5 s budget, with the 1-minute load average:
 on a shared machine wall time includes waiting for a core, CPU time does not.
 
+Then one run in this process, phase by phase, with the CPU seconds of this
+process and of its workers (``cpu_phase:`` lines), and from them the wall time the
+command would take on an idle machine with this many cores: per phase, this
+process's CPU plus the workers' divided among the cores (``idle_estimate_s``; an
+estimate for a loaded machine, where the measured wall time means little).
+
     python benchmarks/scoring.py [--runs 3] [--keep DIR] [--workers N]
 """
 
@@ -62,6 +68,37 @@ def run_once(tree: Path, out: Path, workers) -> dict:
     return {'wall_s': wall_s, 'cpu_s': cpu_s, **{f'{k}_s': v for k, v in phases.items()}}
 
 
+def _cpu() -> tuple:
+    t = os.times()
+    return t.user + t.system, t.children_user + t.children_system
+
+
+def phases_in_process(tree: Path, out: Path, workers) -> float:
+    """Each phase's CPU seconds (this process, its workers); returns the idle estimate."""
+    marks = [('start', _cpu())]
+    import pandas  # noqa: F401
+
+    marks.append(('import_pandas', _cpu()))
+    from scoring.api import compute
+    from scoring.load import load_results
+    from scoring.outputs import write_outputs
+
+    marks.append(('import_scoring_matplotlib', _cpu()))
+    loaded = load_results(tree, workers=workers)
+    marks.append(('load', _cpu()))
+    rep = compute(loaded)
+    marks.append(('score', _cpu()))
+    write_outputs(rep, out, workers=workers)
+    marks.append(('outputs', _cpu()))
+    cores = workers or len(os.sched_getaffinity(0))
+    estimate = 0.0
+    for (_, (s0, c0)), (name, (s1, c1)) in zip(marks, marks[1:]):
+        own, theirs = s1 - s0, c1 - c0
+        estimate += own + theirs / cores
+        print(f'cpu_phase:{name} self_cpu_s:{own:.2f} workers_cpu_s:{theirs:.2f}')
+    return estimate
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--runs', type=int, default=3, help='runs of the command (default 3)')
@@ -90,6 +127,8 @@ def main() -> int:
             f'budget_s:{BUDGET_S:.1f} ratio_to_budget:{median / BUDGET_S:.2f} '
             f'loadavg_1min:{os.getloadavg()[0]:.1f} cores:{os.cpu_count()}'
         )
+        estimate = phases_in_process(tree, root / 'scoring', args.workers)
+        print(f'idle_estimate_s:{estimate:.2f} (+ interpreter start) budget_s:{BUDGET_S:.1f}')
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

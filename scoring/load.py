@@ -80,7 +80,7 @@ import dataclasses
 import os
 import re
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import pandas as pd
@@ -282,7 +282,26 @@ def _add_labels(trials: pd.DataFrame) -> None:
     trials['base_id'] = [label(w, None, s) for w, s in zip(trials['workload'], trials['size'])]
 
 
-def _read_in_chunks(trial_dirs: List[Path], workers: Optional[int]):
+#: Columns set after reading, from all trials at once.
+_DERIVED = (
+    'entrant',
+    'workload_id',
+    'base_id',
+    'reached',
+    'evals_time_to_target_s',
+    'evals_steps_to_target',
+    'evals_examples_to_target',
+    'best_metric',
+    'final_metric',
+)
+_READ_COLUMNS = tuple(c for c in TRIAL_COLUMNS if c not in _DERIVED)
+
+
+def _read_chunk(trial_dirs: List[Path]):
+    return read_trials(trial_dirs, _READ_COLUMNS)
+
+
+def _read_in_chunks(trial_dirs: List[Path], workers: Optional[int], while_waiting=None):
     """Every trial's files, read by up to ``workers`` processes (None: every usable core)."""
     if workers is None:
         workers = usable_cores() if len(trial_dirs) >= PARALLEL_MIN_TRIALS else 1
@@ -291,39 +310,47 @@ def _read_in_chunks(trial_dirs: List[Path], workers: Optional[int]):
     n_chunks = 1 if workers == 1 else 3 * workers
     bounds = np.linspace(0, len(trial_dirs), n_chunks + 1).astype(int)
     chunks = [trial_dirs[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-    return fork_map(read_trials, chunks, workers)
+    return fork_map(_read_chunk, chunks, workers, while_waiting)
 
 
 def _merge(chunks) -> tuple:
-    """One list of records and one evals frame, trial ids renumbered across chunks."""
-    records, frames, problems, hardware = [], [], [], {}
+    """One trials frame and one evals frame, trial ids renumbered across chunks."""
+    columns = {c: [] for c in _READ_COLUMNS}
+    frames, problems, hardware = [], [], {}
+    offset = 0
     for chunk in chunks:
-        offset = len(records)
-        for record in chunk.records:
-            record['trial_id'] += offset
-        records.extend(chunk.records)
+        chunk.trials['trial_id'] = [i + offset for i in chunk.trials['trial_id']]
+        for c, values in chunk.trials.items():
+            columns[c].extend(values)
         if len(chunk.evals):
-            frame = chunk.evals
-            frame['trial_id'] += offset
-            frames.append(frame)
+            chunk.evals['trial_id'] += offset
+            frames.append(chunk.evals)
+        offset += len(chunk.trials['trial_id'])
         problems.extend(chunk.problems)
         for cls, fingerprint in chunk.hardware.items():
             hardware.setdefault(cls, fingerprint)
+    trials = pd.DataFrame(columns)
     fixed = ['trial_id', 'eval_index', *EVAL_FIXED_COLUMNS]
     if not frames:
         empty = pd.DataFrame({c: pd.Series(dtype=np.float64) for c in fixed})
-        return records, empty, problems, hardware
+        return trials, empty, problems, hardware
     evals = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     metrics = sorted(c for c in evals.columns if c not in fixed)
-    return records, evals[fixed + metrics], problems, hardware
+    return trials, evals[fixed + metrics], problems, hardware
 
 
-def load_results(results_dir: Path, workers: Optional[int] = None) -> LoadedResults:
+def load_results(
+    results_dir: Path,
+    workers: Optional[int] = None,
+    while_waiting: Optional[Callable[[], None]] = None,
+) -> LoadedResults:
     """Read every trial under ``results_dir``; see the module docstring for the schema.
 
     ``workers``: processes reading trial files (default: every usable core for
     large trees, one below ``PARALLEL_MIN_TRIALS`` trials); the frames are the same.
-    Raises UserInputError when the directory does not exist or holds no trials.
+    ``while_waiting()``: work for this process while they read (``score`` imports
+    matplotlib then). Raises UserInputError when the directory does not exist or
+    holds no trials.
     """
     root = Path(results_dir).expanduser()
     if not root.is_dir():
@@ -339,21 +366,8 @@ def load_results(results_dir: Path, workers: Optional[int] = None) -> LoadedResu
             '<experiment>/<submission>/<workload>_<framework>/study_<s>/trial_<t>/. '
             'Point RESULTS_DIR at a results root or one experiment directory.'
         )
-    records, evals_frame, problems, hardware = _merge(_read_in_chunks(trial_dirs, workers))
-    derived = (
-        'entrant',
-        'workload_id',
-        'base_id',
-        'reached',
-        'evals_time_to_target_s',
-        'evals_steps_to_target',
-        'evals_examples_to_target',
-        'best_metric',
-        'final_metric',
-    )
-    trials = pd.DataFrame.from_records(
-        records, columns=[c for c in TRIAL_COLUMNS if c not in derived]
-    )
+    chunks = _read_in_chunks(trial_dirs, workers, while_waiting)
+    trials, evals_frame, problems, hardware = _merge(chunks)
     for col in ('study', 'trial', 'n_evals', 'trial_id', 'seed'):
         trials[col] = trials[col].astype(np.int64)
     trials['finished'] = trials['finished'].astype(bool)

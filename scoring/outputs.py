@@ -8,7 +8,7 @@ overwritten; nothing else is touched.
 
 The figures are most of the time (~0.15 s of CPU each, mostly matplotlib's text
 layout and PNG encoding): they are drawn by forked worker processes, one per
-usable core (``scoring.parallel``).
+usable core (``scoring.parallel``), while this process writes the tables.
 """
 
 from __future__ import annotations
@@ -92,34 +92,36 @@ def write_outputs(
                                   best_trials(rep, workload_id), colors)
         return plots.save(fig, out_dir / name, dpi=110)
 
+    paths: Dict[str, Path] = {}
+
+    def write_tables() -> None:  # while the workers draw
+        header = [f'Experiments: {experiments}. Hardware: {hw}. '
+                  f'Ties are with {rep.reference}.', '']
+        for p in tables.write_time_to_target(rep.times, rep.time_col, out_dir, header):
+            paths[p.name] = p
+        paths['scores.csv'] = tables.write_csv(rep.scores, out_dir / 'scores.csv')
+        if rep.speedups is not None:
+            merged = rep.speedups.merge(
+                rep.speedup_summary[['entrant', 'geomean_ratio', 'geomean_ci_low',
+                                     'geomean_ci_high', 'geomean_speedup']], on='entrant'
+            )
+            merged.insert(0, 'reference', rep.reference)
+            paths['speedups.csv'] = tables.write_csv(merged, out_dir / 'speedups.csv')
+        paths['trials.csv'] = tables.write_csv(views.trials_csv(rep), out_dir / 'trials.csv')
+        if rep.ctr is not None:
+            paths['ctr.csv'] = tables.write_csv(rep.ctr, out_dir / 'ctr.csv')
+        if rep.teacher is not None:
+            paths['teacher.csv'] = tables.write_csv(rep.teacher, out_dir / 'teacher.csv')
+
     jobs = [(None, 'performance_profile.png')] + curve_files
     if workers is None:
         workers = usable_cores() if len(jobs) >= PARALLEL_MIN_FIGURES else 1
-    drawn = fork_map(draw, jobs, workers)
-
-    paths: Dict[str, Path] = {}
+    drawn = fork_map(draw, jobs, workers, while_waiting=write_tables)
     png, svg = drawn[0]
     paths['performance_profile.png'], paths['performance_profile.svg'] = png, svg
     curves: Dict[str, Path] = {}
     for (workload_id, name), (path,) in zip(curve_files, drawn[1:]):
         curves[workload_id] = paths[name] = path
-
-    header = [f'Experiments: {experiments}. Hardware: {hw}. Ties are with {rep.reference}.', '']
-    for p in tables.write_time_to_target(rep.times, rep.time_col, out_dir, header):
-        paths[p.name] = p
-    paths['scores.csv'] = tables.write_csv(rep.scores, out_dir / 'scores.csv')
-    if rep.speedups is not None:
-        merged = rep.speedups.merge(
-            rep.speedup_summary[['entrant', 'geomean_ratio', 'geomean_ci_low', 'geomean_ci_high',
-                                 'geomean_speedup']], on='entrant'
-        )
-        merged.insert(0, 'reference', rep.reference)
-        paths['speedups.csv'] = tables.write_csv(merged, out_dir / 'speedups.csv')
-    paths['trials.csv'] = tables.write_csv(views.trials_csv(rep), out_dir / 'trials.csv')
-    if rep.ctr is not None:
-        paths['ctr.csv'] = tables.write_csv(rep.ctr, out_dir / 'ctr.csv')
-    if rep.teacher is not None:
-        paths['teacher.csv'] = tables.write_csv(rep.teacher, out_dir / 'teacher.csv')
     html_path = out_dir / 'report.html'
     html_path.write_text(report_mod.render(rep, png, curves), encoding='utf-8')
     paths['report.html'] = html_path

@@ -45,18 +45,15 @@ class StudyIndex:
     """Study times and trial seeds per (workload_id, entrant), built once."""
 
     def __init__(self, studies: pd.DataFrame, trials: pd.DataFrame) -> None:
+        # Plain lists: iterating pandas string columns directly is ~10x slower.
         self.times: Dict[Tuple[str, str], StudyTimes] = {}
-        for w, e, x, s, t in zip(
-            studies['workload_id'], studies['entrant'], studies['experiment'],
-            studies['study'], studies['time'],
-        ):
-            self.times.setdefault((w, e), {})[(x, int(s))] = float(t)
+        for w, e, x, s, t in zip(*(studies[c].tolist() for c in (
+                'workload_id', 'entrant', 'experiment', 'study', 'time'))):
+            self.times.setdefault((w, e), {})[(x, s)] = t
         self.seeds: Dict[Tuple[str, str], TrialSeeds] = {}
-        for w, e, x, s, t, seed in zip(
-            trials['workload_id'], trials['entrant'], trials['experiment'],
-            trials['study'], trials['trial'], trials['seed'],
-        ):
-            self.seeds.setdefault((w, e), {})[(x, int(s), int(t))] = int(seed)
+        for w, e, x, s, t, seed in zip(*(trials[c].tolist() for c in (
+                'workload_id', 'entrant', 'experiment', 'study', 'trial', 'seed'))):
+            self.seeds.setdefault((w, e), {})[(x, s, t)] = seed
 
     def ran(self, workload_id: str, entrant: str) -> bool:
         return (workload_id, entrant) in self.times

@@ -44,22 +44,34 @@ def _call(index: int):
     return fn(items[index])
 
 
-def fork_map(fn: Callable[[T], R], items: Sequence[T], workers: int) -> List[R]:
+def fork_map(
+    fn: Callable[[T], R],
+    items: Sequence[T],
+    workers: int,
+    while_waiting: Optional[Callable[[], None]] = None,
+) -> List[R]:
     """``[fn(x) for x in items]`` on up to ``workers`` forked processes, in order.
 
-    An exception in ``fn`` is raised here, as in the serial loop.
+    ``while_waiting()`` runs in this process while the workers work (before them,
+    when serial): other work that does not need their results. An exception in
+    ``fn`` is raised here, as in the serial loop.
     """
     global _JOB
     workers = min(workers, len(items))
     if workers <= 1 or not can_fork():
+        if while_waiting is not None:
+            while_waiting()
         return [fn(x) for x in items]
     if _JOB is not None:
         raise RuntimeError('fork_map is not re-entrant')
     _JOB = (fn, items)
     try:
         # Every worker is forked at the first submit (the fork context starts them all
-        # at once), so each sees _JOB as set here.
+        # at once), so each sees _JOB as set here; map() submits every item at once.
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('fork')) as pool:
-            return list(pool.map(_call, range(len(items))))
+            pending = pool.map(_call, range(len(items)))
+            if while_waiting is not None:
+                while_waiting()
+            return list(pending)
     finally:
         _JOB = None

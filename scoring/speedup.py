@@ -107,6 +107,8 @@ def _ratio_and_samples(pairs: Pairs, n_samples: int, rng: np.random.Generator) -
         if n_samples == 0 or len(ratios) < 2:
             return point, None
         draws = rng.integers(0, len(ratios), size=(n_samples, len(ratios)))
+        if not np.isnan(ratios).any():
+            return point, np.median(ratios[draws], axis=1)  # ~10x faster than nanmedian
         with warnings.catch_warnings():  # an all-NaN resample: every study missed by both
             warnings.simplefilter('ignore', RuntimeWarning)
             return point, np.nanmedian(ratios[draws], axis=1)

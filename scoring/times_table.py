@@ -91,23 +91,26 @@ def times_table(
     not_run = table['n_studies'] == 0
     table['time'] = table['time'].fillna(np.inf)
     wide = wide_times(times, entrants, workloads)
-    cut = pd.DataFrame(_cutoff(wide.to_numpy(), r_max), index=wide.index, columns=wide.columns)
-    ruled = apply_rules(wide, variants, r_max)
-    table['time_scored'] = [ruled.at[e, w] for w, e in zip(table['workload_id'], table['entrant'])]
-    table['ratio'] = [
-        ratios.at[e, w] if w in ratios.columns else np.nan
-        for w, e in zip(table['workload_id'], table['entrant'])
-    ]
+    # The grid is workload-major over entrants: row i is (workloads[i // E], entrants[i % E]).
+    def flat(frame: pd.DataFrame) -> np.ndarray:
+        return frame.reindex(index=entrants, columns=workloads).to_numpy(np.float64).T.ravel()
+
+    cut = flat(pd.DataFrame(_cutoff(wide.to_numpy(), r_max), index=wide.index,
+                            columns=wide.columns))
+    ruled = flat(apply_rules(wide, variants, r_max))
+    table['time_scored'] = ruled
+    table['ratio'] = flat(ratios)  # NaN for a workload that is not scored
     notes = []
-    for w, e, t, run, n, failed in zip(table['workload_id'], table['entrant'], table['time'],
-                                       ~not_run, table['n_trials'], table['n_trials_failed']):
+    for t, run, n, failed, c, r in zip(table['time'].tolist(), (~not_run).tolist(),
+                                       table['n_trials'].tolist(),
+                                       table['n_trials_failed'].tolist(), cut, ruled):
         if not run:
             notes.append('not run')
         elif not np.isfinite(t):
             notes.append('failed' if failed and failed == n else 'not reached')
-        elif not np.isfinite(cut.at[e, w]):
+        elif not np.isfinite(c):
             notes.append('over r_max')
-        elif not np.isfinite(ruled.at[e, w]):
+        elif not np.isfinite(r):
             notes.append('missed variant')
         else:
             notes.append('reached')
@@ -126,11 +129,12 @@ def times_table(
     table['vs_reference'] = table['vs_reference'].fillna('not run')
     table['paired'] = table['paired'].eq(True)
     info = trials.drop_duplicates('workload_id').set_index('workload_id')
-    table['base_id'] = [info.at[w, 'base_id'] for w in table['workload_id']]
-    table['is_variant'] = [isinstance(info.at[w, 'variant'], str) for w in table['workload_id']]
+    table['base_id'] = table['workload_id'].map(info['base_id'])
+    table['is_variant'] = table['workload_id'].map(info['variant'].map(
+        lambda v: isinstance(v, str))).astype(bool)
     table['scored'] = table['workload_id'].isin(scored)
     for col in ('target_metric', 'target_value', 'target_mode'):
-        table[col] = [info.at[w, col] for w in table['workload_id']]
+        table[col] = table['workload_id'].map(info[col])
     table['time_col'] = time_col
     table['ruleset'] = table['ruleset'].fillna('')
     return table[COLUMNS]

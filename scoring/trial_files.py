@@ -5,10 +5,11 @@ evals.jsonl and result.json, named and shaped by ``harness.results``. The
 mappings are read as JSON and checked against the records' keys here rather than
 built into record objects: 10,000 trials are read in about a second this way.
 
-``read_trials(trial_dirs)`` returns a ``TrialChunk``: one dict per readable trial
-(``trial_id`` counts from 0 within the chunk), the evals frame of those trials,
-the problems met and the hardware fingerprints. The loader reads chunks in
-parallel and renumbers them.
+``read_trials(trial_dirs, columns)`` returns a ``TrialChunk``: the trials'
+columns as lists, one entry per readable trial (``trial_id`` counts from 0 within
+the chunk), the evals frame of those trials, the problems met and the hardware
+fingerprints. The loader reads chunks in parallel, joins the lists and makes one
+frame (so pandas infers each column's type once, from every trial).
 """
 
 from __future__ import annotations
@@ -52,14 +53,16 @@ META_KEYS = ('hardware', 'hardware_class', 'teacher_training_cost')
 
 @dataclasses.dataclass
 class TrialChunk:
-    records: List[Dict[str, Any]]
+    #: column -> one value per trial
+    trials: Dict[str, List[Any]]
     evals: pd.DataFrame
     problems: List[Problem]
     #: hardware_class -> the ``hardware`` mapping of the first trial of that class.
     hardware: Dict[str, Dict[str, Any]]
 
 
-def read_trials(trial_dirs: Sequence[Path]) -> TrialChunk:
+def read_trials(trial_dirs: Sequence[Path], columns: Sequence[str]) -> TrialChunk:
+    """The trials' files; ``columns``: the trials frame's columns, in order."""
     problems: List[Problem] = []
     evals = EvalColumns()
     hardware: Dict[str, Dict[str, Any]] = {}
@@ -68,15 +71,21 @@ def read_trials(trial_dirs: Sequence[Path]) -> TrialChunk:
         record = _read_trial(Path(trial_dir), len(records), problems, evals, hardware)
         if record is not None:
             records.append(record)
-    return TrialChunk(records, evals.frame(), problems, hardware)
+    trials = {c: [r[c] for r in records] for c in columns}
+    return TrialChunk(trials, evals.frame(), problems, hardware)
 
 
 def _read_text(path: str) -> Optional[str]:
     try:
-        with open(path, encoding='utf-8') as f:
-            return f.read()
+        # Bytes, decoded at once: a quarter less time than a text-mode file (40,000 files).
+        with open(path, 'rb') as f:
+            data = f.read()
     except FileNotFoundError:
         return None
+    try:
+        return data.decode('utf-8')
+    except UnicodeDecodeError as e:
+        raise ValueError(f'not UTF-8 ({e})') from None
 
 
 def _is_int(value: Any) -> bool:
@@ -120,8 +129,8 @@ def validate_identity(cfg: Any) -> List[str]:
 
 def _read_identity(d: str, problems: List[Problem]) -> Optional[dict]:
     cfg_path = os.path.join(d, results.TRIAL_JSON)
-    text = _read_text(cfg_path)
     try:
+        text = _read_text(cfg_path)
         if text is not None:
             cfg = json.loads(text)
         elif os.path.exists(os.path.join(d, results.LEGACY_TRIAL_YAML)):
@@ -145,11 +154,11 @@ def _read_identity(d: str, problems: List[Problem]) -> Optional[dict]:
 
 def _read_meta(d: str, problems: List[Problem], hardware: Dict[str, Dict[str, Any]]) -> dict:
     meta_path = os.path.join(d, results.META_JSON)
-    text = _read_text(meta_path)
-    if text is None:
-        problems.append(Problem(meta_path, 'missing: hardware class unknown'))
-        return {}
     try:
+        text = _read_text(meta_path)
+        if text is None:
+            problems.append(Problem(meta_path, 'missing: hardware class unknown'))
+            return {}
         meta = json.loads(text)
         if not isinstance(meta, dict):
             raise ValueError(f'expected a JSON object, found {type(meta).__name__}')
@@ -168,10 +177,10 @@ def _read_meta(d: str, problems: List[Problem], hardware: Dict[str, Dict[str, An
 
 def _read_result(d: str, problems: List[Problem]) -> Optional[dict]:
     result_path = os.path.join(d, results.RESULT_JSON)
-    text = _read_text(result_path)
-    if text is None:
-        return None
     try:
+        text = _read_text(result_path)
+        if text is None:
+            return None
         result = json.loads(text)
         if not isinstance(result, dict):
             raise ValueError(f'expected a JSON object, found {type(result).__name__}')
@@ -211,7 +220,11 @@ def _read_trial(
         return None
     meta = _read_meta(d, problems, hardware)
     evals_path = os.path.join(d, results.EVALS_JSONL)
-    text = _read_text(evals_path)
+    try:
+        text = _read_text(evals_path)
+    except ValueError as e:
+        problems.append(Problem(evals_path, f'unreadable ({e}); evaluations skipped'))
+        text = None
     rows = parse_evals(text, evals_path, problems) if text else []
     evals.add(trial_id, rows)
     result = _read_result(d, problems)
