@@ -190,21 +190,21 @@ def compare(
             if np.isnan(t) or np.isnan(t_ref):
                 row['vs_reference'] = 'not run'
                 continue
+            pairs = index.pairs(workload, entrant, reference)
+            if paired and not pairs.paired:  # checked wherever both ran, as asked
+                raise UserInputError(
+                    f'--paired: the studies of {entrant} and {reference} on {workload} '
+                    f'cannot be paired: {pairs.why_unpaired}. Pairing needs studies run '
+                    'with the same suite seed (the same suite file); score without '
+                    '--paired to compare them unpaired.')
             if not (np.isfinite(t) or np.isfinite(t_ref)):
                 row['vs_reference'] = 'neither reached'
                 continue
-            pairs = index.pairs(workload, entrant, reference)
             if paired is False:
                 pairs = Pairs(*(np.array(list(index.times[(workload, e)].values()))
                                 for e in (entrant, reference)), paired=False,
                               why_unpaired='pairing turned off')
             elif not pairs.paired:
-                if paired:
-                    raise UserInputError(
-                        f'--paired: the studies of {entrant} and {reference} on {workload} '
-                        f'cannot be paired: {pairs.why_unpaired}. Pairing needs studies run '
-                        'with the same suite seed (the same suite file); score without '
-                        '--paired to compare them unpaired.')
                 unpaired.append(f'{workload}, {entrant}: {pairs.why_unpaired}')
             row.update(paired=pairs.paired,
                        n_pairs=len(pairs.entrant_times) if pairs.paired else 0)
@@ -280,16 +280,16 @@ def _summary(table: pd.DataFrame, boots: Dict, reference: str, n_samples: int) -
     return summary
 
 
-def _times(ratio: float, lo: float, hi: float) -> str:
-    """'1.18× slower, 95 % CI 1.09–1.31' or '1.25× faster, 95 % CI 1.10–1.40'."""
+def _times(ratio: float, lo: float, hi: float, over: str = '') -> str:
+    """'1.18× slower, 95 % CI 1.09–1.31' or '1.25× faster over 3 workloads, 95 % CI 1.10–1.40'."""
     if ratio >= 1.0:
         text, a, b = f'{ratio:.2f}× slower', lo, hi
     else:
         text, a, b = f'{1.0 / ratio:.2f}× faster', inverse(hi), inverse(lo)
+    text += over
     if not (math.isnan(lo) or math.isnan(hi)):
         text += f', 95 % CI {a:.2f}–{b:.2f}'
     return text.replace('inf', '∞')
-
 
 
 def _plural(n: int, noun: str) -> str:
@@ -313,10 +313,9 @@ def summary_sentence(summary: pd.DataFrame, reference: str, order: List[str]) ->
             missed.append(f'reached {_plural(row["n_only_entrant"], "workload")} '
                           f'{reference} missed')
         if verdict in ('faster', 'slower'):
-            parts = [_times(row['geomean_ratio'], row['geomean_ci_low'],
-                            row['geomean_ci_high'])]
-            if row['n_both_reached'] > 1:
-                parts[0] += f' over {row["n_both_reached"]} workloads'
+            over = f' over {row["n_both_reached"]} workloads' if row['n_both_reached'] > 1 else ''
+            parts = [_times(row['geomean_ratio'], row['geomean_ci_low'], row['geomean_ci_high'],
+                            over)]
             distinct.append(f'{entrant} ({"; ".join(parts + missed)})')
         elif missed:
             lead = {'tie': ['tie where both reached'], 'untested': ['untested where both reached']}
