@@ -1,13 +1,13 @@
 """Write every output of a ScoreReport into one directory.
 
-Files: performance_profile.png/.svg, curves_<workload>.png (one per workload,
+Files: performance_profile.png/.svg, curves_<workload>.svg (one per workload,
 variants included), time_to_target.csv/.md, scores.csv, speedups.csv,
 trials.csv, and, when their data exist, ctr.csv and teacher.csv; then
 report.html with all of them embedded. Existing files of these names are
 overwritten; nothing else is touched.
 
-The figures are most of the time (~0.15 s of CPU each, mostly matplotlib's text
-layout and PNG encoding): they are drawn by forked worker processes, one per
+The figures are most of the time (~0.1 s of CPU each, most of it matplotlib's
+text layout): they are drawn by forked worker processes, one per
 usable core (``scoring.parallel``), while this process writes the tables.
 """
 
@@ -54,7 +54,7 @@ def _curve_files(rep: ScoreReport) -> List[Tuple[str, str]]:
         while name in used:
             name += '_'
         used.add(name)
-        files.append((workload_id, f'curves_{name}.png'))
+        files.append((workload_id, f'curves_{name}.svg'))
     return files
 
 
@@ -90,7 +90,7 @@ def write_outputs(
             return plots.save(fig, out_dir / name, dpi=150, svg=True)
         fig = plots.curves_figure(workload_id, by_workload[workload_id], rep.evals,
                                   best_trials(rep, workload_id), colors)
-        return plots.save(fig, out_dir / name, dpi=110)
+        return [plots.save_svg(fig, out_dir / name)]
 
     paths: Dict[str, Path] = {}
 

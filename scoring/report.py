@@ -43,9 +43,13 @@ code { background: #f4f4f4; padding: 0 0.25em; }
 """
 
 
+_MIME = {'.png': 'image/png', '.svg': 'image/svg+xml'}
+
+
 def _img(path: Path, alt: str) -> str:
     data = base64.b64encode(Path(path).read_bytes()).decode('ascii')
-    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+    mime = _MIME[Path(path).suffix]
+    return f'<img src="data:{mime};base64,{data}" alt="{html.escape(alt)}">'
 
 
 def _table(df: pd.DataFrame, table_id: str, index: bool = False) -> str:

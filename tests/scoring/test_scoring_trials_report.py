@@ -125,4 +125,15 @@ def test_write_outputs_draws_a_curve_per_workload_from_selected_trials(tmp_path)
     _tree(tmp_path / 'r')
     rep = score(tmp_path / 'r', bootstrap_samples=0)
     paths = write_outputs(rep, tmp_path / 'out', workers=2)
-    assert {'curves_mnist.png', 'curves_lm.png', 'curves_ctr.png', 'trials.csv'} <= set(paths)
+    assert {'curves_mnist.svg', 'curves_lm.svg', 'curves_ctr.svg', 'trials.csv'} <= set(paths)
+
+
+def test_curves_are_svg_with_their_text_as_text(tmp_path):
+    _tree(tmp_path / 'r')
+    score(tmp_path / 'r', bootstrap_samples=0, out_dir=tmp_path / 'out')
+    svg = (tmp_path / 'out' / 'curves_mnist.svg').read_text()
+    assert svg.lstrip().startswith('<?xml') and '<text' in svg
+    # The legend: each entrant with the trials drawn (each study's selected trial), the target.
+    for label in ('adamw (2 trials)', 'sgd (2 trials)', 'target validation/loss ≤ 1'):
+        assert label in svg
+    assert '<dc:date>' not in svg  # no timestamp: the same results give the same file
