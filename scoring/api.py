@@ -19,6 +19,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import pandas as pd
 
+from harness import results
 from harness.errors import UserInputError
 from scoring import ctr as ctr_mod
 from scoring import teacher as teacher_mod
@@ -80,7 +81,7 @@ def _check_targets(trials: pd.DataFrame) -> None:
                 lines.append(
                     f'    {row["target_metric"]} {row["target_mode"]} '
                     f'{row["target_value"]!r}: {count} trials, e.g. '
-                    f'{row["trial_dir"]}/trial.json'
+                    f'{row["trial_dir"]}/{results.TRIAL_JSON}'
                 )
             errors.append(
                 f'  workload {name} (size {key[2]}) has {len(distinct)} '

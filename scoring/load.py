@@ -185,7 +185,7 @@ def find_trial_dirs(root: Path) -> List[Path]:
         for entry in entries:
             if parent_is_study and _TRIAL_RE.match(entry.name):
                 found.append(Path(entry.path))
-            elif depth < _MAX_DEPTH and entry.name != 'checkpoint':
+            elif depth < _MAX_DEPTH and entry.name != results.CHECKPOINT_DIR:
                 visit(entry.path, depth + 1, bool(_STUDY_RE.match(entry.name)))
 
     visit(str(root), 1, bool(_STUDY_RE.match(root.name)))

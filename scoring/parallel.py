@@ -6,10 +6,12 @@ parent has imported (pandas, matplotlib: ~1 s to import again) and every frame i
 holds, so only the items' indices and the results cross a pipe. ``fn`` may be a
 closure: the workers find it in their copy of this module.
 
-Serial, in this process, where forking is not available or would not pay: one
-worker, one item, or a platform other than Linux (macOS's frameworks are not
-fork-safe; Windows has no fork). The results are the same either way (tests
-compare both).
+Serial, in this process, where forking is not available, not safe, or would not
+pay: one worker, one item, a platform other than Linux (macOS's frameworks are not
+fork-safe; Windows has no fork), or a process that has imported JAX or PyTorch
+(``timetrial submit`` scores in the process that ran the trials): their thread
+pools make a forked child liable to deadlock. The results are the same either way
+(tests compare both).
 """
 
 from __future__ import annotations
@@ -35,8 +37,14 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+#: Multithreaded runtimes after which forking is not safe.
+_FORK_UNSAFE_MODULES = ('jax', 'torch', 'tensorflow')
+
+
 def can_fork() -> bool:
-    return sys.platform.startswith('linux') and 'fork' in multiprocessing.get_all_start_methods()
+    return (sys.platform.startswith('linux')
+            and 'fork' in multiprocessing.get_all_start_methods()
+            and not any(name in sys.modules for name in _FORK_UNSAFE_MODULES))
 
 
 def _call(index: int):

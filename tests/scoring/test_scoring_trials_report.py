@@ -90,8 +90,14 @@ def _tree(root):
     (root / 'exp' / 'sgd' / 'lm_jax' / 'study_1' / 'trial_0' / 'result.json').write_text('{')
 
 
-@pytest.mark.skipif(not can_fork(), reason='forked workers need Linux')
+def _require_fork():
+    # At run time: another test module may have imported torch or jax since collection.
+    if not can_fork():
+        pytest.skip('forked workers need Linux and a process without torch or jax')
+
+
 def test_parallel_reading_and_drawing_give_the_same_outputs(tmp_path):
+    _require_fork()
     _tree(tmp_path / 'r')
     one = load_results(tmp_path / 'r', workers=1)
     three = load_results(tmp_path / 'r', workers=3)
@@ -110,6 +116,7 @@ def test_parallel_reading_and_drawing_give_the_same_outputs(tmp_path):
 
 
 def test_fork_map_keeps_order_and_raises_what_a_worker_raised():
+    _require_fork()
     assert fork_map(lambda x: x * x, list(range(7)), workers=3) == [x * x for x in range(7)]
 
     def boom(x):
@@ -137,3 +144,14 @@ def test_curves_are_svg_with_their_text_as_text(tmp_path):
     for label in ('adamw (2 trials)', 'sgd (2 trials)', 'target validation/loss ≤ 1'):
         assert label in svg
     assert '<dc:date>' not in svg  # no timestamp: the same results give the same file
+
+
+def test_no_fork_once_a_multithreaded_framework_is_loaded(monkeypatch):
+    import os
+    import sys
+    import types
+
+    _require_fork()
+    assert set(fork_map(lambda _: os.getpid(), list(range(4)), workers=2)) != {os.getpid()}
+    monkeypatch.setitem(sys.modules, 'torch', types.ModuleType('torch'))
+    assert fork_map(lambda _: os.getpid(), list(range(4)), workers=2) == [os.getpid()] * 4
