@@ -53,6 +53,9 @@ JOB_JSON = 'job.json'
 JOB_FAILURE_JSON = 'job_failure.json'
 
 STATUSES = ('reached', 'budget_exhausted', 'diverged', 'failed', 'training_complete')
+#: A run told to go on past its target ends with one of these and a time_to_target_s:
+#: it reached the target all the same (TrialResult.reached).
+STATUSES_PAST_TARGET = ('budget_exhausted', 'training_complete')
 TARGET_MODES = ('min', 'max')
 RULESETS = ('external', 'self')
 #: ``device``: seconds of the submission's own time on the device (centralized
@@ -252,6 +255,18 @@ class TrialResult(_Record):
     #: PyTorch DDP: the processes the trial ran as (None: one process).
     ddp_processes: Optional[int] = None
     clock: str = 'device'
+    #: Measurement fidelity (docs/architecture.md); None in results written before them.
+    #: The gap between the evaluation that met the target and the last one that missed.
+    time_to_target_resolution_s: Optional[float] = None
+    #: Evaluations added to keep that gap small.
+    extra_evals: Optional[int] = None
+    #: Evaluation's share of the trial's wall time.
+    eval_wall_share: Optional[float] = None
+    #: Process CPU time / wall time, and the machine's load, while the trial ran.
+    cpu_share: Optional[float] = None
+    load_average: Optional[float] = None
+    #: Other work on the machine disturbed the trial's clock.
+    timing_disturbed: Optional[bool] = None
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
@@ -259,8 +274,7 @@ class TrialResult(_Record):
         """Counts as reaching the target (a run told to go on past it included)."""
         if self.status == 'reached':
             return True
-        return (self.status in ('budget_exhausted', 'training_complete')
-                and self.time_to_target_s is not None)
+        return self.status in STATUSES_PAST_TARGET and self.time_to_target_s is not None
 
     @classmethod
     def failed(cls, error: str, **fields: Any) -> 'TrialResult':
@@ -300,6 +314,17 @@ class NoiseFloor(_Record):
     def key(self) -> tuple:
         return (self.hardware_class, self.workload, self.size, self.variant, self.framework,
                 self.submission, self.seeds)
+
+
+def required_keys(record_type) -> tuple:
+    """The keys a record's file must hold (its fields without a default), in order."""
+    return tuple(f.name for f in dataclasses.fields(record_type)
+                 if f.name != 'extra' and f.default is dataclasses.MISSING
+                 and f.default_factory is dataclasses.MISSING)
+
+
+#: ``NoiseFloor.seeds``: one seed repeated, or a seed per repeat.
+NOISE_FLOOR_SEEDS = ('same', 'different')
 
 
 # ---- writing ------------------------------------------------------------------------------

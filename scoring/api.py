@@ -12,22 +12,24 @@ The command line's default output directory is ``RESULTS_DIR/scoring``.
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
 import pandas as pd
 
+from harness import results
 from harness.errors import UserInputError
 from scoring import ctr as ctr_mod
 from scoring import teacher as teacher_mod
 from scoring.bootstrap import bootstrap
 from scoring.load import LoadedResults, load_results
 from scoring.profiles import exact_scores, performance_ratios, profile_steps
+from scoring.noise_floor import find_noise_floors
 from scoring.score_report import ScoreReport
-from scoring.speedup import resolve_reference, speedup_summary, speedups
+from scoring.speedup import compare, resolve_reference, summary_sentence
 from scoring.time_to_target import (
-    _cutoff,
     apply_rules,
     check_time_col,
     scored_workloads,
@@ -36,6 +38,7 @@ from scoring.time_to_target import (
     wide_times,
     workload_times,
 )
+from scoring.times_table import times_table
 
 
 def _check_options(time_col: str, r_max: float, bootstrap_samples: int) -> None:
@@ -78,7 +81,7 @@ def _check_targets(trials: pd.DataFrame) -> None:
                 lines.append(
                     f'    {row["target_metric"]} {row["target_mode"]} '
                     f'{row["target_value"]!r}: {count} trials, e.g. '
-                    f'{row["trial_dir"]}/trial.json'
+                    f'{row["trial_dir"]}/{results.TRIAL_JSON}'
                 )
             errors.append(
                 f'  workload {name} (size {key[2]}) has {len(distinct)} '
@@ -109,84 +112,6 @@ def _check_hardware(trials: pd.DataFrame, allow_mixed: bool) -> List[str]:
             '--allow-mixed-hardware (allow_mixed_hardware=True) to compare anyway.'
         )
     return classes
-
-
-def _times_table(
-    times: pd.DataFrame,
-    entrants: List[str],
-    workloads: List[str],
-    trials: pd.DataFrame,
-    variants: Dict[str, str],
-    scored: List[str],
-    r_max: float,
-    ratios: pd.DataFrame,
-    time_ci: Optional[pd.DataFrame],
-    time_col: str,
-) -> pd.DataFrame:
-    """Every (workload, entrant) pair with its time, interval, penalty and counts."""
-    grid = pd.MultiIndex.from_product([workloads, entrants], names=['workload_id', 'entrant'])
-    table = times.set_index(['workload_id', 'entrant']).reindex(grid).reset_index()
-    counts = ['n_studies', 'n_studies_reached', 'n_trials', 'n_trials_finished', 'n_trials_reached']
-    table[counts] = table[counts].fillna(0).astype(np.int64)
-    not_run = table['n_studies'] == 0
-    table['time'] = table['time'].fillna(np.inf)
-    wide = wide_times(times, entrants, workloads)
-    cut = pd.DataFrame(_cutoff(wide.to_numpy(), r_max), index=wide.index, columns=wide.columns)
-    ruled = apply_rules(wide, variants, r_max)
-    table['time_scored'] = [ruled.at[e, w] for w, e in zip(table['workload_id'], table['entrant'])]
-    table['ratio'] = [
-        ratios.at[e, w] if w in ratios.columns else np.nan
-        for w, e in zip(table['workload_id'], table['entrant'])
-    ]
-    notes = []
-    for w, e, t, run in zip(table['workload_id'], table['entrant'], table['time'], ~not_run):
-        if not run:
-            notes.append('not run')
-        elif not np.isfinite(t):
-            notes.append('not reached')
-        elif not np.isfinite(cut.at[e, w]):
-            notes.append('over r_max')
-        elif not np.isfinite(ruled.at[e, w]):
-            notes.append('missed variant')
-        else:
-            notes.append('reached')
-    table['note'] = notes
-    if time_ci is not None:
-        table = table.merge(time_ci, on=['entrant', 'workload_id'], how='left')
-    else:
-        table['time_ci_low'] = table['time_ci_high'] = np.nan
-    info = trials.drop_duplicates('workload_id').set_index('workload_id')
-    table['base_id'] = [info.at[w, 'base_id'] for w in table['workload_id']]
-    table['is_variant'] = [isinstance(info.at[w, 'variant'], str) for w in table['workload_id']]
-    table['scored'] = table['workload_id'].isin(scored)
-    for col in ('target_metric', 'target_value', 'target_mode'):
-        table[col] = [info.at[w, col] for w in table['workload_id']]
-    table['time_col'] = time_col
-    table['ruleset'] = table['ruleset'].fillna('')
-    order = [
-        'workload_id',
-        'base_id',
-        'is_variant',
-        'scored',
-        'entrant',
-        'ruleset',
-        'time',
-        'time_ci_low',
-        'time_ci_high',
-        'time_scored',
-        'ratio',
-        'note',
-        'n_studies',
-        'n_studies_reached',
-        'n_trials',
-        'n_trials_finished',
-        'n_trials_reached',
-        'target_metric',
-        'target_value',
-        'target_mode',
-        'time_col',
-    ]
-    return table[order]
 
 
 def _notes(
@@ -229,6 +154,17 @@ def _notes(
     return notes
 
 
+def _disturbed_note(trials: pd.DataFrame) -> List[str]:
+    disturbed = trials[trials['timing_disturbed'].eq(True)]
+    if not len(disturbed):
+        return []
+    return [
+        f'{len(disturbed)} trials were flagged as disturbed by other work on the machine '
+        '(timing_disturbed in result.json; marked ⚠ in the trials table): their times may be '
+        f'too long. E.g. {disturbed["trial_dir"].iloc[0]}.'
+    ]
+
+
 def compute(
     loaded: LoadedResults,
     reference: Optional[str] = None,
@@ -237,8 +173,15 @@ def compute(
     allow_mixed_hardware: bool = False,
     bootstrap_samples: int = 1000,
     seed: int = 0,
+    paired: Optional[bool] = None,
+    noise_floor: Optional[Path] = None,
 ) -> ScoreReport:
-    """Score already-loaded results (``score`` = ``load_results`` + this + outputs)."""
+    """Score already-loaded results (``score`` = ``load_results`` + this + outputs).
+
+    ``paired``: None pairs each comparison with the reference by study where the
+    seeds allow; True refuses (UserInputError) where they do not; False never pairs.
+    ``noise_floor``: a noise-floor file (default: this machine's, else the shipped one).
+    """
     _check_options(time_col, r_max, bootstrap_samples)
     r_max = float(r_max)
     trials = loaded.trials
@@ -257,6 +200,7 @@ def compute(
     _check_targets(trials)
     classes = _check_hardware(trials, allow_mixed_hardware)
     reference = resolve_reference(reference, trials)
+    floors = find_noise_floors(classes, noise_floor)
 
     entrants = sorted(set(trials['entrant']))
     workloads = sorted(set(trials['workload_id']))
@@ -297,16 +241,33 @@ def compute(
     scores = scores.sort_values(['rank', 'entrant'], kind='stable').reset_index(drop=True)
     scores.insert(0, 'rank', scores.pop('rank'))
 
-    table = _times_table(
-        times, entrants, workloads, trials, variants, scored, r_max, ratios, time_ci, time_col
-    )
-    if reference is None:
-        # No reference named: compare with the top-scoring entrant (said in the report).
-        chosen_reference = scores['entrant'].iloc[0]
-    else:
-        chosen_reference = reference
-    speed = speedups(times, chosen_reference)
+    # No reference named: compare with the top-scoring entrant (said in the report).
+    chosen_reference = scores['entrant'].iloc[0] if reference is None else reference
+    versus = compare(times, studies, trials, chosen_reference, floors, time_col, paired,
+                     bootstrap_samples, seed)
+    summary = versus.summary.rename(columns={
+        'geomean_ratio': 'time_ratio_to_reference',
+        'geomean_ci_low': 'time_ratio_ci_low',
+        'geomean_ci_high': 'time_ratio_ci_high',
+    })[['entrant', 'vs_reference', 'time_ratio_to_reference', 'time_ratio_ci_low',
+        'time_ratio_ci_high']]
+    scores = scores.merge(summary, on='entrant', how='left')
+    table = times_table(times, entrants, workloads, trials, variants, scored, r_max, ratios,
+                        time_ci, time_col, versus.table)
     problems = list(loaded.problems)
+    notes = _notes(trials, studies, scored, variants, classes) + _disturbed_note(trials)
+    if reference is None:
+        notes.append(f'No --reference given: speed-ups are against the top-scoring entrant, '
+                     f'{chosen_reference}.')
+    if paired is False:
+        notes.append(f'Pairing turned off (--unpaired): comparisons with {chosen_reference} '
+                     'use the ratio of median times, each entrant\'s studies redrawn on their '
+                     'own.')
+    elif versus.unpaired:
+        notes.append(
+            f'{len(versus.unpaired)} comparisons with {chosen_reference} are unpaired (ratio of '
+            f'median times, studies redrawn on their own): {"; ".join(versus.unpaired[:3])}'
+            + (' …' if len(versus.unpaired) > 3 else '.'))
     return ScoreReport(
         results_dir=root,
         out_dir=None,
@@ -320,8 +281,11 @@ def compute(
         scores=scores,
         profile=profile_steps(ratios, r_max),
         reference=chosen_reference,
-        speedups=speed,
-        speedup_summary=speedup_summary(speed, list(scores['entrant'])),
+        speedups=versus.table,
+        speedup_summary=versus.summary,
+        comparison_sentence=summary_sentence(versus.summary, chosen_reference,
+                                             list(scores['entrant'])),
+        noise_floor_source=floors.source,
         ctr=ctr_mod.ctr_table(trials, loaded.evals, studies, problems),
         teacher=teacher_mod.teacher_table(trials, studies),
         hardware_classes=classes,
@@ -330,16 +294,12 @@ def compute(
         scored_workloads=scored,
         variants=variants,
         problems=problems,
-        notes=_notes(trials, studies, scored, variants, classes)
-        + (
-            []
-            if reference
-            else [
-                f'No --reference given: speed-ups are against the '
-                f'top-scoring entrant, {chosen_reference}.'
-            ]
-        ),
+        notes=notes,
     )
+
+
+def _import_outputs() -> None:
+    import scoring.outputs  # noqa: F401  (matplotlib)
 
 
 def score(
@@ -351,25 +311,42 @@ def score(
     allow_mixed_hardware: bool = False,
     bootstrap_samples: int = 1000,
     seed: int = 0,
+    paired: Optional[bool] = None,
+    noise_floor: Optional[Path] = None,
+    workers: Optional[int] = None,
 ) -> ScoreReport:
     """Load, score and (when ``out_dir`` is given) write every output; see the module doc.
 
+    ``workers``: processes that read trials and draw figures (default: every usable
+    core on large trees); the outputs are the same with any number.
     Raises UserInputError for bad input: a missing or empty directory, no finished
     trials, one workload with several targets, mixed hardware classes (unless
-    allowed), an unknown reference or time column, r_max <= 1.
+    allowed), an unknown reference or time column, r_max <= 1, studies that cannot
+    be paired under ``paired=True``, a noise-floor file that is not valid.
+    Nothing is written then.
     """
     _check_options(time_col, r_max, bootstrap_samples)
+    started = time.perf_counter()
+    # matplotlib takes ~0.3 s to import: import it while the workers read the trials.
+    loaded = load_results(Path(results_dir), workers=workers,
+                          while_waiting=None if out_dir is None else _import_outputs)
+    loaded_at = time.perf_counter()
     report = compute(
-        load_results(Path(results_dir)),
+        loaded,
         reference=reference,
         time_col=time_col,
         r_max=r_max,
         allow_mixed_hardware=allow_mixed_hardware,
         bootstrap_samples=bootstrap_samples,
         seed=seed,
+        paired=paired,
+        noise_floor=noise_floor,
     )
+    scored_at = time.perf_counter()
+    report.timings_s = {'load': loaded_at - started, 'score': scored_at - loaded_at}
     if out_dir is not None:
-        from scoring.outputs import write_outputs  # matplotlib only when writing
+        from scoring.outputs import write_outputs  # matplotlib only when writing (above)
 
-        write_outputs(report, Path(out_dir))
+        write_outputs(report, Path(out_dir), workers=workers)
+        report.timings_s['outputs'] = time.perf_counter() - scored_at
     return report

@@ -62,6 +62,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help='bootstrap samples for the intervals; 0 turns them off (default: 1000)',
     )
     parser.add_argument('--seed', type=int, default=0, help='seed of the bootstrap (default: 0)')
+    pairing = parser.add_mutually_exclusive_group()
+    pairing.add_argument(
+        '--paired',
+        dest='paired',
+        action='store_const',
+        const=True,
+        default=None,
+        help='require every comparison with the reference to pair studies by seed; refuse '
+        'if some cannot (default: pair where the seeds allow, else compare unpaired)',
+    )
+    pairing.add_argument(
+        '--unpaired',
+        dest='paired',
+        action='store_const',
+        const=False,
+        help='compare with the reference without pairing studies',
+    )
+    parser.add_argument(
+        '--noise-floor',
+        metavar='FILE',
+        default=None,
+        help="noise-floor file (`timetrial noise`); default: this machine's for the "
+        'hardware class, else the reference shipped with scoring',
+    )
+    parser.add_argument(
+        '--workers',
+        type=int,
+        default=None,
+        metavar='N',
+        help='processes that read trials and draw figures (default: every usable core)',
+    )
     return parser
 
 
@@ -81,6 +112,8 @@ def _print_summary(rep) -> None:
             f'  {row.rank:>3}. {row.entrant:<30} score:{row.score:.3f}{ci} '
             f'workloads_reached:{row.n_workloads_reached}/{row.n_workloads_scored}'
         )
+    print(rep.comparison_sentence)
+    print(f'Noise floor: {rep.noise_floor_source}')
     if rep.problems:
         print(f'{len(rep.problems)} files skipped (listed in the report), e.g.:', file=sys.stderr)
         for p in rep.problems[:5]:
@@ -88,11 +121,17 @@ def _print_summary(rep) -> None:
     if rep.paths:
         print(f'Report: {rep.paths["report.html"]}')
         print(f'All outputs: {rep.out_dir}')
+    # Greppable, for benchmarks/scoring.py and anyone timing a large tree.
+    print(' '.join(f'{phase}_s:{seconds:.2f}' for phase, seconds in rep.timings_s.items()))
 
 
 def run(args: argparse.Namespace) -> int:
     from scoring.api import score
 
+    if args.workers is not None and args.workers < 1:
+        print(f'timetrial score: error: --workers must be 1 or more, got {args.workers}.',
+              file=sys.stderr)
+        return 2
     out = args.out if args.out is not None else Path(args.results_dir) / DEFAULT_OUT_SUBDIR
     try:
         rep = score(
@@ -104,6 +143,9 @@ def run(args: argparse.Namespace) -> int:
             allow_mixed_hardware=args.allow_mixed_hardware,
             bootstrap_samples=args.bootstrap_samples,
             seed=args.seed,
+            paired=args.paired,
+            noise_floor=args.noise_floor,
+            workers=args.workers,
         )
     except UserInputError as e:
         print(f'timetrial score: error: {e}', file=sys.stderr)

@@ -34,11 +34,12 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import pandas as pd
 
+from harness import results
 from scoring.problems import Problem
 
 AUC = 'validation/auc'
 CALIBRATION = 'validation/calibration'
-PREDICTIONS_FILE = 'validation_predictions.npy'
+PREDICTIONS_FILE = results.PREDICTIONS_NPY
 
 
 def replica_prediction_difference(p1: np.ndarray, p2: np.ndarray) -> float:

@@ -42,12 +42,19 @@ evals_steps_to_target       when no evaluation meets the target); kept for check
 evals_examples_to_target    and for AlgoPerf's selection by evaluation index
 final_step                  from result.json
 submission_time_s           total submission time from result.json
-error                       result.json error (str or None)
+error                       the first line of result.json ``error`` (None if none;
+                            error.txt holds the traceback)
 n_evals                     evaluations read
 best_metric, final_metric   best and last value of the target metric in evals.jsonl
 teacher_time_s              result.json ``teacher_time_s`` (optional)
 teacher_training_time_s     meta.json ``teacher_training_cost.time_s`` (optional)
 teacher_training_flops      meta.json ``teacher_training_cost.flops`` (optional)
+time_to_target_resolution_s result.json, optional (NaN when absent): the gap between
+extra_evals                 the evaluation that met the target and the last that
+eval_wall_share             missed; evaluations added to keep it small; evaluation's
+cpu_share, load_average     share of wall time; CPU time / wall time and the load
+timing_disturbed            while the trial ran; True when other work disturbed its
+                            clock (None when the runner did not say)
 trial_dir                   str path of the trial directory
 ==========================  =====================================================
 
@@ -56,6 +63,9 @@ in the file), ``step``, ``submission_time_s``, ``wall_time_s``, ``eval_time_s``,
 ``examples_seen``, then one float column per metric key found in any file
 (``validation/loss``, ...; NaN where a trial lacks it). A nested ``metrics`` mapping
 in a line is flattened into the same columns.
+
+Files are read by ``scoring.trial_files``, in parallel (forked processes, one per
+usable core) for trees of ``PARALLEL_MIN_TRIALS`` trials or more.
 
 Problems: a file that cannot be read is reported (``Problem``: path, reason) and
 skipped; one bad file never stops the rest. A trial without a readable trial.json is
@@ -67,41 +77,32 @@ newline is a write in progress and ignored silently.
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import pandas as pd
 
 from harness import results
 from harness.errors import UserInputError
-from scoring.evals_file import EvalColumns, number, parse_evals
+from scoring.evals_file import EVAL_FIXED_COLUMNS
+from scoring.parallel import fork_map, usable_cores
 from scoring.problems import Problem
+from scoring.trial_files import REQUIRED_TRIAL_KEYS, UNFINISHED, read_trials  # noqa: F401
 
 STATUSES = results.STATUSES
-UNFINISHED = 'unfinished'
 RULESETS = results.RULESETS
 TARGET_MODES = results.TARGET_MODES
-REQUIRED_TRIAL_KEYS = (
-    'workload',
-    'variant',
-    'size',
-    'framework',
-    'submission',
-    'ruleset',
-    'study',
-    'trial',
-    'target',
-)
 # A trial dir is found this deep at most below RESULTS_DIR (a results root holding
 # experiments is 5 levels above its trial dirs); bounds the walk on odd trees.
 _MAX_DEPTH = 6
 _TRIAL_RE = re.compile(r'trial_\d+\Z')
 _STUDY_RE = re.compile(r'study_\d+\Z')
+#: Below this many trials one process reads them all: forking and sending the
+#: frames back costs ~0.1 s, more than a few hundred trials take to read.
+PARALLEL_MIN_TRIALS = 1000
 
 TRIAL_COLUMNS = (
     'trial_id',
@@ -141,6 +142,12 @@ TRIAL_COLUMNS = (
     'teacher_time_s',
     'teacher_training_time_s',
     'teacher_training_flops',
+    'time_to_target_resolution_s',
+    'extra_evals',
+    'eval_wall_share',
+    'cpu_share',
+    'load_average',
+    'timing_disturbed',
     'trial_dir',
 )
 
@@ -178,171 +185,11 @@ def find_trial_dirs(root: Path) -> List[Path]:
         for entry in entries:
             if parent_is_study and _TRIAL_RE.match(entry.name):
                 found.append(Path(entry.path))
-            elif depth < _MAX_DEPTH and entry.name != 'checkpoint':
+            elif depth < _MAX_DEPTH and entry.name != results.CHECKPOINT_DIR:
                 visit(entry.path, depth + 1, bool(_STUDY_RE.match(entry.name)))
 
     visit(str(root), 1, bool(_STUDY_RE.match(root.name)))
     return found
-
-
-def _read_text(path: str) -> Optional[str]:
-    try:
-        with open(path, encoding='utf-8') as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
-
-
-def _validate_identity(cfg: Any) -> List[str]:
-    if not isinstance(cfg, dict):
-        return [f'expected a mapping, found {type(cfg).__name__}']
-    errors = []
-    missing = [k for k in REQUIRED_TRIAL_KEYS if k not in cfg]
-    if missing:
-        errors.append(f'missing keys: {", ".join(missing)}')
-    for key in ('workload', 'size', 'framework', 'submission'):
-        if key in cfg and not isinstance(cfg[key], str):
-            errors.append(f'{key!r} must be a string, found {cfg[key]!r}')
-    if cfg.get('variant') is not None and not isinstance(cfg['variant'], str):
-        errors.append(f"'variant' must be a string or null, found {cfg['variant']!r}")
-    if 'ruleset' in cfg and cfg['ruleset'] not in RULESETS:
-        errors.append(f"'ruleset' must be one of {', '.join(RULESETS)}, found {cfg['ruleset']!r}")
-    for key in ('study', 'trial'):
-        if key in cfg and (not isinstance(cfg[key], int) or isinstance(cfg[key], bool)):
-            errors.append(f'{key!r} must be an integer, found {cfg[key]!r}')
-    target = cfg.get('target')
-    if 'target' in cfg:
-        if not isinstance(target, dict):
-            errors.append(f"'target' must be a mapping {{metric, value, mode}}, found {target!r}")
-        else:
-            if not isinstance(target.get('metric'), str):
-                errors.append(f"'target.metric' must be a string, found {target.get('metric')!r}")
-            if math.isnan(number(target.get('value'))):
-                errors.append(f"'target.value' must be a number, found {target.get('value')!r}")
-            if target.get('mode') not in TARGET_MODES:
-                errors.append(f"'target.mode' must be min or max, found {target.get('mode')!r}")
-    return errors
-
-
-def _read_trial(
-    trial_dir: Path,
-    trial_id: int,
-    problems: List[Problem],
-    evals: EvalColumns,
-    hardware: Dict[str, Dict[str, Any]],
-) -> Optional[dict]:
-    d = str(trial_dir)
-    cfg_path = os.path.join(d, results.TRIAL_JSON)
-    text = _read_text(cfg_path)
-    try:
-        if text is not None:
-            cfg = json.loads(text)
-        elif os.path.exists(os.path.join(d, results.LEGACY_TRIAL_YAML)):
-            # results written before trial.json
-            cfg_path = os.path.join(d, results.LEGACY_TRIAL_YAML)
-            cfg = results.read_identity_mapping(trial_dir)
-        else:
-            cfg = None
-    except ValueError as e:
-        problems.append(Problem(cfg_path, f'unreadable ({str(e).splitlines()[0]}); trial skipped'))
-        return None
-    if cfg is None:
-        problems.append(
-            Problem(
-                cfg_path, 'missing: without it the workload and target are unknown; trial skipped'
-            )
-        )
-        return None
-    errors = _validate_identity(cfg)
-    if errors:
-        problems.append(Problem(cfg_path, '; '.join(errors) + '; trial skipped'))
-        return None
-    target = cfg['target']
-    metric, value, mode = target['metric'], float(target['value']), target['mode']
-
-    hardware_class = None
-    meta: Dict[str, Any] = {}
-    meta_path = os.path.join(d, results.META_JSON)
-    text = _read_text(meta_path)
-    if text is None:
-        problems.append(Problem(meta_path, 'missing: hardware class unknown'))
-    else:
-        try:
-            meta = json.loads(text)
-            if not isinstance(meta, dict):
-                raise ValueError(f'expected a JSON object, found {type(meta).__name__}')
-        except ValueError as e:
-            problems.append(Problem(meta_path, f'unreadable ({e}); hardware class unknown'))
-            meta = {}
-        else:
-            hardware_class = meta.get('hardware_class')
-            if not isinstance(hardware_class, str) or not hardware_class:
-                problems.append(
-                    Problem(meta_path, "no 'hardware_class' string; hardware class unknown")
-                )
-                hardware_class = None
-            elif hardware_class not in hardware:
-                hw = meta.get('hardware')
-                hardware[hardware_class] = hw if isinstance(hw, dict) else {}
-
-    evals_path = os.path.join(d, results.EVALS_JSONL)
-    text = _read_text(evals_path)
-    rows = parse_evals(text, evals_path, problems) if text else []
-    evals.add(trial_id, rows)
-
-    result: Optional[Dict[str, Any]] = None
-    result_path = os.path.join(d, results.RESULT_JSON)
-    text = _read_text(result_path)
-    if text is not None:
-        try:
-            result = json.loads(text)
-            if not isinstance(result, dict):
-                raise ValueError(f'expected a JSON object, found {type(result).__name__}')
-            if result.get('status') not in STATUSES:
-                raise ValueError(
-                    f"'status' must be one of {', '.join(STATUSES)}, found {result.get('status')!r}"
-                )
-        except ValueError as e:
-            problems.append(Problem(result_path, f'unreadable ({e}); trial counted as unfinished'))
-            result = None
-    res = result or {}
-    teacher_cost = meta.get('teacher_training_cost')
-    teacher_cost = teacher_cost if isinstance(teacher_cost, dict) else {}
-    error = res.get('error')
-    parts = trial_dir.parts
-    # reached, the *_to_target fill-in and the evals_* columns are set for all trials at
-    # once in _from_evals (vectorized: a per-row Python loop was a third of load time).
-    return {
-        'trial_id': trial_id,
-        'experiment': parts[-5] if len(parts) >= 5 else '',
-        'submission': cfg['submission'],
-        'framework': cfg['framework'],
-        'workload': cfg['workload'],
-        'variant': cfg['variant'] or None,
-        'size': cfg['size'],
-        'ruleset': cfg['ruleset'],
-        'study': cfg['study'],
-        'trial': cfg['trial'],
-        'seed': cfg.get('seed'),
-        'hparams': cfg.get('hparams'),
-        'target_metric': metric,
-        'target_value': value,
-        'target_mode': mode,
-        'hardware_class': hardware_class,
-        'status': res.get('status', UNFINISHED),
-        'finished': result is not None,
-        'time_to_target_s': number(res.get('time_to_target_s')),
-        'steps_to_target': number(res.get('steps_to_target')),
-        'examples_to_target': number(res.get('examples_to_target')),
-        'final_step': number(res.get('final_step')),
-        'submission_time_s': number(res.get('submission_time_s')),
-        'error': None if error is None else str(error),
-        'n_evals': len(rows),
-        'teacher_time_s': number(res.get('teacher_time_s')),
-        'teacher_training_time_s': number(teacher_cost.get('time_s')),
-        'teacher_training_flops': number(teacher_cost.get('flops')),
-        'trial_dir': d,
-    }
 
 
 def _from_evals(trials: pd.DataFrame, evals: pd.DataFrame, problems: List[Problem]) -> None:
@@ -387,8 +234,9 @@ def _from_evals(trials: pd.DataFrame, evals: pd.DataFrame, problems: List[Proble
     trials['final_metric'] = final
 
     status = trials['status'].to_numpy()
+    # harness.results.TrialResult.reached, for every trial at once
     reached = (status == 'reached') | (
-        np.isin(status, ('budget_exhausted', 'training_complete'))
+        np.isin(status, results.STATUSES_PAST_TARGET)
         & trials['time_to_target_s'].notna().to_numpy()
     )
     for col, from_evals in (
@@ -434,10 +282,75 @@ def _add_labels(trials: pd.DataFrame) -> None:
     trials['base_id'] = [label(w, None, s) for w, s in zip(trials['workload'], trials['size'])]
 
 
-def load_results(results_dir: Path) -> LoadedResults:
+#: Columns set after reading, from all trials at once.
+_DERIVED = (
+    'entrant',
+    'workload_id',
+    'base_id',
+    'reached',
+    'evals_time_to_target_s',
+    'evals_steps_to_target',
+    'evals_examples_to_target',
+    'best_metric',
+    'final_metric',
+)
+_READ_COLUMNS = tuple(c for c in TRIAL_COLUMNS if c not in _DERIVED)
+
+
+def _read_chunk(trial_dirs: List[Path]):
+    return read_trials(trial_dirs, _READ_COLUMNS)
+
+
+def _read_in_chunks(trial_dirs: List[Path], workers: Optional[int], while_waiting=None):
+    """Every trial's files, read by up to ``workers`` processes (None: every usable core)."""
+    if workers is None:
+        workers = usable_cores() if len(trial_dirs) >= PARALLEL_MIN_TRIALS else 1
+    workers = max(1, min(workers, len(trial_dirs)))
+    # A few chunks per worker: an idle worker takes the next (trees are uneven).
+    n_chunks = 1 if workers == 1 else 3 * workers
+    bounds = np.linspace(0, len(trial_dirs), n_chunks + 1).astype(int)
+    chunks = [trial_dirs[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    return fork_map(_read_chunk, chunks, workers, while_waiting)
+
+
+def _merge(chunks) -> tuple:
+    """One trials frame and one evals frame, trial ids renumbered across chunks."""
+    columns = {c: [] for c in _READ_COLUMNS}
+    frames, problems, hardware = [], [], {}
+    offset = 0
+    for chunk in chunks:
+        chunk.trials['trial_id'] = [i + offset for i in chunk.trials['trial_id']]
+        for c, values in chunk.trials.items():
+            columns[c].extend(values)
+        if len(chunk.evals):
+            chunk.evals['trial_id'] += offset
+            frames.append(chunk.evals)
+        offset += len(chunk.trials['trial_id'])
+        problems.extend(chunk.problems)
+        for cls, fingerprint in chunk.hardware.items():
+            hardware.setdefault(cls, fingerprint)
+    trials = pd.DataFrame(columns)
+    fixed = ['trial_id', 'eval_index', *EVAL_FIXED_COLUMNS]
+    if not frames:
+        empty = pd.DataFrame({c: pd.Series(dtype=np.float64) for c in fixed})
+        return trials, empty, problems, hardware
+    evals = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    metrics = sorted(c for c in evals.columns if c not in fixed)
+    return trials, evals[fixed + metrics], problems, hardware
+
+
+def load_results(
+    results_dir: Path,
+    workers: Optional[int] = None,
+    while_waiting: Optional[Callable[[], None]] = None,
+) -> LoadedResults:
     """Read every trial under ``results_dir``; see the module docstring for the schema.
 
-    Raises UserInputError when the directory does not exist or holds no trials.
+    ``workers``: processes reading trial files (default: every usable core for
+    large trees, one below ``PARALLEL_MIN_TRIALS`` trials); the frames are the same.
+    ``while_waiting()``: work for this process while they read (``score`` imports
+    matplotlib then). Raises UserInputError when the directory does not exist or
+    holds no trials.
     """
     root = Path(results_dir).expanduser()
     if not root.is_dir():
@@ -453,34 +366,13 @@ def load_results(results_dir: Path) -> LoadedResults:
             '<experiment>/<submission>/<workload>_<framework>/study_<s>/trial_<t>/. '
             'Point RESULTS_DIR at a results root or one experiment directory.'
         )
-    problems: List[Problem] = []
-    evals = EvalColumns()
-    hardware: Dict[str, Dict[str, Any]] = {}
-    records = []
-    for trial_dir in trial_dirs:
-        record = _read_trial(trial_dir, len(records), problems, evals, hardware)
-        if record is not None:
-            records.append(record)
-    derived = (
-        'entrant',
-        'workload_id',
-        'base_id',
-        'reached',
-        'evals_time_to_target_s',
-        'evals_steps_to_target',
-        'evals_examples_to_target',
-        'best_metric',
-        'final_metric',
-    )
-    trials = pd.DataFrame.from_records(
-        records, columns=[c for c in TRIAL_COLUMNS if c not in derived]
-    )
-    for col in ('study', 'trial', 'n_evals', 'trial_id'):
+    chunks = _read_in_chunks(trial_dirs, workers, while_waiting)
+    trials, evals_frame, problems, hardware = _merge(chunks)
+    for col in ('study', 'trial', 'n_evals', 'trial_id', 'seed'):
         trials[col] = trials[col].astype(np.int64)
     trials['finished'] = trials['finished'].astype(bool)
     for col in ('time_to_target_s', 'steps_to_target', 'examples_to_target'):
         trials[col] = trials[col].astype(np.float64)
-    evals_frame = evals.frame()
     _from_evals(trials, evals_frame, problems)
     if len(trials):
         _add_labels(trials)

@@ -12,13 +12,13 @@ import base64
 import datetime
 import html
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List
 
-import numpy as np
 import pandas as pd
 
-from scoring.salt import salt_section
 from scoring import tables
+from scoring import views
+from scoring.salt import salt_section
 from scoring.score_report import ScoreReport
 
 _CSS = """
@@ -37,13 +37,19 @@ img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figure { margin: 1em 0 2em; }
 figcaption { color: #555; font-size: 0.9em; }
 .note { color: #555; font-size: 0.92em; }
+.verdict { font-size: 1.08em; background: #f4f8ff; border-left: 4px solid #4a7bd0;
+           padding: 0.5em 0.8em; }
 code { background: #f4f4f4; padding: 0 0.25em; }
 """
 
 
+_MIME = {'.png': 'image/png', '.svg': 'image/svg+xml'}
+
+
 def _img(path: Path, alt: str) -> str:
     data = base64.b64encode(Path(path).read_bytes()).decode('ascii')
-    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+    mime = _MIME[Path(path).suffix]
+    return f'<img src="data:{mime};base64,{data}" alt="{html.escape(alt)}">'
 
 
 def _table(df: pd.DataFrame, table_id: str, index: bool = False) -> str:
@@ -58,98 +64,17 @@ def _table(df: pd.DataFrame, table_id: str, index: bool = False) -> str:
     )
 
 
-def _scores_view(rep: ScoreReport) -> pd.DataFrame:
-    view = rep.scores.copy()
-    view['95% interval'] = [
-        f'[{lo:.3f}, {hi:.3f}]' if np.isfinite(lo) else tables.DASH
-        for lo, hi in zip(view['score_ci_low'], view['score_ci_high'])
-    ]
-    view['score'] = [f'{v:.3f}' for v in view['score']]
-    view['workloads reached'] = [
-        f'{r} / {n} ({w} counted)'
-        for r, n, w in zip(
-            view['n_workloads_reached'], view['n_workloads_scored'], view['n_workloads_counted']
-        )
-    ]
-    view['trials (finished, reached)'] = [
-        f'{t} ({f}, {r})'
-        for t, f, r in zip(view['n_trials'], view['n_trials_finished'], view['n_trials_reached'])
-    ]
-    return view[
-        [
-            'rank',
-            'entrant',
-            'score',
-            '95% interval',
-            'workloads reached',
-            'n_studies',
-            'trials (finished, reached)',
-        ]
-    ]
-
-
-def _speedup_views(rep: ScoreReport) -> Tuple[pd.DataFrame, pd.DataFrame]:
-    summary = rep.speedup_summary.copy()
-    summary['geometric mean'] = [
-        tables.fmt_speedup(v) if np.isfinite(v) else tables.DASH for v in summary['geomean_speedup']
-    ]
-    summary = summary[
-        [
-            'entrant',
-            'geometric mean',
-            'n_both_reached',
-            'n_only_entrant',
-            'n_only_reference',
-            'n_not_comparable',
-        ]
-    ].rename(
-        columns={
-            'n_both_reached': 'both reached (in the mean)',
-            'n_only_entrant': 'only entrant reached (∞)',
-            'n_only_reference': 'only reference reached (0)',
-            'n_not_comparable': 'neither / not run',
-        }
-    )
-    cells = rep.speedups.assign(cell=[tables.fmt_speedup(v) for v in rep.speedups['speedup']])
-    wide = cells.pivot(index='workload_id', columns='entrant', values='cell')
-    wide.index.name = 'workload'
-    return summary, wide
-
-
-def _hardware_view(rep: ScoreReport) -> Optional[pd.DataFrame]:
-    rows = []
-    for cls in rep.hardware_classes:
-        fingerprint = rep.hardware.get(cls) or {}
-        for key, value in fingerprint.items():
-            if isinstance(value, dict):
-                value = ', '.join(f'{k} {v}' for k, v in value.items() if v is not None)
-            rows.append((cls, key, value))
-    return pd.DataFrame(rows, columns=['class', 'field', 'value']) if rows else None
-
-
-def _summary_line(rep: ScoreReport) -> str:
-    t = rep.trials
-    n_variants = len(set(t['workload_id'])) - len(rep.scored_workloads)
-    studies = rep.studies.drop_duplicates(['entrant', 'workload_id', 'experiment', 'study'])
-    return (
-        f'{len(rep.scores)} entrants · {len(rep.scored_workloads)} scored workloads'
-        + (f' (+{n_variants} held-out variants)' if n_variants else '')
-        + f' · {len(studies)} studies · {len(t)} trials ({int(t["finished"].sum())} '
-        f'finished, {int(t["reached"].sum())} reached the target) · '
-        f'rulesets: {", ".join(sorted(set(t["ruleset"])))}'
-    )
-
-
 def report_contents(rep: ScoreReport) -> Dict[str, List[str]]:
     """The table ids and image alt texts report.html holds (for tests)."""
-    ids = ['table-scores', 'table-time-to-target', 'table-speedup-summary', 'table-speedups']
+    ids = ['table-scores', 'table-time-to-target', 'table-speedup-summary', 'table-speedups',
+           'table-trials']
     if rep.ctr is not None:
         ids.append('table-ctr')
     if rep.teacher is not None:
         ids.append('table-teacher')
     if salt_section(rep.trials, None, rep.evals):
         ids.append('table-salt')
-    if _hardware_view(rep) is not None:
+    if views.hardware_view(rep) is not None:
         ids.append('table-hardware')
     alts = ['performance profile'] + [
         f'curves of {w}' for w in sorted(set(rep.trials['workload_id']))
@@ -174,13 +99,14 @@ def render(rep: ScoreReport, profile_png: Path, curves: Dict[str, Path]) -> str:
         f'<p class="meta">Hardware class: <b>{esc(", ".join(rep.hardware_classes) or "unknown")}'
         f'</b> · generated {esc(now)} · results: <code>{esc(str(rep.results_dir))}</code><br>'
         f'Time to target in {esc(unit)} · r_max = {rep.r_max:g} · '
-        f'{esc(_summary_line(rep))}</p>',
+        f'{esc(views.summary_line(rep))}<br>Noise floor: {esc(rep.noise_floor_source)}</p>',
+        f'<p id="comparison" class="verdict">{esc(rep.comparison_sentence)}</p>',
         '<h2 id="scores">Benchmark score</h2>',
         '<p class="note">B = (1/(r_max − 1)) ∫₁<sup>r_max</sup> ρ(τ) dτ, integrated exactly '
         '(AlgoPerf samples 100 points; the two agree to within the grid error). 1 means '
         'fastest on every workload; 0 means never within r_max of the fastest. Intervals: '
         'bootstrap over studies.</p>',
-        _table(_scores_view(rep), 'table-scores'),
+        _table(views.scores_view(rep), 'table-scores'),
         '<h2 id="profile">Performance profile</h2>',
         f'<figure>{_img(profile_png, "performance profile")}<figcaption>ρ(τ): the fraction '
         'of workloads on which an entrant reached the target within τ times the fastest '
@@ -188,14 +114,23 @@ def render(rep: ScoreReport, profile_png: Path, curves: Dict[str, Path]) -> str:
         f'<h2 id="time-to-target">Time to target ({esc(unit)})</h2>',
         '<p class="note">Median over studies of each study\'s fastest trial, '
         '[95% bootstrap interval], r = ratio to the fastest entrant. ∞: never reached; '
-        '→ ∞: penalised (over r_max, or a held-out variant missed).</p>',
+        '→ ∞: penalised (over r_max, or a held-out variant missed); failed: every trial '
+        f'failed (the first error). · tie: not distinguishable from {esc(str(rep.reference))}; '
+        '· k failed, ⚠ k disturbed: trials that failed, or whose clock other work '
+        'disturbed (listed under Trials).</p>',
         _table(tables.time_pivot(rep.times, rep.time_col), 'table-time-to-target', index=True),
     ]
-    summary, wide = _speedup_views(rep)
+    summary, wide = views.speedup_views(rep)
     parts += [
-        f'<h2 id="speedups">Speed-up against {esc(str(rep.reference))}</h2>',
-        '<p class="note">Reference time ÷ entrant time, per workload, before penalties. '
-        'Geometric mean over the workloads both reached; ∞ and 0 are counted apart.</p>',
+        f'<h2 id="speedups">Against {esc(str(rep.reference))}: time ratios and ties</h2>',
+        '<p class="note">Time to target ÷ the reference\'s, per workload, before penalties '
+        '(above 1: slower). Paired by study where the studies share their seeds (study '
+        '<i>s</i> of both saw the same data order and initialization): the median over '
+        'studies of the per-study ratios, with a bootstrap interval that redraws studies '
+        'for both at once; unpaired otherwise (ratio of the medians). A tie: the 95% '
+        'interval holds 1, or the ratio is within the noise floor (the larger CV of the '
+        f'two, across seeds). Noise floor: {esc(rep.noise_floor_source)}. The summary is '
+        'the geometric mean over the workloads both reached.</p>',
         _table(summary, 'table-speedup-summary'),
         _table(wide, 'table-speedups', index=True),
         '<h2 id="curves">Training curves</h2>',
@@ -246,7 +181,17 @@ def render(rep: ScoreReport, profile_png: Path, curves: Dict[str, Path]) -> str:
     salt_html = salt_section(rep.trials, None, rep.evals)
     if salt_html:
         parts.append(salt_html)
-    hardware = _hardware_view(rep)
+    trials, n_trials = views.trials_view(rep)
+    parts += [
+        '<h2 id="trials">Trials</h2>',
+        f'<p class="note">{len(trials)} of {n_trials} trials: each study\'s selected trial '
+        '(the one that gives the study its time) and every failed, unfinished or disturbed '
+        'trial; all of them are in trials.csv. Resolution: the gap between the evaluation '
+        'that met the target and the last one that missed. ⚠ disturbed: other work on the '
+        'machine took CPU time from the trial, so its time may be too long.</p>',
+        _table(trials, 'table-trials'),
+    ]
+    hardware = views.hardware_view(rep)
     if hardware is not None:
         parts += ['<h2 id="hardware">Hardware</h2>', _table(hardware, 'table-hardware')]
     if rep.notes:

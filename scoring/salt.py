@@ -64,25 +64,21 @@ COLUMNS = (
 )
 
 
-def _meets(value: float, target: float, mode: str) -> bool:
-    return value <= target if mode == 'min' else value >= target
-
-
 def _teacher_time_at_target(row: pd.Series, evals: Optional[pd.DataFrame]) -> float:
     """Teacher seconds logged at the first evaluation that met the target (NaN if unknown)."""
-    metric, target, mode = row['target_metric'], row['target_value'], row['target_mode']
-    if evals is not None and 'teacher_time_s' in evals.columns and metric in evals.columns:
+    target = results.Target(row['target_metric'], row['target_value'], row['target_mode'])
+    if evals is not None and 'teacher_time_s' in evals.columns and target.metric in evals.columns:
         lines = evals[evals['trial_id'] == row['trial_id']].sort_values('eval_index')
-        records = lines[[metric, 'teacher_time_s']].to_dict('records')
+        records = [(value, teacher) for value, teacher
+                   in zip(lines[target.metric], lines['teacher_time_s'])]
     else:
         try:
-            records = results.read_jsonl(Path(str(row['trial_dir'])) / results.EVALS_JSONL)
+            records = [(r.metrics.get(target.metric), r.teacher_time_s)
+                       for r in results.read_evals(Path(str(row['trial_dir'])))]
         except ValueError:
             records = []  # a bad line: the loader reports it
-    for record in records:
-        value = record.get(metric)
-        if isinstance(value, (int, float)) and math.isfinite(value) and _meets(value, target, mode):
-            teacher = record.get('teacher_time_s')
+    for value, teacher in records:
+        if isinstance(value, (int, float)) and target.met_by(value):
             if isinstance(teacher, (int, float)) and math.isfinite(teacher):
                 return float(teacher)
             break

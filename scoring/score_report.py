@@ -32,8 +32,14 @@ class ScoreReport:
     #: (entrant, tau, rho): where each profile steps
     profile: pd.DataFrame
     reference: Optional[str]
+    #: per (workload_id, entrant): paired time ratio to the reference, interval, tie
     speedups: Optional[pd.DataFrame]
+    #: per entrant: geometric mean of those ratios, interval, vs_reference
     speedup_summary: Optional[pd.DataFrame]
+    #: one sentence: which entrants are distinguishable from the reference, which tie
+    comparison_sentence: str
+    #: where the noise floors came from, or "none measured (...)"
+    noise_floor_source: str
     ctr: Optional[pd.DataFrame]
     teacher: Optional[pd.DataFrame]
     hardware_classes: List[str]
@@ -44,3 +50,5 @@ class ScoreReport:
     problems: List[Problem]
     notes: List[str]
     paths: Dict[str, Path] = dataclasses.field(default_factory=dict)
+    #: seconds spent loading, scoring and writing the outputs (``score`` fills it in)
+    timings_s: Dict[str, float] = dataclasses.field(default_factory=dict)

@@ -5,10 +5,16 @@ report. Nothing here runs a model: each trial's validation loss follows
 ``floor + (start - floor) * exp(-time / scale)`` with a per-submission speed, a
 per-study offset and per-trial noise, evaluated every ``eval_period_s`` seconds of
 submission time up to the budget. Deterministic in ``seed``.
+
+As in a real suite, a trial's ``seed`` derives from (seed, workload[-variant],
+study, trial) only, so study *s* of every submission shares its seeds, and the
+study offset (what a seed's data order and initialization do to the time) is
+shared by every submission too: comparisons can pair by study.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 from typing import Optional, Sequence
@@ -25,6 +31,12 @@ HARDWARE = {
     'memory_gib': 24.0,
 }
 HARDWARE_CLASS = 'cpu-synthetic-2c'
+
+
+def trial_seed(*parts) -> int:
+    """A stable 31-bit seed from its parts (as the suite expander derives one)."""
+    digest = hashlib.sha256('/'.join(str(p) for p in parts).encode('utf-8')).digest()
+    return int.from_bytes(digest[:4], 'little') & 0x7FFFFFFF
 
 
 def write_trial(
@@ -78,6 +90,12 @@ def generate(
     if variants and n_workloads:
         workloads.append(('wl00', 'wide'))
     targets = {wl: 1.0 + 0.1 * i for i, wl in enumerate(workloads)}
+    # Shared by every submission: the same seeds give the same data order and init.
+    study_offsets = {
+        (wl, study): np.random.default_rng(trial_seed(seed, *wl, study)).normal(0.0, 0.1)
+        for wl in workloads
+        for study in range(n_studies)
+    }
     for s in range(n_submissions):
         submission = f'sub{s:02d}'
         # Each submission is faster on some workloads than others.
@@ -86,7 +104,7 @@ def generate(
             wl_dir = f'{workload}-{variant}' if variant else workload
             target = targets[(workload, variant)]
             for study in range(n_studies):
-                study_offset = rng.normal(0.0, 0.1)
+                study_offset = study_offsets[(workload, variant), study]
                 for trial in range(n_trials):
                     lr = float(10 ** rng.uniform(-4, -2))
                     scale = 150.0 / speed[w] * math.exp(study_offset + rng.normal(0.0, 0.3))
@@ -132,7 +150,7 @@ def generate(
                         'study': study,
                         'trial': trial,
                         'hparams': {'learning_rate': lr},
-                        'seed': int(rng.integers(2**31)),
+                        'seed': trial_seed(seed, wl_dir, study, trial),
                         'target': {'metric': 'validation/loss', 'value': target, 'mode': 'min'},
                     }
                     trial_dir = (

@@ -44,39 +44,55 @@ def fmt_num(value, digits: int = 3) -> str:
     return f'{value:.{digits}f}'
 
 
-def fmt_speedup(value: float) -> str:
+def inverse(value: float) -> float:
+    """1/x with 1/0 = ∞ and 1/∞ = 0 (a ratio interval turned into a speed-up interval)."""
+    return math.inf if value == 0 else 1.0 / value
+
+
+def fmt_ratio(value: float) -> str:
     if math.isnan(value):
         return DASH
     if math.isinf(value):
-        return f'{INF} (reference missed)'
-    if value == 0:
-        return '0 (missed)'
-    return f'{value:.2f}×'
+        return INF
+    return f'{value:.2f}'
 
 
 def time_cell(row, time_col: str, with_ci: bool = True) -> str:
-    """'123 s [110 s, 140 s] r=1.23', '∞ (not reached)', '57 s → ∞ (over r_max)'."""
+    """'123 s [110 s, 140 s] r=1.23', '∞ (not reached)', '57 s → ∞ (over r_max)', 'failed: …'.
+
+    Then the comparison with the reference where it is a tie (' · tie'), and the
+    trials that failed or whose clock was disturbed (' · 2 failed', ' · ⚠ 1 disturbed').
+    """
     note = row['note']
     if note == 'not run':
         return f'{DASH} (not run)'
+    if note == 'failed':
+        return f'failed: {row["first_error"]}'
     if note == 'not reached':
-        return f'{INF} (not reached)'
-    text = fmt_time(row['time'], time_col)
-    if (
-        with_ci
-        and np.isfinite(row.get('time_ci_low', np.nan))
-        and row['time_ci_low'] != row['time_ci_high']
-    ):
-        text += (
-            f' [{fmt_time(row["time_ci_low"], time_col)}, '
-            f'{fmt_time(row["time_ci_high"], time_col)}]'
-        )
-    elif with_ci and np.isinf(row.get('time_ci_high', np.nan)):
-        text += f' [{fmt_time(row["time_ci_low"], time_col)}, {INF}]'
-    if note in ('over r_max', 'missed variant'):
-        return f'{text} → {INF} ({note})'
-    if np.isfinite(row.get('ratio', np.nan)):
-        text += f' r={row["ratio"]:.2f}'
+        text = f'{INF} (not reached)'
+    else:
+        text = fmt_time(row['time'], time_col)
+        if (
+            with_ci
+            and np.isfinite(row.get('time_ci_low', np.nan))
+            and row['time_ci_low'] != row['time_ci_high']
+        ):
+            text += (
+                f' [{fmt_time(row["time_ci_low"], time_col)}, '
+                f'{fmt_time(row["time_ci_high"], time_col)}]'
+            )
+        elif with_ci and np.isinf(row.get('time_ci_high', np.nan)):
+            text += f' [{fmt_time(row["time_ci_low"], time_col)}, {INF}]'
+        if note in ('over r_max', 'missed variant'):
+            text = f'{text} → {INF} ({note})'
+        elif np.isfinite(row.get('ratio', np.nan)):
+            text += f' r={row["ratio"]:.2f}'
+    if row.get('vs_reference') == 'tie':
+        text += ' · tie'
+    if row.get('n_trials_failed', 0):
+        text += f' · {row["n_trials_failed"]} failed'
+    if row.get('n_trials_disturbed', 0):
+        text += f' · ⚠ {row["n_trials_disturbed"]} disturbed'
     return text
 
 
@@ -127,7 +143,10 @@ def write_time_to_target(
     text += [
         'Median over studies of the best trial per study, [95% bootstrap interval '
         'over studies], r = ratio to the fastest entrant. ∞: never reached; '
-        '→ ∞: penalised by the r_max cut-off or a missed held-out variant.',
+        '→ ∞: penalised by the r_max cut-off or a missed held-out variant; '
+        'failed: every trial failed (first error shown). · tie: not distinguishable '
+        'from the reference (speedups.csv); · k failed / ⚠ k disturbed: trials that '
+        'failed, or whose clock other work disturbed.',
         '',
         markdown_table(time_pivot(times, time_col)),
     ]

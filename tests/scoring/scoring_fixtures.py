@@ -38,11 +38,14 @@ def trial(
     extra_metrics: Optional[Dict[str, Sequence[float]]] = None,
     result_extra: Optional[dict] = None,
     meta_extra: Optional[dict] = None,
+    seed: Optional[int] = None,
 ) -> Path:
     """One trial whose validation loss first meets the target at ``reach_at_s``.
 
     Evaluations every ``eval_period_s`` seconds; the loss is 2.0 before the hit and
     0.9 from it on (target: loss <= 1.0). ``reach_at_s=None``: never reached.
+    ``seed`` defaults to one shared by every submission (1000 * study + trial), as a
+    suite derives it.
     """
     target = target or TARGET
     if n_evals is None:
@@ -91,7 +94,7 @@ def trial(
         'study': study,
         'trial': trial_index,
         'hparams': {'learning_rate': 0.001} if ruleset == 'external' else None,
-        'seed': 1000 * study + trial_index,
+        'seed': 1000 * study + trial_index if seed is None else seed,
         'target': target,
     }
     trial_dir = (

@@ -223,3 +223,17 @@ def test_missing_directory_and_empty_directory_are_user_errors(tmp_path):
         load_results(tmp_path / 'nope')
     with pytest.raises(UserInputError, match='No trials found'):
         load_results(tmp_path)
+
+
+def test_files_that_are_not_utf8_are_reported_not_raised(tmp_path):
+    bad_result = trial(tmp_path, submission='a', reach_at_s=10)
+    (bad_result / 'result.json').write_bytes(b'{"status": "\xff"}')
+    bad_evals = trial(tmp_path, submission='b', reach_at_s=10)
+    (bad_evals / 'evals.jsonl').write_bytes(b'\xfe\xff\n')
+    loaded = load_results(tmp_path)
+    problems = _problems(loaded)
+    assert 'not UTF-8' in problems[str(bad_result / 'result.json')]
+    assert 'evaluations skipped' in problems[str(bad_evals / 'evals.jsonl')]
+    by_submission = loaded.trials.set_index('submission')
+    assert by_submission.loc['a', 'status'] == 'unfinished'
+    assert by_submission.loc['b', 'n_evals'] == 0

@@ -19,6 +19,7 @@ OUTPUTS = [
     'time_to_target.md',
     'scores.csv',
     'speedups.csv',
+    'trials.csv',
     'report.html',
 ]
 
@@ -46,7 +47,7 @@ def test_score_writes_every_output(tmp_path):
     exp = _demo(tmp_path / 'results')
     rep = score(exp, out_dir=tmp_path / 'out', bootstrap_samples=50)
     out = tmp_path / 'out'
-    for name in OUTPUTS + ['curves_lm.png', 'curves_mnist.png', 'curves_mnist-wide.png']:
+    for name in OUTPUTS + ['curves_lm.svg', 'curves_mnist.svg', 'curves_mnist-wide.svg']:
         assert (out / name).stat().st_size > 0, name
     assert set(rep.paths) >= set(OUTPUTS)
     assert rep.out_dir == out
@@ -65,7 +66,9 @@ def test_score_writes_every_output(tmp_path):
     contents = report_contents(rep)
     for table_id in contents['tables']:
         assert f'id="{table_id}"' in html
-    assert html.count('<img src="data:image/png;base64,') == len(contents['images']) == 4
+    assert html.count('<img src="data:image/') == len(contents['images']) == 4
+    assert html.count('<img src="data:image/png;base64,') == 1  # the profile
+    assert html.count('<img src="data:image/svg+xml;base64,') == 3  # the curves
     assert 'cpu-test-2c' in html and 'TimeTrial scores: exp' in html
     assert 'http://' not in html and 'https://' not in html  # opens offline
 
@@ -182,4 +185,4 @@ def test_synthetic_tree_scores_end_to_end(tmp_path):
     assert len(rep.trials) == 3 * 3 * 2 * 2  # 2 workloads + 1 variant
     assert rep.scored_workloads == ['wl00', 'wl01'] and rep.variants == {'wl00-wide': 'wl00'}
     assert rep.scores['score'].between(0, 1).all()
-    assert (tmp_path / 'out' / 'curves_wl00-wide.png').exists()
+    assert (tmp_path / 'out' / 'curves_wl00-wide.svg').exists()
