@@ -255,18 +255,6 @@ class TrialResult(_Record):
     #: PyTorch DDP: the processes the trial ran as (None: one process).
     ddp_processes: Optional[int] = None
     clock: str = 'device'
-    #: Measurement fidelity (docs/architecture.md); None in results written before them.
-    #: The gap between the evaluation that met the target and the last one that missed.
-    time_to_target_resolution_s: Optional[float] = None
-    #: Evaluations added to keep that gap small.
-    extra_evals: Optional[int] = None
-    #: Evaluation's share of the trial's wall time.
-    eval_wall_share: Optional[float] = None
-    #: Process CPU time / wall time, and the machine's load, while the trial ran.
-    cpu_share: Optional[float] = None
-    load_average: Optional[float] = None
-    #: Other work on the machine disturbed the trial's clock.
-    timing_disturbed: Optional[bool] = None
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
