@@ -159,7 +159,10 @@ class TrialMeta(_Record):
     versions: Dict[str, Any] = dataclasses.field(default_factory=dict)
     sessions: int = 1                # processes that ran the trial (1 + resumes)
     clock: str = 'device'
-    #: One-off costs the report shows beside the times (lm_slm: the teacher's training).
+    #: One-off costs the report shows beside the times, and where they ended: lm_slm's
+    #: teacher (``Workload.teacher_training_cost``): ``time_s``, ``flops`` (off the clock),
+    #: ``steps``, ``tokens``, ``epochs``, ``max_epochs``, ``split``, ``validation_loss``,
+    #: ``target``, ``margin_nats`` (loss - target), ``name``, ``role``, ``device``, ...
     teacher_training_cost: Optional[Dict[str, Any]] = None
     resumed_on_other_hardware: List[str] = dataclasses.field(default_factory=list)
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -178,7 +181,11 @@ class EvalRecord(_Record):
     eval_duration_s: Optional[float] = None
     tokens_seen: Optional[int] = None
     checkpoint_time_s: Optional[float] = None
+    #: Seconds of teacher calls so far, timed by the harness's workload view (on the clock).
     teacher_time_s: Optional[float] = None
+    #: The latest value of each metric the submission reported through
+    #: ``workload.metrics_logger`` as of this evaluation (e.g. salt's ``kd_stage``, ``kd_weight``).
+    reported_metrics: Optional[Dict[str, float]] = None
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> Dict[str, Any]:
@@ -228,7 +235,10 @@ class TrialResult(_Record):
     global_batch_size: Optional[int] = None
     batch_size_note: Optional[str] = None
     param_count: Optional[int] = None
+    #: Seconds of teacher calls in the whole trial, timed by the harness's workload view.
     teacher_time_s: Optional[float] = None
+    #: ``reported_metrics`` of the evaluation that met the target (e.g. the SALT stage then).
+    reported_at_target: Optional[Dict[str, float]] = None
     final_metrics: Optional[Dict[str, float]] = None
     hardware_class: Optional[str] = None
     #: PyTorch DDP: the processes the trial ran as (None: one process).
