@@ -21,7 +21,8 @@ Errors:
   wherever they appear: a function's ``__globals__``, ``__closure__``/
   ``cell_contents``, ``__code__``, ``__func__``, ``__self__``, ``__wrapped__``,
   ``__builtins__``; ``__subclasses__``, ``__getattribute__``, ``__reduce__``/
-  ``__reduce_ex__``/``__getstate__``; frames and tracebacks (``__traceback__``,
+  ``__reduce_ex__``/``__getstate__``; weak references' callbacks (``__callback__``,
+  ``weakref.getweakrefs``); frames and tracebacks (``__traceback__``,
   ``tb_frame``, ``f_back``, ``f_locals``, ``f_globals``, ``gi_frame``, ...,
   ``sys._getframe``, ``sys._current_frames``, ``sys.exc_info``, ``sys.settrace``/
   ``setprofile``, ``inspect.currentframe``/``stack``/``trace``/``getmembers``/

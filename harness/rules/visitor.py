@@ -61,7 +61,8 @@ _FRAME_CALLS = {
 INTROSPECTION_ATTRIBUTES = frozenset({
     '__globals__', '__closure__', '__code__', '__func__', '__self__', '__wrapped__',
     '__builtins__', '__subclasses__', '__getattribute__', '__reduce__', '__reduce_ex__',
-    '__getstate__', '__traceback__', 'cell_contents', 'tb_frame', 'tb_next', 'f_back',
+    '__getstate__', '__traceback__', '__callback__', 'cell_contents', 'tb_frame', 'tb_next',
+    'f_back',
     'f_locals', 'f_globals', 'f_builtins', 'gi_frame', 'cr_frame', 'ag_frame',
 })
 #: Functions that hand out frames, tracebacks, every live object or every attribute of an
@@ -71,7 +72,7 @@ FRAME_FUNCTIONS = frozenset({
     'settrace', 'setprofile', 'exc_info', 'last_traceback', 'last_exc',
     'get_objects', 'get_referrers', 'get_referents', 'currentframe', 'getouterframes',
     'getinnerframes', 'getframeinfo', 'getargvalues', 'getclosurevars', 'getmembers',
-    'getmembers_static', 'getattr_static', 'walk_tb', 'walk_stack',
+    'getmembers_static', 'getattr_static', 'walk_tb', 'walk_stack', 'getweakrefs',
 })
 #: Modules that reach memory or the interpreter's internals directly.
 RAW_ACCESS_MODULES = ('ctypes', '_ctypes', 'cffi')

@@ -7,22 +7,25 @@ can pass it as a static argument to ``jax.jit`` without recompiling.
 
 No way behind the view, at run time:
 
-- The view keeps nothing in attributes, slots or closures: what it wraps (the
-  workload, the names it allows, the teacher timer) lives in ``_STATE``, a
-  table of this module keyed by the view. ``view._workload``,
-  ``object.__getattribute__(view, ...)``, ``vars(view)``, ``view.__dict__`` and
-  slot descriptors find nothing.
+- The view keeps no reference in attributes, slots or closures: what it wraps
+  (the workload, the names it allows, the teacher timer) lives in ``_STATE``, a
+  table of this module, under a number the view holds (its only slot).
+  ``view._workload``, ``object.__getattribute__(view, ...)``, ``vars(view)``,
+  ``view.__dict__`` and slot descriptors find nothing but that number. No weak
+  reference to a view can be made (a weak reference's callback would lead to
+  whatever table holds it).
 - Every function it hands out (``model_fn``, ``loss_fn``, the teacher's calls,
-  ...) is a ``WorkloadCall``, a slotted object resolved through ``_CALLS``, not a
+  ...) is a ``WorkloadCall``, a slotted object holding the same number and the
+  attribute's name (checked against the allowed names at every call), not a
   bound method, ``functools.partial`` or closure: ``__self__``, ``__closure__``,
   ``__wrapped__``, ``__func__`` and ``__dict__`` lead nowhere.
 - Neither can be pickled or copied (``__reduce_ex__``, ``__copy__`` raise),
   changed (``__setattr__``/``__delattr__`` raise) or initialized a second time.
 - Calls the workload lists in ``teacher_calls`` are timed here, by the harness:
   the device is synchronized (the backend's ``sync``) before each clock read, and
-  the seconds go to a ``CallTimer`` in ``_STATE`` (``call_timer(view)``), which no
-  object a submission holds refers to. The workload counts nothing itself that
-  the harness trusts.
+  the seconds go to a ``CallTimer`` in ``_STATE`` (``call_timer(view)``: the
+  runner takes it when it builds the view), which no object a submission holds
+  refers to. The workload counts nothing itself that the harness trusts.
 
 What no object in the process can hide is reached only by walking from a
 function to its module (``__globals__``), from the interpreter to every object
@@ -33,9 +36,9 @@ function to its module (``__globals__``), from the interpreter to every object
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
-import weakref
 from typing import Any, Callable, Dict, FrozenSet, List, Optional
 
 # AlgoPerf's workload attributes a submission may read, plus TimeTrial's.
@@ -148,10 +151,20 @@ class _ViewState:
         self.calls: Dict[str, 'WorkloadCall'] = {}
 
 
-#: view -> its state; WorkloadCall -> (its view's state, attribute name). Weak keys: a view
-#: that is gone takes its entry with it.
-_STATE: 'weakref.WeakKeyDictionary[SubmissionWorkload, _ViewState]' = weakref.WeakKeyDictionary()
-_CALLS: 'weakref.WeakKeyDictionary[WorkloadCall, tuple]' = weakref.WeakKeyDictionary()
+#: A view's number -> its state; a view takes its entry with it when it goes.
+_STATE: Dict[int, _ViewState] = {}
+_NUMBERS = itertools.count(1)
+
+
+def _number(obj) -> Optional[int]:
+    try:
+        return object.__getattribute__(obj, '_n')
+    except AttributeError:
+        return None
+
+
+def _state(obj) -> Optional[_ViewState]:
+    return _STATE.get(_number(obj))
 
 _NO_COPY = ('the workload view cannot be pickled or copied: keep the view you are handed '
             'and read what you need from it')
@@ -163,18 +176,26 @@ class WorkloadCall:
     Not a bound method or closure: it leads back to nothing.
     """
 
-    __slots__ = ('__weakref__',)
+    __slots__ = ('_n', '_name')
+
+    def __init__(self, number: int, name: str):
+        object.__setattr__(self, '_n', number)
+        object.__setattr__(self, '_name', name)
 
     def __call__(self, *args, **kwargs):
-        state, name = _CALLS[self]
+        state, name = _state(self), object.__getattribute__(self, '_name')
+        if state is None or name not in state.allowed:
+            raise AttributeError(f'workload.{name} is not available to submissions')
         fn = getattr(state.workload, name)
         if name in state.teacher_calls:
             return state.timer.timed(fn, args, kwargs)
         return fn(*args, **kwargs)
 
+    def __setattr__(self, name, value):
+        raise AttributeError('a workload function is read-only to submissions')
+
     def __repr__(self) -> str:
-        entry = _CALLS.get(self)
-        return f'<workload.{entry[1]}>' if entry else '<workload call>'
+        return f'<workload.{object.__getattribute__(self, "_name")}>'
 
     def __reduce_ex__(self, protocol):
         raise TypeError(_NO_COPY)
@@ -195,25 +216,30 @@ class SubmissionWorkload:
     runner passes its own.
     """
 
-    __slots__ = ('__weakref__',)
+    __slots__ = ('_n',)
 
     def __init__(self, workload, *, sync: Optional[Sync] = None,
                  clock: Clock = time.perf_counter):
-        if self in _STATE:
+        if _number(self) is not None:
             raise AttributeError('a submission may not re-initialize its workload view')
         extra = frozenset(getattr(workload, 'submission_attributes', ()))
         teacher = frozenset(getattr(workload, 'teacher_calls', ())) & extra
-        if sync is None:
+        if sync is None and teacher:
             sync = _backend_sync(getattr(workload, 'framework', ''))
         timer = CallTimer(clock, sync)
-        _STATE[self] = _ViewState(workload, ALLOWED | extra, teacher, timer)
+        number = next(_NUMBERS)
+        object.__setattr__(self, '_n', number)
+        _STATE[number] = _ViewState(workload, ALLOWED | extra, teacher, timer)
         # The workload reports the harness's measurement (e.g. lm_slm's teacher_time_s).
         attach = getattr(workload, 'attach_call_timer', None)
         if attach is not None:
             attach(timer)
 
+    def __del__(self):
+        _STATE.pop(_number(self), None)
+
     def __getattr__(self, name: str):
-        state = _STATE.get(self)
+        state = _state(self)
         if state is None:
             raise AttributeError(f'workload.{name}: this workload view was never initialized')
         if name not in state.allowed:
@@ -227,8 +253,7 @@ class SubmissionWorkload:
             return value
         call = state.calls.get(name)
         if call is None:
-            call = state.calls[name] = WorkloadCall()
-            _CALLS[call] = (state, name)
+            call = state.calls[name] = WorkloadCall(_number(self), name)
         return call
 
     def __setattr__(self, name, value):
@@ -240,7 +265,7 @@ class SubmissionWorkload:
                              'read-only to submissions')
 
     def __dir__(self):
-        state = _STATE.get(self)
+        state = _state(self)
         return sorted(state.allowed) if state else []
 
     def __reduce_ex__(self, protocol):
@@ -253,10 +278,11 @@ class SubmissionWorkload:
         raise TypeError(_NO_COPY)
 
     def __repr__(self):
-        state = _STATE.get(self)
+        state = _state(self)
         return f'SubmissionWorkload({type(state.workload).__name__ if state else "?"})'
 
 
 def call_timer(view: SubmissionWorkload) -> CallTimer:
-    """The harness's timer of ``view``'s teacher calls (harness code only)."""
-    return _STATE[view].timer
+    """The harness's timer of ``view``'s teacher calls (harness code only; the runner takes
+    it when it builds the view and keeps it)."""
+    return _STATE[_number(view)].timer

@@ -192,7 +192,7 @@ def validate_hyperparameters(hparams: Mapping[str, Any], mode: str) -> List[str]
 def settings_from(hparams: Any, horizon_steps: int, mode: str) -> KdSettings:
     """KdSettings from a trial's hyperparameters (namedtuple or dict); UserInputError if bad.
 
-    ``horizon_steps``: the reference baseline's steps to the target (``horizon_steps``).
+    ``horizon_steps``: the reference baseline's steps to the target (see ``horizon_steps()``).
     """
     if mode not in MODES:
         raise ValueError(f'unknown distillation mode {mode!r}; known: {", ".join(MODES)}')

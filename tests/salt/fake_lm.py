@@ -3,8 +3,8 @@
 The student is an embedding table times an output matrix; the teacher's logits
 are a fixed table indexed by the input token. The workloads have what the
 distillation submissions read (``model_fn``, ``loss_fn``, ``teacher_logits``,
-``teacher_topk``, ``step_hint``, ``reference_steps_to_target``, ``metrics_logger``) and nothing of the data
-pipeline: ``batches`` makes the stream.
+``teacher_topk``, ``step_hint``, ``reference_steps_to_target``, ``metrics_logger``)
+and nothing of the data pipeline: ``batches`` makes the stream.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import functools
 import pickle
 import sys
 import types
+import weakref
 
 import pytest
 
@@ -67,9 +68,9 @@ def setup():
 
 
 def _secrets(workload, view):
-    state = view_module._STATE[view]
+    state = view_module._STATE[view_module._number(view)]
     return [workload, workload.eval_data, workload.teacher_params, state, state.timer,
-            view_module._STATE, view_module._CALLS, view_module]
+            view_module._STATE, view_module]
 
 
 # Refused by the static rules check (no in-process object can close them); never followed.
@@ -196,6 +197,9 @@ def test_nothing_behind_the_view_is_reachable(setup):
     lambda v: copy.copy(v),
     lambda v: copy.deepcopy(v),
     lambda v: copy.copy(v.teacher_logits),
+    lambda v: weakref.ref(v),  # a weak reference's callback would lead to its table
+    lambda v: weakref.ref(v.model_fn),
+    lambda v: setattr(v.model_fn, '_name', 'eval_model'),
 ])
 def test_each_route_is_closed(setup, route):
     _, view = setup
@@ -219,6 +223,17 @@ def test_the_view_cannot_be_changed_or_reinitialized(setup):
     assert call_timer(view) is timer and workload.timer is timer
     view.teacher_logits({'inputs': 1})
     assert timer.calls == 1
+    assert weakref.getweakrefs(view) == []
+    # Forcing a function's name past its __setattr__ reaches nothing outside the view's list.
+    call = view.teacher_logits
+    object.__setattr__(call, '_name', 'eval_data')
+    with pytest.raises(AttributeError, match='not available'):
+        call()
+    # Forcing the view's number breaks the view; the harness's timer is untouched.
+    object.__setattr__(view, '_n', 10**9)
+    with pytest.raises(AttributeError):
+        view.model_fn  # noqa: B018
+    assert timer.calls == 1 and workload.timer is timer
 
 
 def test_calls_reach_the_workload_and_stay_stable(setup):

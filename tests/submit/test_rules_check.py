@@ -269,15 +269,17 @@ VIEW_ROUTES = [
     "m = __import__(name)",
     "exec('x = f.__globals__')",
     "import harness.submission.view",
+    'refs = weakref.getweakrefs(obj)',
+    'hook = ref.__callback__',
 ]
 
 
 @pytest.mark.parametrize('line', VIEW_ROUTES)
 def test_routes_around_the_view_are_refused(line):
     source = f'''
-        import gc, inspect, operator, sys, traceback, importlib
+        import gc, inspect, operator, sys, traceback, importlib, weakref
         def update_params(workload, fn, f, bound, obj, err, frame, gen, view, hook, tb, kw,
-                          model_fn, x, text, name):
+                          model_fn, x, text, name, ref):
             {line}  # <-
     '''
     got = findings(source)
