@@ -173,7 +173,8 @@ _NO_COPY = ('the workload view cannot be pickled or copied: keep the view you ar
 class WorkloadCall:
     """A workload function as a submission calls it (``workload.model_fn``, ...).
 
-    Not a bound method or closure: it leads back to nothing.
+    Not a bound method or closure: it leads back to nothing. It works while its view lives
+    (the runner keeps the view for the whole trial).
     """
 
     __slots__ = ('_n', '_name')

@@ -295,14 +295,15 @@ def test_teacher_logits_before_init_is_an_error(slm_root):
 
 def test_teacher_accounting_survives_a_resume(pair, inputs):
     wt = pair[1]
-    SubmissionWorkload(wt, clock=iter([0.0, 1.5]).__next__).teacher_logits(inputs)
+    view = SubmissionWorkload(wt, clock=iter([0.0, 1.5]).__next__)
+    view.teacher_logits(inputs)
     saved = wt.teacher_accounting()
     assert saved['teacher_time_s'] == 1.5 and saved['teacher_calls'] == 1
     fresh = registry.make_workload('lm_slm', 'pytorch', 'tiny')
-    view = SubmissionWorkload(fresh)
+    fresh_view = SubmissionWorkload(fresh)
     fresh.restore_teacher_accounting(saved)
     assert fresh.teacher_accounting() == saved
-    assert call_timer(view).time_s == 1.5
+    assert call_timer(fresh_view).time_s == 1.5
     fresh.restore_teacher_accounting(None)
     assert fresh.teacher_time_s == 0.0
 
