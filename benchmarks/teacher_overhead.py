@@ -1,11 +1,12 @@
 """Teacher overhead: a distillation step's time over a plain step's, against the FLOP model.
 
-On ``lm_slm`` (default ``tiny``, the half-size teacher), in one process per
-framework, two trainers share the workload, the init and the batch stream:
+On ``lm_slm`` (default ``tiny`` and the base workload's teacher; ``--variant
+strong_teacher`` for the half-size one), in one process per framework, two
+trainers share the workload, the init and the batch stream:
 
 - kd:    the ``kd_only`` submission's step at ω = 0.5: the teacher's forward on
          the batch (through ``workload.teacher_logits``/``teacher_topk``, timed
-         by the workload), then the student's step on the mixed loss;
+         by the harness's workload view), then the student's step on the mixed loss;
 - plain: the same submission code at ω = 0, which never calls the teacher: the
          plain next-token step SALT takes after n_KD.
 
@@ -19,7 +20,7 @@ leaves out the KD loss's softmax over the teacher's logits and moving those
 logits, which is what a gap between the two measures.
 
     python benchmarks/teacher_overhead.py [--framework jax|pytorch|both] [--size tiny]
-        [--block 10] [--rounds 5] [--top-k 0] [--data-dir DIR]
+        [--variant V] [--block 10] [--rounds 5] [--top-k 0] [--data-dir DIR]
 
 Output: greppable key:value lines; ``agreement`` = measured / predicted (the
 issue's goal: within 10 %, i.e. 0.9 .. 1.1). On a shared machine take the
@@ -39,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness import paths, registry  # noqa: E402
 from harness.submission.search_space import as_hyperparameters  # noqa: E402
 from harness.submission.loader import load_submission  # noqa: E402
-from harness.submission.view import MetricsLogger, SubmissionWorkload  # noqa: E402
+from harness.submission.view import MetricsLogger, SubmissionWorkload, call_timer  # noqa: E402
 from workloads.lm import workload as lm  # noqa: E402
 from workloads.lm_slm import teacher as teacher_lib  # noqa: E402
 
@@ -140,7 +141,7 @@ def run(framework: str, args) -> dict:
     import numpy as np
 
     data_dir = str(paths.resolve_data_dir(args.data_dir))
-    workload = registry.make_workload('lm_slm', framework, args.size)
+    workload = registry.make_workload('lm_slm', framework, args.size, args.variant)
     workload.check_data(data_dir)
     workload.attach_metrics_logger(MetricsLogger())
     if framework == 'jax':
@@ -163,7 +164,9 @@ def run(framework: str, args) -> dict:
     for trainer in (plain, kd):  # compile and warm up, off the measurement
         for _ in range(args.warmup):
             trainer.timed_step()
-    teacher_before = workload.teacher_time_s
+    # The plain trainer never calls the teacher: the kd view's timer holds all of it.
+    timer = call_timer(kd.view)
+    teacher_before = timer.time_s
     ratios, kd_ms, plain_ms, kd_total_s = [], [], [], 0.0
     for r in range(args.rounds):
         order = (kd, plain) if r % 2 == 0 else (plain, kd)
@@ -174,7 +177,7 @@ def run(framework: str, args) -> dict:
         kd_ms.append(1000 * statistics.median(times[kd]))
         plain_ms.append(1000 * statistics.median(times[plain]))
         ratios.append(kd_ms[-1] / plain_ms[-1])
-    teacher_s = workload.teacher_time_s - teacher_before
+    teacher_s = timer.time_s - teacher_before
     student = workload.config
     teacher_flops = teacher_lib.teacher_forward_flops(workload.teacher_config)
     student_flops = lm.flops_per_sequence(student)
@@ -183,6 +186,7 @@ def run(framework: str, args) -> dict:
     return {
         'framework': framework,
         'size': args.size,
+        'variant': args.variant,
         'top_k': args.top_k,
         'teacher': f'{workload.teacher_config.n_layers}x{workload.teacher_config.d_model}',
         'student': f'{student.n_layers}x{student.d_model}',
@@ -200,6 +204,9 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--framework', choices=('jax', 'pytorch', 'both'), default='both')
     parser.add_argument('--size', default='tiny')
+    parser.add_argument(
+        '--variant', default=None, help='lm_slm variant (default: the base workload\'s teacher)'
+    )
     parser.add_argument('--block', type=int, default=10, help='steps per block')
     parser.add_argument('--rounds', type=int, default=5, help='alternating blocks of each')
     parser.add_argument('--warmup', type=int, default=3, help='untimed steps of each first')

@@ -162,7 +162,10 @@ class TrialMeta(_Record):
     versions: Dict[str, Any] = dataclasses.field(default_factory=dict)
     sessions: int = 1                # processes that ran the trial (1 + resumes)
     clock: str = 'device'
-    #: One-off costs the report shows beside the times (lm_slm: the teacher's training).
+    #: One-off costs the report shows beside the times, and where they ended: lm_slm's
+    #: teacher (``Workload.teacher_training_cost``): ``time_s``, ``flops`` (off the clock),
+    #: ``steps``, ``tokens``, ``epochs``, ``max_epochs``, ``split``, ``validation_loss``,
+    #: ``target``, ``margin_nats`` (loss - target), ``name``, ``role``, ``device``, ...
     teacher_training_cost: Optional[Dict[str, Any]] = None
     resumed_on_other_hardware: List[str] = dataclasses.field(default_factory=list)
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -181,11 +184,15 @@ class EvalRecord(_Record):
     eval_duration_s: Optional[float] = None
     tokens_seen: Optional[int] = None
     checkpoint_time_s: Optional[float] = None
+    #: Seconds of teacher calls so far, timed by the harness's workload view (on the clock).
     teacher_time_s: Optional[float] = None
     #: None: a regular evaluation; 'refine': a probe of a snapshot between two regular
     #: ones, searching the first point that meets the target (written before the
     #: regular evaluation that found it met, so the file is in training order).
     kind: Optional[str] = None
+    #: The latest value of each metric the submission reported through
+    #: ``workload.metrics_logger`` as of this evaluation (e.g. salt's ``kd_stage``, ``kd_weight``).
+    reported_metrics: Optional[Dict[str, float]] = None
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> Dict[str, Any]:
@@ -235,7 +242,10 @@ class TrialResult(_Record):
     global_batch_size: Optional[int] = None
     batch_size_note: Optional[str] = None
     param_count: Optional[int] = None
+    #: Seconds of teacher calls in the whole trial, timed by the harness's workload view.
     teacher_time_s: Optional[float] = None
+    #: ``reported_metrics`` of the evaluation that met the target (e.g. the SALT stage then).
+    reported_at_target: Optional[Dict[str, float]] = None
     final_metrics: Optional[Dict[str, float]] = None
     hardware_class: Optional[str] = None
     #: Clock seconds between the time to target and the last evaluated point before it

@@ -114,6 +114,10 @@ class Budget:
     eval_period_time_sec: float
     step_hint: int
     test_target_value: Optional[float] = None
+    #: Median steps the reference baseline took to the target (``timetrial calibrate``'s
+    #: reruns; None where not measured). A horizon for schedules tied to reaching the
+    #: target rather than to the budget (SALT's distillation phase).
+    reference_steps_to_target: Optional[int] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -356,6 +360,9 @@ class Workload(metaclass=abc.ABCMeta):
     #: Extra attribute names a submission may read through its workload view
     #: (e.g. a teacher model's API); everything else beyond the AlgoPerf API is hidden.
     submission_attributes: Tuple[str, ...] = ()
+    #: Those of ``submission_attributes`` that run an auxiliary model (a teacher): the
+    #: view times every call of them, device synchronized, into the trial's ``teacher_time_s``.
+    teacher_calls: Tuple[str, ...] = ()
 
     @property
     def target_mode(self) -> str:
@@ -378,6 +385,11 @@ class Workload(metaclass=abc.ABCMeta):
     def tokens_per_example(self) -> int:
         """Tokens per example for sequence workloads (1 for the others)."""
         return 1
+
+    @property
+    def reference_steps_to_target(self) -> Optional[int]:
+        """Steps the reference baseline needs to reach the target (None if unknown)."""
+        return self.budget.reference_steps_to_target
 
     def flops_per_example(self) -> Optional[float]:
         """Training FLOPs (forward + backward) per example, if countable."""

@@ -10,7 +10,9 @@
    needed to reach that target (reruns that never reach it are left out; if
    none does, the calibration fails with a message). ``step_hint`` = the
    median steps per second of the reruns × the budget; the eval period keeps
-   the workload's ratio of eval period to budget.
+   the workload's ratio of eval period to budget; ``reference_steps_to_target``
+   = the median steps the reruns needed to reach the target (a horizon for
+   schedules tied to the target, e.g. SALT's distillation phase).
 
 The result is written to this hardware class's targets file
 (``harness.calibration.targets``) and used by every later trial on this class. The
@@ -115,11 +117,12 @@ def calibrate(workload: str, size: Optional[str] = None, variant: Optional[str] 
     if not bests:
         raise UserInputError('The reruns of the best configuration produced no evaluation.')
     target = statistics.median(bests)
-    times, rates = [], []
+    times, steps, rates = [], [], []
     for d in rerun_dirs:
         hit = _time_to(d, metric, mode, target)
         if hit is not None:
             times.append(hit[0])
+            steps.append(hit[1])
         res = results.read_json(d / results.RESULT_JSON) or {}
         if res.get('submission_time_s'):
             rates.append(res['final_step'] / res['submission_time_s'])
@@ -129,10 +132,12 @@ def calibrate(workload: str, size: Optional[str] = None, variant: Optional[str] 
     period_ratio = wl.eval_period_time_sec / wl.max_allowed_runtime_sec
     budget = Budget(validation_target_value=float(target), max_allowed_runtime_sec=float(budget_s),
                     eval_period_time_sec=float(budget_s * period_ratio),
-                    step_hint=max(int(statistics.median(rates) * budget_s), 1))
+                    step_hint=max(int(statistics.median(rates) * budget_s), 1),
+                    reference_steps_to_target=max(int(round(statistics.median(steps))), 1))
     path = targets.write_calibrated_budget(hw_class, workload, size, variant, budget)
     log(f'calibrated hardware_class:{hw_class} {metric}_target:{budget.validation_target_value:.6g} '
         f'budget_s:{budget.max_allowed_runtime_sec:.1f} step_hint:{budget.step_hint} '
+        f'reference_steps_to_target:{budget.reference_steps_to_target} '
         f'reruns_reaching:{len(times)}/{len(rerun_dirs)} file:{path}')
     return {'budget': budget, 'targets_file': path, 'hardware_class': hw_class,
             'best_configuration': {'submission': pick['name'], 'hparams': pick['hparams']}}

@@ -7,7 +7,7 @@ machine at hand and writes ``<targets dir>/<hardware_class>.yaml``::
     lm:
       tiny:
         default: {validation_target_value: 5.2, max_allowed_runtime_sec: 180,
-                  eval_period_time_sec: 10, step_hint: 900}
+                  eval_period_time_sec: 10, step_hint: 900, reference_steps_to_target: 330}
 
 The targets dir is ``$TIMETRIAL_TARGETS_DIR``, else
 ``~/.config/timetrial/targets``. A calibrated entry replaces the shipped one
@@ -26,7 +26,7 @@ from harness.errors import UserInputError
 from harness.spec import Budget
 
 FIELDS = ('validation_target_value', 'max_allowed_runtime_sec', 'eval_period_time_sec',
-          'step_hint', 'test_target_value')
+          'step_hint', 'test_target_value', 'reference_steps_to_target')
 
 
 def targets_file(hardware_class: str) -> Path:

@@ -15,6 +15,8 @@ A suite is a YAML file (see ``harness/suites/demo.yaml``)::
     workloads:
       - {name: lm, size: tiny}              # or just `lm` (its smallest size)
       - {name: lm, size: tiny, variants: [null, swiglu]}   # null = the base workload
+      # Only some submissions on an entry; its variants on the base workload's seeds:
+      - {name: lm_slm, variants: [strong_teacher], submissions: [salt], paired_variants: true}
     submissions: [adamw, {name: ./my_algo, search_space: ./my_space.yaml}]
     frameworks: [jax, pytorch]
     executor:
@@ -33,7 +35,12 @@ Choices made where the issue was silent:
   submission, workload[-variant], study) and *not* the framework, so JAX and
   PyTorch run the same hyperparameters. A trial's own seed (init, data order)
   derives from (suite seed, workload[-variant], study, trial), shared by all
-  submissions and frameworks: comparisons are paired.
+  submissions and frameworks: comparisons are paired. ``paired_variants: true``
+  on a workload entry drops the variant from that seed, for variants that change
+  nothing the seed drives (lm_slm's teachers): its variants then pair with the
+  base workload's trials too.
+- ``submissions:`` on a workload entry runs only those submissions (by the name
+  results are filed under) on it, e.g. one algorithm on the variants.
 - Trials are ordered study-major, so a suite stopped half-way has whole studies.
 
 Every problem is reported at once, each with file and line; nothing is
@@ -88,9 +95,10 @@ TOP_KEYS: Dict[str, Tuple[str, Any, Dict[str, Any]]] = {
 }
 WORKLOAD_KEYS = {'name': ('str', REQUIRED, {}), 'size': ('str', None, {}),
                  'variant': ('str', None, {}), 'variants': ('list', None, {}),
-                 'frameworks': ('list', None, {})}
+                 'frameworks': ('list', None, {}), 'submissions': ('list', None, {}),
+                 'paired_variants': ('bool', False, {})}
 SUBMISSION_KEYS = {'name': ('str', REQUIRED, {}), 'search_space': ('str', None, {}),
-                   'frameworks': ('list', None, {}), 'workloads': ('list', None, {})}
+                   'frameworks': ('list', None, {})}
 EXECUTOR_KEYS = {'default': ('str', 'local', {'choices': EXECUTORS}),
                  'debug': ('mapping', {}, {}), 'local': ('mapping', {}, {}),
                  'slurm': ('mapping', {}, {})}
@@ -118,10 +126,19 @@ class WorkloadEntry:
     variant: Optional[str]
     frameworks: Optional[Tuple[str, ...]] = None
     held_out: bool = False
+    #: Names of the submissions that run on this entry (None: all of the suite's).
+    submissions: Optional[Tuple[str, ...]] = None
+    #: The variant takes the base workload's trial seeds (``paired_variants``).
+    paired: bool = False
 
     @property
     def key(self) -> str:
         return self.name if not self.variant else f'{self.name}-{self.variant}'
+
+    @property
+    def seed_key(self) -> str:
+        """What a trial's seed derives from: the key, or the base name when paired."""
+        return self.name if self.paired else self.key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,16 +148,15 @@ class SubmissionEntry:
     path: Path
     search_space: Optional[Path]
     frameworks: Optional[Tuple[str, ...]] = None
-    #: The workloads (names) it trains; None: every workload of its contract in the suite.
-    workloads: Optional[Tuple[str, ...]] = None
     #: 'centralized' (AlgoPerf's contract) or 'federated'.
     kind: str = 'centralized'
 
     def trains(self, workload: WorkloadEntry, workload_kind: str) -> bool:
-        """A submission trains the workloads of its own contract (that it lists, if any)."""
+        """A submission trains the workloads of its own contract (those whose entry lists
+        it, when the entry lists its ``submissions``)."""
         if (workload_kind == 'federated') != (self.kind == 'federated'):
             return False
-        return self.workloads is None or workload.name in self.workloads
+        return workload.submissions is None or self.name in workload.submissions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,6 +278,7 @@ def load_suite(path: Path) -> Suite:
     workloads = _workloads(ctx, top, frameworks)
     submissions = _submissions(ctx, top, path.parent, frameworks)
     _check_kinds(ctx, workloads, submissions)
+    _check_entry_submissions(ctx, top, submissions)
 
     if top['ruleset'] == 'self' and top['trials'] not in (1, BAD) and 'trials' in raw:
         ctx.error(('trials',), f'self-tuning runs one trial per study, got {top["trials"]}; '
@@ -296,20 +313,33 @@ def _check_kinds(ctx: Context, workloads, submissions) -> None:
     (a suite may hold both: federated submissions train its federated workloads, centralized
     ones the others)."""
     kinds = {w.name: registry.workload_info(w.name).kind for w in workloads}
-    for i, s in enumerate(submissions):
-        for name in s.workloads or ():
-            if name not in kinds:
-                ctx.error(('submissions', i, 'workloads'),
-                          f'{s.name} lists workload {name!r}, which the suite does not have '
-                          f'(its workloads: {", ".join(sorted(kinds))})')
-            elif not s.trains(next(w for w in workloads if w.name == name), kinds[name]):
-                ctx.error(('submissions', i, 'workloads'),
-                          f'{s.name} is a {s.kind} submission; {name} is a {kinds[name]} '
+    by_name = {s.name: s for s in submissions}
+    for i, w in enumerate(workloads):
+        for j, name in enumerate(w.submissions or ()):
+            s = by_name.get(name)
+            if s is not None and (s.kind == 'federated') != (kinds[w.name] == 'federated'):
+                ctx.error(('workloads', i, 'submissions', j),
+                          f'{name} is a {s.kind} submission; {w.name} is a {kinds[w.name]} '
                           'workload: a submission trains workloads of its own contract only')
+    for i, s in enumerate(submissions):
         if kinds and not any(s.trains(w, kinds[w.name]) for w in workloads):
             ctx.error(('submissions', i), (
                 f'{s.name} is a {s.kind} submission, and the suite has no {s.kind} workload '
                 f'for it (workloads: {", ".join(sorted(kinds))})'))
+
+
+def _check_entry_submissions(ctx: Context, top: Dict[str, Any], submissions) -> None:
+    """A workload entry's ``submissions`` must name submissions of the suite."""
+    names = [s.name for s in submissions]
+    raw = top['workloads'] if isinstance(top['workloads'], list) else []
+    for i, item in enumerate(raw):
+        listed = item.get('submissions') if isinstance(item, dict) else None
+        for j, name in enumerate(listed if isinstance(listed, list) else []):
+            if isinstance(name, str) and name not in names:
+                close = difflib.get_close_matches(name, names, n=2)
+                ctx.error(('workloads', i, 'submissions', j), (
+                    f'{name!r} is not one of the suite\'s submissions ({", ".join(names)})'
+                    + (f'; did you mean {", ".join(close)}?' if close else '')))
 
 
 def _workloads(ctx: Context, top: Dict[str, Any], frameworks: Tuple[str, ...]):
@@ -341,6 +371,8 @@ def _workloads(ctx: Context, top: Dict[str, Any], frameworks: Tuple[str, ...]):
         if variants is None:
             variants = [w['variant'] if w['variant'] is not BAD else None]
         own = strings(ctx, path + ('frameworks',), w['frameworks'], choices=FRAMEWORKS)
+        only = strings(ctx, path + ('submissions',), w['submissions'])
+        paired = w['paired_variants'] is True
         for j, variant in enumerate(variants):
             where = path + (('variants', j) if w['variants'] is not None else ('variant',))
             if variant == 'base' and 'base' not in info.variants:
@@ -351,7 +383,9 @@ def _workloads(ctx: Context, top: Dict[str, Any], frameworks: Tuple[str, ...]):
                                  + (f' Did you mean: {", ".join(close)}?' if close else '')
                                  + f' Its variants: {", ".join(info.variants) or "(none)"}.')
                 continue
-            entry = WorkloadEntry(info.name, size, variant, tuple(own) if own else None)
+            entry = WorkloadEntry(info.name, size, variant, tuple(own) if own else None,
+                                  submissions=tuple(only) if only is not None else None,
+                                  paired=paired)
             if entry.key in seen:
                 # Results directories name workload and variant, not size.
                 ctx.error(where, f'{entry.key} is listed twice (also at {seen[entry.key]}); '
@@ -433,9 +467,7 @@ def _submissions(ctx: Context, top: Dict[str, Any], suite_dir: Path,
             ctx.error(path + ('name',), f'another submission is also named {name!r}; '
                                         'their results would mix in one directory')
             continue
-        listed = strings(ctx, path + ('workloads',), s['workloads'])
         entries.append(SubmissionEntry(ref, name, sub_path, space, tuple(own) if own else None,
-                                       tuple(listed) if listed else None,
                                        registry.submission_kind(sub_path)))
     return entries
 
@@ -478,7 +510,7 @@ def _config(suite: Suite, w: WorkloadEntry, s: SubmissionEntry, framework: str, 
     return TrialConfig(
         workload=w.name, framework=framework, submission=s.ref, size=w.size, variant=w.variant,
         ruleset=suite.ruleset, hparams=hparams,
-        seed=derive_seed(suite.seed, 'trial', w.key, study, trial),
+        seed=derive_seed(suite.seed, 'trial', w.seed_key, study, trial),
         study=study, trial=trial, experiment=suite.experiment,
         results_dir=str(suite.results_dir), data_dir=suite.data_dir, max_steps=suite.max_steps,
         stop_at_target=suite.stop_at_target,

@@ -13,11 +13,27 @@ Errors:
   from them.
 - ``workload-class``: ``isinstance``/``issubclass`` against a workload class.
 - ``internals``: private attributes of the workload (``workload._x``,
-  ``getattr(workload, '_x')``, ``vars(workload)``, ``object.__getattribute__``),
-  setting attributes on the workload, private names of harness modules, imports
-  of ``harness.*`` other than ``harness.spec`` and ``harness.spec_federated``, of ``workloads.*``, ``scoring.*``
-  or ``algoperf.workloads``, and reaching into the caller's frames or the
-  garbage collector (``sys._getframe``, ``inspect.stack``, ``gc.get_objects``).
+  ``getattr(workload, '_x')``, ``vars(workload)``), setting attributes on the
+  workload, private names of harness modules, imports of ``harness.*`` other
+  than ``harness.spec`` and ``harness.spec_federated``, of ``workloads.*``,
+  ``scoring.*`` or ``algoperf.workloads``; and the routes around the workload
+  view that no object in the process can close (``harness.submission.view``),
+  wherever they appear: a function's ``__globals__``, ``__closure__``/
+  ``cell_contents``, ``__code__``, ``__func__``, ``__self__``, ``__wrapped__``,
+  ``__builtins__``; ``__subclasses__``, ``__getattribute__``, ``__reduce__``/
+  ``__reduce_ex__``/``__getstate__``; weak references' callbacks (``__callback__``,
+  ``weakref.getweakrefs``); frames and tracebacks (``__traceback__``,
+  ``tb_frame``, ``f_back``, ``f_locals``, ``f_globals``, ``gi_frame``, ...,
+  ``sys._getframe``, ``sys._current_frames``, ``sys.exc_info``, ``sys.settrace``/
+  ``setprofile``, ``inspect.currentframe``/``stack``/``trace``/``getmembers``/
+  ``getattr_static``/``getclosurevars``, ``traceback.walk_tb``); the object graph
+  (``gc`` beyond ``collect``/``enable``/``disable``/``isenabled``); every loaded
+  module (``sys.modules``, ``sys.monitoring``); raw memory (``ctypes``, ``cffi``).
+  Also as literal names given to ``getattr``/``hasattr``/``operator.attrgetter``,
+  or names built from a piece of one (``'__glob' + 'als__'``).
+- ``dynamic``: ``exec``/``eval``/``compile`` of code, and ``__import__``/
+  ``importlib.import_module`` of a module, named at run time: they could build any
+  refused route. A literal argument is checked as if written out.
 - ``environment``: changing environment variables (``os.environ[...] = ``,
   ``del os.environ[...]``, ``os.environ.update/setdefault/pop/...``,
   ``os.putenv``, ``os.unsetenv``).
@@ -38,8 +54,12 @@ Warnings:
 - comparing with a string equal to a registered workload name;
 - files that look like evaluation data, ``TIMETRIAL_DATA_DIR``;
 - process-wide settings (``jax.config.update``, ``torch.set_num_threads``),
-  ``DataLoader(num_workers=...)`` (worker processes), ``sys.modules``,
-  ``exec``/``eval``/``compile`` and dynamic imports (not checkable statically).
+  ``DataLoader(num_workers=...)`` (worker processes); ``getattr(workload, name)``
+  with a computed name.
+
+Not closed: an attribute name computed at run time without a refused piece in
+the source (``getattr(f, chr(95) * 2 + ...)``) on an object other than the
+workload passes unseen; a human reviewing a submission looks for such names.
 
 "The workload" is any name ``workload`` or ``*_workload`` (the contract's
 parameter name); the checks are per file, so a name passed to a helper in
@@ -119,5 +139,5 @@ def raise_on_errors(findings: Sequence[Finding], path: Path) -> None:
         ]
     raise UserInputError(
         f'Submission {path} breaks the benchmark rules ({len(errors)} error(s)); nothing was '
-        'run. Fix each line below (the rules: harness/rules_check.py):\n  ' + '\n  '.join(lines)
+        'run. Fix each line below (the rules: harness/rules/check.py):\n  ' + '\n  '.join(lines)
     )

@@ -53,6 +53,33 @@ _FRAME_CALLS = {
     ('gc', 'get_referrers'),
     ('gc', 'get_referents'),
 }
+#: Routes around the workload view that no object in the process can close (see
+#: harness.submission.view): from a function to its module, closure or code; from an
+#: exception, generator or coroutine to the frames behind it; from a class to every
+#: subclass; an object's raw attribute lookup and pickling state. Refused wherever they
+#: appear: as ``x.name``, or as a literal name given to getattr/hasattr/attrgetter.
+INTROSPECTION_ATTRIBUTES = frozenset({
+    '__globals__', '__closure__', '__code__', '__func__', '__self__', '__wrapped__',
+    '__builtins__', '__subclasses__', '__getattribute__', '__reduce__', '__reduce_ex__',
+    '__getstate__', '__traceback__', '__callback__', 'cell_contents', 'tb_frame', 'tb_next',
+    'f_back',
+    'f_locals', 'f_globals', 'f_builtins', 'gi_frame', 'cr_frame', 'ag_frame',
+})
+#: Functions that hand out frames, tracebacks, every live object or every attribute of an
+#: object (``__globals__`` included), refused by name whatever module they come from.
+FRAME_FUNCTIONS = frozenset({
+    '_getframe', '_current_frames', '_current_exceptions', '_getframemodulename',
+    'settrace', 'setprofile', 'exc_info', 'last_traceback', 'last_exc',
+    'get_objects', 'get_referrers', 'get_referents', 'currentframe', 'getouterframes',
+    'getinnerframes', 'getframeinfo', 'getargvalues', 'getclosurevars', 'getmembers',
+    'getmembers_static', 'getattr_static', 'walk_tb', 'walk_stack', 'getweakrefs',
+})
+#: Modules that reach memory or the interpreter's internals directly.
+RAW_ACCESS_MODULES = ('ctypes', '_ctypes', 'cffi')
+#: What a submission may use of ``gc`` (the rest walks the object graph).
+GC_ALLOWED = frozenset({'collect', 'isenabled', 'enable', 'disable'})
+#: ``sys`` attributes that list every loaded module or hook into every call.
+SYS_REFUSED = frozenset({'modules', 'monitoring'})
 #: Workload entry points of the harness (evaluation, data): errors, not mere warnings.
 _HARNESS_ATTRIBUTES = frozenset(
     {'eval_model', 'build_input_queue', 'validation_predictions', 'check_data', 'data_dir'}
@@ -147,6 +174,13 @@ class Checker(NameRules, ast.NodeVisitor):
             )
         elif module.startswith('algoperf.workloads'):
             self.error(node, 'internals', f'imports {module}: workload internals are off limits')
+        elif top in RAW_ACCESS_MODULES:
+            self.error(
+                node,
+                'internals',
+                f'imports {module}: raw memory access reaches every object in the process, '
+                'the harness\'s included',
+            )
         for banned in CONCURRENCY_MODULES:
             if module == banned or module.startswith(banned + '.'):
                 self.error(
@@ -190,6 +224,12 @@ class Checker(NameRules, ast.NodeVisitor):
                     f'imports os.{alias.name}: submission code may '
                     'not change environment variables',
                 )
+            elif alias.name in FRAME_FUNCTIONS or alias.name in INTROSPECTION_ATTRIBUTES:
+                self._frame_route(node, f'{module}.{alias.name}')
+            elif (module == 'gc' and alias.name not in GC_ALLOWED) or (
+                module == 'sys' and alias.name in SYS_REFUSED
+            ):
+                self._frame_route(node, f'{module}.{alias.name}')
         if module != 'harness':
             self._check_module(node, module)
 
@@ -246,12 +286,6 @@ class Checker(NameRules, ast.NodeVisitor):
             self._check_getattr(node, name)
         if name == 'vars' and node.args and is_workload(node.args[0]):
             self.error(node, 'internals', 'vars(workload) reads the workload\'s internals')
-        if _dotted(func) == 'object.__getattribute__':
-            self.error(
-                node,
-                'internals',
-                'object.__getattribute__ bypasses the submission\'s view of the workload',
-            )
         if (
             isinstance(func, ast.Attribute)
             and self._is_environ(func.value)
@@ -273,6 +307,9 @@ class Checker(NameRules, ast.NodeVisitor):
         self._check_call_module(node, module)
         if name in ('exec', 'eval', 'compile', '__import__'):
             self._check_dynamic(node, name)
+        if (name == 'attrgetter' or module == 'operator.attrgetter') and node.args:
+            for arg in node.args:
+                self._check_attribute_name(node, arg, 'attrgetter')
         self.generic_visit(node)
 
     def _check_call_module(self, node: ast.Call, module: Optional[str]) -> None:
@@ -285,7 +322,7 @@ class Checker(NameRules, ast.NodeVisitor):
                 'concurrency',
                 f'{module}() starts a process: submission code may not start threads or processes',
             )
-        elif (head, attr) in _FRAME_CALLS:
+        elif (head, attr) in _FRAME_CALLS and attr not in FRAME_FUNCTIONS:
             self.error(
                 node, 'internals', f'{module}() reaches into the harness\'s frames or objects'
             )
@@ -330,6 +367,8 @@ class Checker(NameRules, ast.NodeVisitor):
             )
 
     def _check_getattr(self, node: ast.Call, name: str) -> None:
+        if len(node.args) > 1:
+            self._check_attribute_name(node, node.args[1], name)
         if not is_workload(node.args[0]):
             return
         if name in ('setattr', 'delattr'):
@@ -355,19 +394,55 @@ class Checker(NameRules, ast.NodeVisitor):
                 'name cannot be checked: a human must judge',
             )
 
+    def _frame_route(self, node: ast.AST, what: str) -> None:
+        self.error(
+            node,
+            'internals',
+            f'{what} reaches objects behind the workload view (a function\'s module or '
+            'closure, the caller\'s frames, every live object): no object can hide the '
+            'harness from it, so submissions may not use it',
+        )
+
+    def _check_attribute_name(self, node: ast.Call, arg: ast.AST, func: str) -> None:
+        """A literal attribute name that is a refused route, or a computed one built from
+        a piece of one (``'__glob' + 'als__'``)."""
+        if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+            if arg.value.split('.')[-1] in INTROSPECTION_ATTRIBUTES | FRAME_FUNCTIONS:
+                self._frame_route(node, f'{func}(..., {arg.value!r})')
+            return
+        pieces = [
+            n.value
+            for n in ast.walk(arg)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value
+        ]
+        if any('__' in p or any(p in r for r in INTROSPECTION_ATTRIBUTES) for p in pieces):
+            self._frame_route(node, f'{func}() with a name built from {pieces!r}')
+
     def _check_dynamic(self, node: ast.Call, name: str) -> None:
         arg = node.args[0] if node.args else None
-        if (
-            name in ('__import__', 'importlib.import_module')
-            and isinstance(arg, ast.Constant)
-            and isinstance(arg.value, str)
-        ):
+        literal = isinstance(arg, ast.Constant) and isinstance(arg.value, str)
+        if name in ('__import__', 'importlib.import_module') and literal:
             self._check_module(node, arg.value)
             return
-        self.warn(
+        if name in ('exec', 'eval', 'compile') and literal:
+            # Code given as a literal is checked as if it were written here.
+            try:
+                inner = ast.parse(arg.value, mode='exec')
+            except SyntaxError:
+                return
+            for child in ast.walk(inner):
+                for field in ('lineno', 'end_lineno'):
+                    if hasattr(child, field):
+                        setattr(child, field, node.lineno)
+                if hasattr(child, 'col_offset'):
+                    child.col_offset = node.col_offset
+            self.visit(inner)
+            return
+        self.error(
             node,
             'dynamic',
-            f'{name}() runs or imports code that cannot be checked statically: a human must judge',
+            f'{name}() of code or a module named at run time: it could build any route the '
+            'rules refuse and cannot be checked statically; write the code or the import out',
         )
 
     def _check_file_read(self, node: ast.Call) -> None:
@@ -422,7 +497,7 @@ class Checker(NameRules, ast.NodeVisitor):
                     node,
                     'internals',
                     f'workload.{attr} is not in the submission\'s view of the workload '
-                    '(harness/submission_view.py): it raises AttributeError at run time '
+                    '(harness/submission/view.py): it raises AttributeError at run time '
                     'unless the workload adds it',
                 )
         elif node.attr.startswith('_') and not node.attr.startswith('__'):
@@ -431,13 +506,14 @@ class Checker(NameRules, ast.NodeVisitor):
                 self.error(
                     node, 'internals', f'reads {module}.{node.attr}, a private name of the harness'
                 )
-        if self._module_of(node) == 'sys.modules':
-            self.warn(
-                node,
-                'internals',
-                'sys.modules gives access to every loaded module, '
-                'harness included: a human must judge',
-            )
+        module = self._module_of(node)
+        if node.attr in INTROSPECTION_ATTRIBUTES or node.attr in FRAME_FUNCTIONS:
+            self._frame_route(node, f'.{node.attr}')
+        elif module is not None and (
+            (module.startswith('gc.') and node.attr not in GC_ALLOWED and module.count('.') == 1)
+            or module in {f'sys.{a}' for a in SYS_REFUSED}
+        ):
+            self._frame_route(node, module)
         self.generic_visit(node)
 
     def visit_Constant(self, node: ast.Constant) -> None:

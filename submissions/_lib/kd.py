@@ -24,15 +24,22 @@ choices where the paper is silent, and τ = 1 with no truncation gives SALT's
 stated loss exactly.
 Gradient in z: softmax(z) − (1 − ω)·onehot(y) − ω·p_T.
 
-Schedule of ω over steps t (0-based), n = ``kd_fraction`` × step_hint, W =
-``kd_transition_fraction`` × step_hint:
+Schedule of ω over steps t (0-based), n = ``kd_fraction`` × H, W =
+``kd_transition_fraction`` × H, where H is the run's own horizon: the steps the
+reference baseline (the base optimizer, calibrated) needs to reach the target,
+``workload.reference_steps_to_target`` -- not step_hint, the steps that fit in
+the whole budget (about 3× as many), which would put the switch after the
+target is met. The paper distills for about the first 17 % of training.
 
 - ``salt``, ``salt_ds``: ω for t < n; then ``kd_transition``
   ``step``: 0; ``linear_decay``: ω·(n + W − t)/(W + 1) for n <= t < n + W
   (strictly between ω and 0, reaching ω/(W + 1) at t = n + W − 1), 0 after.
 - ``kd_only``: ω at every step.
 
-While ω = 0 the teacher is not called at all (no teacher time).
+While ω = 0 the teacher is not called at all (no teacher time). Every step
+reports its stage (``kd_stage``: 0 distilling at full ω, 1 in the linear decay,
+2 plain next-token training) through ``workload.metrics_logger``, so the trial
+says which stage it was in when it met the target.
 
 SALT_DS selection (during the steps with ω > 0): draw ``ds_pool_factor`` ×
 batch candidate sequences; score each by the median, over its tokens whose true
@@ -64,6 +71,8 @@ from submissions._lib.hparam_checks import integer, number, one_of
 
 MODES = ('salt', 'salt_ds', 'kd_only')
 TRANSITIONS = ('step', 'linear_decay')
+#: ``kd_stage`` values reported each step: index into this tuple.
+STAGES = ('distill', 'transition', 'plain')
 #: The base optimizer, hyperparameter ``optimizer``: the adamw or nadamw baseline's, exactly.
 OPTIMIZERS = common.BASE_OPTIMIZERS
 
@@ -122,9 +131,13 @@ _KD_RULES = {
 }
 #: SALT's stage switch.
 _SWITCH_RULES = {
-    'kd_fraction': number(0, 1, hint='n_KD as a fraction of step_hint'),
+    'kd_fraction': number(
+        0, 1, hint="n_KD as a fraction of the reference baseline's steps to the target"
+    ),
     'kd_transition': one_of(TRANSITIONS),
-    'kd_transition_fraction': number(0, 1, hint='the decay window as a fraction of step_hint'),
+    'kd_transition_fraction': number(
+        0, 1, hint="the decay window as a fraction of the reference baseline's steps to the target"
+    ),
 }
 #: SALT_DS's selection.
 _SELECTION_RULES = {
@@ -176,8 +189,11 @@ def validate_hyperparameters(hparams: Mapping[str, Any], mode: str) -> List[str]
     return hparam_checks.problems(RULES[mode], hparams, cross_checks)
 
 
-def settings_from(hparams: Any, step_hint: int, mode: str) -> KdSettings:
-    """KdSettings from a trial's hyperparameters (namedtuple or dict); UserInputError if bad."""
+def settings_from(hparams: Any, horizon_steps: int, mode: str) -> KdSettings:
+    """KdSettings from a trial's hyperparameters (namedtuple or dict); UserInputError if bad.
+
+    ``horizon_steps``: the reference baseline's steps to the target (see ``horizon_steps()``).
+    """
     if mode not in MODES:
         raise ValueError(f'unknown distillation mode {mode!r}; known: {", ".join(MODES)}')
     values = hparams._asdict() if hasattr(hparams, '_asdict') else dict(hparams or {})
@@ -186,7 +202,7 @@ def settings_from(hparams: Any, step_hint: int, mode: str) -> KdSettings:
     def get(name):
         return values.get(name, DEFAULTS[name])
 
-    kd_steps = None if mode == 'kd_only' else int(round(get('kd_fraction') * step_hint))
+    kd_steps = None if mode == 'kd_only' else int(round(get('kd_fraction') * horizon_steps))
     selection = {}
     if mode == 'salt_ds':
         selection = dict(
@@ -202,7 +218,7 @@ def settings_from(hparams: Any, step_hint: int, mode: str) -> KdSettings:
         top_k=int(get('kd_top_k')),
         kd_steps=kd_steps,
         transition=get('kd_transition'),
-        window_steps=int(round(get('kd_transition_fraction') * step_hint)),
+        window_steps=int(round(get('kd_transition_fraction') * horizon_steps)),
         optimizer=get('optimizer'),
         **selection,
     )
@@ -252,12 +268,28 @@ def vocab_size(workload, embedding: Tuple[str, ...]) -> Optional[int]:
         return None
 
 
+def horizon_steps(workload, mode: str) -> int:
+    """The run's horizon: the reference baseline's steps to the target (UserInputError if
+    the workload does not know them)."""
+    steps = getattr(workload, 'reference_steps_to_target', None)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise UserInputError(
+            f'{mode} sets its distillation phase as a fraction of the reference baseline\'s '
+            f'steps to the target (workload.reference_steps_to_target), which workload '
+            f'{workload.name!r} does not know (got {steps!r}): run `timetrial calibrate` for '
+            "it, or run on 'lm_slm', which ships them."
+        )
+    return steps
+
+
 def trial_settings(
     workload, hyperparameters: Any, mode: str, embedding: Tuple[str, ...]
 ) -> KdSettings:
     """The settings of a trial, checked against its workload (UserInputError if bad)."""
-    settings = settings_from(hyperparameters, workload.step_hint, mode)
     check_teacher(workload, mode)
+    # kd_only distills at every step: it needs no horizon.
+    horizon = 0 if mode == 'kd_only' else horizon_steps(workload, mode)
+    settings = settings_from(hyperparameters, horizon, mode)
     check_top_k(settings, vocab_size(workload, embedding))
     return settings
 
@@ -293,6 +325,13 @@ def kd_weight_at(step: int, settings: KdSettings) -> float:
         if remaining > 0:
             return settings.weight * remaining / (window + 1)
     return 0.0
+
+
+def kd_stage(step: int, settings: KdSettings) -> int:
+    """The index in ``STAGES`` of 0-based ``step``: distilling, decaying or plain."""
+    if settings.kd_steps is None or step < settings.kd_steps:
+        return 0
+    return 1 if kd_weight_at(step, settings) > 0.0 else 2
 
 
 def uses_selection(step: int, settings: KdSettings) -> bool:

@@ -174,6 +174,7 @@ def update_params(
             'loss': loss,
             'grad_norm': grad_norm,
             'kd_weight': kd_weight,
+            'kd_stage': kd.kd_stage(global_step, settings),
             'label_loss': label_ce,
         }
         if teacher is not None:

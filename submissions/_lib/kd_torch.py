@@ -121,6 +121,7 @@ def update_params(
                 'loss': reported,
                 'grad_norm': grad_norm.detach(),
                 'kd_weight': kd_weight,
+                'kd_stage': kd.kd_stage(global_step, settings),
                 'label_loss': (label_ce * mask).sum() / mask.sum(),
             }
             if teacher is not None:

@@ -26,6 +26,9 @@ def test_calibrate_writes_targets_used_by_later_trials(toy_env, monkeypatch, tmp
     # A loss the reruns reached: below the initial error of 1+4+9+16 = 30.
     assert 0.0 <= budget.validation_target_value < 30.0
     assert budget.max_allowed_runtime_sec > 0 and budget.step_hint >= 1
+    # The reruns' median steps to the target: a horizon for schedules (SALT's n_KD).
+    assert budget.reference_steps_to_target >= 1
+    assert saved['reference_steps_to_target'] == budget.reference_steps_to_target
     # The eval period keeps the workload's ratio of eval period to budget.
     assert budget.eval_period_time_sec / budget.max_allowed_runtime_sec == \
         __import__('pytest').approx(0.02 / 0.3)
@@ -33,6 +36,7 @@ def test_calibrate_writes_targets_used_by_later_trials(toy_env, monkeypatch, tmp
     workload = build_workload(make_config())
     assert workload.validation_target_value == budget.validation_target_value
     assert workload.max_allowed_runtime_sec == budget.max_allowed_runtime_sec
+    assert workload.reference_steps_to_target == budget.reference_steps_to_target
 
 
 def test_calibrate_rejects_bad_counts(toy_env):

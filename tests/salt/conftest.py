@@ -10,7 +10,7 @@ from tests.workloads.conftest import write_generated_plays
 
 @pytest.fixture(scope='session')
 def slm_data_dir(tmp_path_factory):
-    """A data root with lm/ and the tiny 'half' teacher (treat as read-only)."""
+    """A data root with lm/ and the base workload's tiny teacher (treat as read-only)."""
     text = tmp_path_factory.mktemp('slm_text')
     write_generated_plays(text)
     return make_slm_data(tmp_path_factory.mktemp('slm_data'), text)

@@ -3,8 +3,8 @@
 The student is an embedding table times an output matrix; the teacher's logits
 are a fixed table indexed by the input token. The workloads have what the
 distillation submissions read (``model_fn``, ``loss_fn``, ``teacher_logits``,
-``teacher_topk``, ``step_hint``, ``metrics_logger``) and nothing of the data
-pipeline: ``batches`` makes the stream.
+``teacher_topk``, ``step_hint``, ``reference_steps_to_target``, ``metrics_logger``)
+and nothing of the data pipeline: ``batches`` makes the stream.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import numpy as np
 
 V, D, B, T = 12, 8, 4, 5
 STEP_HINT = 20
+#: The reference baseline's steps to the target: SALT's horizon.
+REFERENCE_STEPS = 30
 TEACHER = np.random.default_rng(4).normal(size=(V, V)).astype(np.float32) * 2
 
 
@@ -48,7 +50,10 @@ def batches(n, seed=5):
 
 class JaxLM:
     name = 'fake_lm'
+    framework = 'jax'
+    submission_attributes = teacher_calls = ('teacher_logits', 'teacher_topk')
     step_hint = STEP_HINT
+    reference_steps_to_target = REFERENCE_STEPS
 
     def __init__(self):
         self.metrics_logger = Logger()
@@ -91,7 +96,10 @@ class JaxLM:
 
 class TorchLM:
     name = 'fake_lm'
+    framework = 'pytorch'
+    submission_attributes = teacher_calls = ('teacher_logits', 'teacher_topk')
     step_hint = STEP_HINT
+    reference_steps_to_target = REFERENCE_STEPS
 
     def __init__(self):
         self.metrics_logger = Logger()
@@ -143,11 +151,15 @@ WORKLOADS = {'jax': JaxLM, 'pytorch': TorchLM}
 def train(module, framework, hparams, num_steps):
     """Run ``num_steps`` of a submission module as the harness calls it.
 
-    Returns (final weights as numpy, the logged metrics per step, the batches' sizes)."""
-    workload = WORKLOADS[framework]()
+    Returns (final weights as numpy, the logged metrics per step, the batches' sizes). The
+    submission sees the workload through the harness's view, as in a trial."""
+    from harness.submission.view import SubmissionWorkload
+
+    raw = WORKLOADS[framework]()
+    workload = SubmissionWorkload(raw)
     queue = iter([_to_framework(framework, b) for b in batches(4 * num_steps)])
     hp = namedtuple('Hyperparameters', sorted(hparams))(**hparams)
-    params, rng = workload.convert(initial_weights()), workload.initial_rng()
+    params, rng = raw.convert(initial_weights()), raw.initial_rng()
     state = module.init_optimizer_state(workload=workload, model_params=params, model_state=None,
                                         hyperparameters=hp, rng=rng)
     sizes = []
@@ -160,7 +172,7 @@ def train(module, framework, hparams, num_steps):
             workload=workload, current_param_container=params, current_params_types=None,
             model_state=None, hyperparameters=hp, batch=batch, loss_type=None,
             optimizer_state=state, eval_results=[], global_step=step, rng=rng)
-    return workload.weights(params), workload.metrics_logger.records, sizes
+    return raw.weights(params), raw.metrics_logger.records, sizes
 
 
 def _to_framework(framework, batch):

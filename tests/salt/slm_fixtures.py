@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def make_slm_data(root: Path, text_dir: Path, teachers=('half',), steps: int = 2) -> str:
+def make_slm_data(root: Path, text_dir: Path, teachers=('quarter',), steps: int = 2) -> str:
     """``root`` with lm/ prepared from ``text_dir`` and tiny teachers trained ``steps`` steps.
 
-    A real recipe trains for a thousand steps; two are enough to test loading, parity and
-    accounting (such a teacher is flagged as not current, so a real prepare retrains it).
+    ``quarter`` is the base workload's teacher. A real recipe trains for hundreds of steps;
+    two are enough to test loading, parity and accounting (such a teacher is flagged as not
+    current, so a real prepare retrains it).
     """
     from workloads.lm import data as lm_data
     from workloads.lm_slm import train_teacher

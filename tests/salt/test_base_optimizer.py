@@ -28,10 +28,11 @@ HPARAMS = {
     'kd_weight': 0.6,
     'kd_temperature': 1.5,
     'kd_top_k': 0,
-    # 6 distillation steps, then ω decays over 4 (fake_lm.STEP_HINT = 20).
-    'kd_fraction': 0.3,
+    # 6 distillation steps, then ω decays over 4: fractions of fake_lm.REFERENCE_STEPS (30),
+    # the reference baseline's steps to the target, not of step_hint (20).
+    'kd_fraction': 0.2,
     'kd_transition': 'linear_decay',
-    'kd_transition_fraction': 0.2,
+    'kd_transition_fraction': 4 / 30,
     'ds_pool_factor': 2,
     'ds_top_k': 4,
     'ds_low_percentile': 25.0,
@@ -81,10 +82,14 @@ def test_jax_and_pytorch_take_the_same_steps(mode, optimizer):
     assert jax_sizes == torch_sizes == [fake_lm.B] * 8
     weights = [r['kd_weight'] for r in jax_records]
     assert weights == [r['kd_weight'] for r in torch_records]
+    stages = [r['kd_stage'] for r in jax_records]
+    assert stages == [r['kd_stage'] for r in torch_records]
     if mode == 'kd_only':
         assert weights == [0.6] * 8
+        assert stages == [0] * 8
     else:  # ω for 6 steps, then 4/5 and 3/5 of it as it decays
         assert weights == pytest.approx([0.6] * 6 + [0.48, 0.36])
+        assert stages == [0] * 6 + [1, 1]
     for rj, rt in zip(jax_records, torch_records):
         assert rj.keys() == rt.keys()
         for key in rj:

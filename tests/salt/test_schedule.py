@@ -10,8 +10,8 @@ from harness.errors import UserInputError
 from submissions._lib import kd
 
 
-def _settings(mode='salt', step_hint=100, **hparams):
-    return kd.settings_from({**{'kd_weight': 0.6}, **hparams}, step_hint, mode)
+def _settings(mode='salt', horizon_steps=100, **hparams):
+    return kd.settings_from({**{'kd_weight': 0.6}, **hparams}, horizon_steps, mode)
 
 
 def test_step_transition_switches_off_at_n_kd():
@@ -117,3 +117,35 @@ def test_top_k_larger_than_the_vocabulary():
     with pytest.raises(UserInputError, match='ds_top_k = 10'):
         kd.check_top_k(_settings('salt_ds', ds_top_k=10), 8)
     kd.check_top_k(s, None)  # unknown vocabulary: the teacher checks at its first call
+
+
+def test_the_horizon_is_the_reference_steps_to_the_target():
+    """n_KD is a fraction of the reference baseline's steps to the target, not step_hint."""
+
+    class View:
+        name = 'lm_slm'
+        step_hint = 1200
+        reference_steps_to_target = 390
+
+        def teacher_logits(self, batch):
+            return batch
+
+    settings = kd.trial_settings(View(), {'kd_weight': 0.5, 'kd_fraction': 0.2}, 'salt', ())
+    assert settings.kd_steps == 78
+    assert kd.kd_stage(77, settings) == 0 and kd.kd_stage(78, settings) == 2
+
+
+@pytest.mark.parametrize('steps', [None, 0, 2.5, True])
+def test_a_workload_without_reference_steps_is_refused_by_name(steps):
+    class View:
+        name = 'other'
+        step_hint = 1200
+        reference_steps_to_target = steps
+
+        def teacher_logits(self, batch):
+            return batch
+
+    with pytest.raises(UserInputError, match='reference_steps_to_target.*timetrial calibrate'):
+        kd.trial_settings(View(), {}, 'salt_ds', ())
+    # kd_only distills at every step: it needs no horizon.
+    assert kd.trial_settings(View(), {}, 'kd_only', ()).kd_steps is None

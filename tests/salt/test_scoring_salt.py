@@ -103,7 +103,7 @@ def results(tmp_path):
         'lm_slm',
         0,
         150,
-        variant='quarter_teacher',
+        variant='weaker_teacher',
         teacher_at_target=20.0,
         teacher_per_s=0.1,
     )
@@ -112,7 +112,7 @@ def results(tmp_path):
 
 def test_three_ratios_against_the_best_baseline(results):
     table = salt_table(results.trials, results.evals)
-    assert list(table['workload']) == ['lm_slm', 'lm_slm-quarter_teacher']
+    assert list(table['workload']) == ['lm_slm', 'lm_slm-weaker_teacher']
     row = table.iloc[0]
     assert (row['entrant'], row['baseline'], row['baseline_time_s']) == ('salt', 'nadamw (lm)', 100)
     assert (row['n_studies'], row['n_studies_reached']) == (3, 2)

@@ -150,7 +150,7 @@ def test_data_selection_keeps_the_planted_band(framework, kd_top_k):
             'ds_low_percentile': 50,
             'ds_high_percentile': 100,
         },
-        step_hint=10,
+        horizon_steps=10,
         mode='salt_ds',
     )
     if framework == 'jax':

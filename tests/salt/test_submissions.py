@@ -12,10 +12,10 @@ from harness.errors import UserInputError
 from harness.submission.loader import load_submission
 from harness.submission.search_space import as_hyperparameters
 from harness.submission.view import MetricsLogger, SubmissionWorkload
-from workloads.lm import workload as lm
+from workloads.lm_slm import workload as slm
 
 # Two distillation steps, then plain ones.
-KD_FRACTION = 2 / lm.BUDGETS['tiny'].step_hint
+KD_FRACTION = 2 / slm.REFERENCE_STEPS_TO_TARGET['tiny']
 
 HPARAMS = {
     'learning_rate': 2e-3,

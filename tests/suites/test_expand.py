@@ -96,13 +96,13 @@ def test_paths_relative_to_the_suite_and_results_relative_to_cwd(write_suite, tm
     assert t.size == 'tiny'                          # the smallest size by default
 
 
-def _mixed(tmp_path, submissions):
+def _mixed(tmp_path, workloads, submissions):
     suite = tmp_path / 'mixed.yaml'
     suite.write_text(f'''
 results_dir: {tmp_path}
 ruleset: self
 studies: 2
-workloads: [lm, ctr, federated_shakespeare]
+workloads: {workloads}
 submissions: {submissions}
 frameworks: [jax]
 ''', encoding='utf-8')
@@ -111,10 +111,12 @@ frameworks: [jax]
 
 def test_a_suite_mixes_contracts_each_submission_on_its_own_kind(tmp_path):
     """Federated submissions train the federated workloads, centralized ones the others;
-    ``workloads:`` narrows a submission further."""
+    a workload entry's ``submissions:`` narrows who trains it."""
     from harness.launch.suite import expand, load_suite
 
-    suite = load_suite(_mixed(tmp_path, '[adamw, {name: nadamw, workloads: [ctr]}, fedavg]'))
+    suite = load_suite(_mixed(
+        tmp_path, '[{name: lm, submissions: [adamw]}, ctr, federated_shakespeare]',
+        '[adamw, nadamw, fedavg]'))
     pairs = {(c.display_submission, c.workload) for c in expand(suite)}
     assert pairs == {('adamw', 'lm'), ('adamw', 'ctr'), ('nadamw', 'ctr'),
                      ('fedavg', 'federated_shakespeare')}
@@ -128,11 +130,14 @@ def test_a_submission_listing_a_workload_of_the_other_contract_is_refused(tmp_pa
     from harness.launch.suite import load_suite
 
     with pytest.raises(UserInputError) as e:
-        load_suite(_mixed(tmp_path, '[{name: adamw, workloads: [federated_shakespeare, gpt]}]'))
+        load_suite(_mixed(
+            tmp_path, '[lm, {name: federated_shakespeare, submissions: [adamw, fedav]}]',
+            '[adamw, fedavg]'))
     text = str(e.value)
     assert ('adamw is a centralized submission; federated_shakespeare is a federated workload'
             in text)
-    assert "adamw lists workload 'gpt', which the suite does not have" in text
+    assert "'fedav' is not one of the suite's submissions (adamw, fedavg); did you mean fedavg?" \
+        in text
     only_fed = tmp_path / 'only_fed.yaml'
     only_fed.write_text(f'''
 results_dir: {tmp_path}

@@ -10,15 +10,16 @@ from harness import spec
 INFO = spec.WorkloadInfo(
     name='lm_slm',
     sizes=('tiny', 'small'),
-    variants=('quarter_teacher', 'undertrained_teacher'),
+    variants=('weaker_teacher', 'undertrained_teacher', 'strong_teacher'),
     classes={
         'jax': 'workloads.lm_slm.jax_impl:LmSlmJaxWorkload',
         'pytorch': 'workloads.lm_slm.torch_impl:LmSlmTorchWorkload',
     },
     prepare='workloads.lm_slm.data:prepare',
     description=(
-        'The lm workload with a frozen teacher LM of half the depth and width '
-        '(variants: a quarter-size teacher, an undertrained one); teacher inference '
-        'is on the submission clock, teacher training cost is reported.'
+        'The lm workload with a frozen small teacher LM that ends weaker than the '
+        "student's target (variants: a weaker teacher, an undertrained one, and a strong "
+        'teacher as the control); teacher inference is on the submission clock, teacher '
+        'training cost is reported.'
     ),
 )

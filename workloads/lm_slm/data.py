@@ -14,6 +14,11 @@ Which teachers, where the command line is silent:
   ``python -m workloads.lm_slm.train_teacher --size small ...`` trains one.
 - A teacher already trained with the current recipe on the current lm data is
   kept; a changed recipe or re-prepared lm data retrains it.
+- Every teacher is then checked against its regime (``teacher.regime_problems``)
+  with the student's shipped target: a weak teacher that ends within
+  ``teacher.WEAK_MARGIN_NATS`` of the target (or beats it) fails ``prepare`` with
+  the numbers, after every teacher has been trained; the strong control that does
+  not beat the target is reported in the log.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Callable, Optional, Sequence, Union
 
 from harness.errors import DataNotPreparedError, UserInputError
 from workloads.lm import data as lm_data
+from workloads.lm import workload as lm
 from workloads.lm_slm import teacher as teacher_lib
 from workloads.lm_slm import train_teacher
 from workloads.lm_slm.workload import VARIANTS
@@ -78,9 +84,37 @@ def prepare(
             )
     variants = [None, *VARIANTS] if variant is None else [variant]
     names = list(dict.fromkeys(teacher_lib.TEACHER_OF_VARIANT[v] for v in variants))
+    problems = []
     for size in sizes:
+        target = lm.BUDGETS[size].validation_target_value
         for name in names:
-            train_teacher.ensure_teacher(
+            meta = train_teacher.ensure_teacher(
                 data_dir, size, name, framework=framework, steps=steps, log=log
             )
+            problems += _regime_report(meta, target, log)
+    if problems:
+        raise UserInputError(
+            'lm_slm: teacher(s) outside their regime (kept on disk; every trial would refuse '
+            'them):\n  ' + '\n  '.join(problems) + '\nGive such a teacher fewer steps in '
+            'workloads/lm_slm/teacher.py TEACHERS and prepare again.'
+        )
     return Path(data_dir) / 'lm_slm'
+
+
+def _regime_report(meta, target: float, log: Log) -> list:
+    """Log a teacher's loss against the shipped target; its regime problems, if any."""
+    name, size = meta.get('name'), meta.get('size')
+    loss = meta.get('training', {}).get('validation_loss')
+    role = meta.get('role', 'weak')
+    if isinstance(loss, (int, float)):
+        log(
+            f'lm_slm: teacher:{name} size:{size} role:{role} validation_loss:{loss:.4f} '
+            f'target:{target:g} margin_nats:{loss - target:+.4f}'
+        )
+        if role != 'weak' and loss >= target:
+            log(
+                f'lm_slm: the strong-teacher control {name} ({size}) does not beat the '
+                f'student\'s target {target:g} on this data: a larger corpus is needed for a '
+                'strong control'
+            )
+    return [f'{name} ({size}): {p}' for p in teacher_lib.regime_problems(meta, target)]

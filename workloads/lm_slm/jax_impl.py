@@ -62,6 +62,3 @@ class LmSlmJaxWorkload(LmSlmMixin, lm_jax.LmJaxWorkload):
                 'into your jitted step): each call is timed on its own, which a trace cannot do.'
             )
         return inputs if isinstance(inputs, jax.Array) else jnp.asarray(inputs)
-
-    def _wait(self, tree: Any) -> None:
-        jax.block_until_ready(tree)

@@ -1,41 +1,66 @@
-r"""The teachers of lm_slm: their shapes, the reference training recipe, the checkpoint format.
+r"""The teachers of lm_slm: their shapes, regimes, training recipe and checkpoint format.
 
-Shapes. A teacher is the lm model (same code, tokenizer, sequence length and
-vocabulary) at a smaller config, derived from the student's size:
+The question of SALT (arXiv:2410.18779) is whether a *small, weaker* LM speeds
+up the pre-training of a larger one. So the base workload's teacher is weaker
+than the student's target: its validation loss at the end of its training is at
+least ``WEAK_MARGIN_NATS`` (0.1) above the target (``check_regime``, run by
+``check_data`` with the trial's own target and by ``prepare`` with the shipped
+one). The ``strong_teacher`` variant keeps a teacher that beats the target, as
+the control (ordinary strong-teacher distillation).
 
-==========================  =======================  ==================  =================
-variant                     teacher                  tiny (student 2x128) small (12x768)
-==========================  =======================  ==================  =================
-(base)                      ``half``: 1/2 depth,     1 x 64, 2 heads      6 x 384, 6 heads
-                            1/2 width
-``quarter_teacher``         ``quarter``: 1/4 depth,  1 x 32, 1 head       3 x 192, 3 heads
-                            1/4 width
-``undertrained_teacher``    ``half_undertrained``:   as half              as half
-                            half, 1/8 of the steps
-==========================  =======================  ==================  =================
+========================  =====================  ===============  ==============  =============
+variant                   teacher (role)         tiny (2 x 128)   small (12x768)  steps tiny/small
+========================  =====================  ===============  ==============  =============
+(base)                    ``quarter`` (weak)     1 x 32, 1 head   3 x 192, 3 h    1,000 / 190
+``weaker_teacher``        ``half_short`` (weak)  1 x 64, 2 heads  6 x 384, 6 h    600 / 95
+``undertrained_teacher``  ``half_undertrained``  1 x 64, 2 heads  6 x 384, 6 h    125 / 24
+                          (weak)
+``strong_teacher``        ``half`` (control)     1 x 64, 2 heads  6 x 384, 6 h    1,000 / 380
+========================  =====================  ===============  ==============  =============
 
-Widths keep the student's head width (``d_model / n_heads``) and depths are at
-least one block.
+``quarter``/``half``: 1/4 or 1/2 of the student's depth and width (head width
+kept, at least one block and head).
 
-Reference recipe (``RECIPES``; the same for every teacher of a size, except the
-undertrained one's step count): AdamW, β = (0.9, 0.95), weight decay 0.1 on
-matrices only, global-norm clip 1, linear warmup over 5 % of the steps then
-cosine decay to 0, a batch of 32 sequences of the student's length, the
-lm training stream with its own data seed. Steps: 1,000 (tiny, 4.1M tokens)
-and 10,000 (small, 328M tokens), fixed numbers rather than multiples of the
-student's step_hint, so recalibrating the student's budget never invalidates
-a teacher; at tiny they bring the half-size teacher below the student's
-target (validation loss 4.69 against 4.75), as SALT's small model is a
-competent LM in its own right. The undertrained teacher gets an eighth of them.
+Measured at tiny (JAX; validation loss at the end of training; the student's
+target is 4.75, so the margin is loss − 4.75; tokens and epochs of the
+1.56M-token training split)::
+
+    quarter            1,000 steps  4.10M tokens  2.62 epochs  4.916  margin +0.17
+    half_short           600 steps  2.46M tokens  1.57 epochs  5.205  margin +0.45
+    half_undertrained    125 steps  0.51M tokens  0.33 epochs  6.122  margin +1.37
+    half (control)     1,000 steps  4.10M tokens  2.62 epochs  4.691  margin -0.06
+
+(a 300-step ``half`` ended at 5.506). The student (batch 16) meets its target
+after about 390 steps, 0.8M tokens; the default teacher is about a sixth of its
+size (148k of 951k parameters) and ends 0.17 nats short of that target.
+
+``small`` is UNMEASURED (it trains on a GPU): steps and epoch cap are set by
+reasoning from tiny. The small student meets 4.0 at about 220 steps (7.2M
+tokens, 4.6 epochs of the Shakespeare corpus) and overfits after ~300; a teacher
+with a sixtieth of its non-embedding parameters (``quarter``) for 4 epochs, or
+half its depth and width for 2 (``half_short``), should end well above 4.1.
+``prepare`` and ``check_data`` enforce the margin when they are trained. The
+strong control may not beat 4.0 on Shakespeare within its 8 epochs (``prepare``
+logs it): a strong control at small needs a larger corpus.
+
+Reference recipe (``RECIPES``, the same for every teacher of a size): AdamW,
+β = (0.9, 0.95), weight decay 0.1 on matrices only, global-norm clip 1, linear
+warmup over 5 % of the steps then cosine decay to 0, a batch of 32 sequences of
+the student's length from the lm *training* split (its own data seed), at most
+``max_epochs`` passes over that split (tiny 3, small 8: a teacher's steps are
+cut to fit, so a small corpus never gets a teacher trained for hundreds of
+epochs). Step counts are fixed numbers rather than multiples of the student's
+step_hint, so recalibrating the student's budget never invalidates a teacher.
 
 Checkpoint, framework-neutral, under ``<data_dir>/lm_slm/<size>/<teacher>/``::
 
     weights.npz     canonical float32 arrays (``lm.workload.param_specs`` names and
                     layouts, kernels (in, out)): both frameworks load it
-    teacher.json    format_version, name, size, config, recipe, weights sha256,
+    teacher.json    format_version, name, size, role, config, recipe, weights sha256,
                     the lm data it was trained on (train.bin sha256, vocabulary),
-                    training {time_s, flops, steps, tokens, framework, device,
-                    validation_loss}; written last (the commit marker)
+                    training {split, time_s, flops, steps, tokens, epochs, max_epochs,
+                    framework, device, final_train_loss, validation_loss}; written last
+                    (the commit marker)
 
 ``teacher.json`` is written after ``weights.npz`` through a temporary file and
 a rename, so an interrupted ``prepare`` never leaves a teacher that looks complete.
@@ -64,25 +89,36 @@ PREPARE_COMMAND = 'timetrial prepare lm_slm'
 PathLike = Union[str, Path]
 
 
+ROLES = ('weak', 'strong_control')
+#: A weak teacher's validation loss must end at least this far above the student's target.
+WEAK_MARGIN_NATS = 0.1
+
+
 @dataclasses.dataclass(frozen=True)
 class TeacherSpec:
-    """One teacher: its size relative to the student and its share of the reference steps."""
+    """One teacher: its size relative to the student, its steps per size and its role."""
 
     name: str
     scale: float
-    steps_fraction: float = 1.0
+    steps: Dict[str, int]
+    #: 'weak': must end ``WEAK_MARGIN_NATS`` above the target; 'strong_control': exempt.
+    role: str = 'weak'
 
 
 TEACHERS: Dict[str, TeacherSpec] = {
-    'half': TeacherSpec('half', 0.5),
-    'quarter': TeacherSpec('quarter', 0.25),
-    'half_undertrained': TeacherSpec('half_undertrained', 0.5, steps_fraction=0.125),
+    # The base workload's: about a sixth of the student's parameters at tiny, 2.6 epochs.
+    'quarter': TeacherSpec('quarter', 0.25, {'tiny': 1000, 'small': 190}),
+    'half_short': TeacherSpec('half_short', 0.5, {'tiny': 600, 'small': 95}),
+    'half_undertrained': TeacherSpec('half_undertrained', 0.5, {'tiny': 125, 'small': 24}),
+    # The control: beats the student's target at tiny.
+    'half': TeacherSpec('half', 0.5, {'tiny': 1000, 'small': 380}, role='strong_control'),
 }
 #: Workload variant -> the teacher it uses (None: the base workload).
 TEACHER_OF_VARIANT: Dict[Optional[str], str] = {
-    None: 'half',
-    'quarter_teacher': 'quarter',
+    None: 'quarter',
+    'weaker_teacher': 'half_short',
     'undertrained_teacher': 'half_undertrained',
+    'strong_teacher': 'half',
 }
 
 
@@ -93,6 +129,8 @@ class TeacherRecipe:
     steps: int
     global_batch_size: int
     peak_lr: float
+    #: Passes over the training split at most: ``steps`` is cut to fit the data.
+    max_epochs: float
     warmup_fraction: float = 0.05
     beta1: float = 0.9
     beta2: float = 0.95
@@ -103,10 +141,11 @@ class TeacherRecipe:
 
 
 RECIPES: Dict[str, TeacherRecipe] = {
-    # 3e-3 is lm's measured tiny learning rate.
-    'tiny': TeacherRecipe(steps=1000, global_batch_size=32, peak_lr=3e-3),
+    # 3e-3 is lm's measured tiny learning rate. ``steps`` here is a placeholder:
+    # recipe_for sets each teacher's own.
+    'tiny': TeacherRecipe(steps=0, global_batch_size=32, peak_lr=3e-3, max_epochs=3.0),
     # A smaller peak for the deeper model.
-    'small': TeacherRecipe(steps=10_000, global_batch_size=32, peak_lr=1e-3),
+    'small': TeacherRecipe(steps=0, global_batch_size=32, peak_lr=1e-3, max_epochs=8.0),
 }
 
 
@@ -124,10 +163,16 @@ def teacher_config(student: lm.LmConfig, scale: float) -> lm.LmConfig:
 
 def recipe_for(size: str, name: str, steps: Optional[int] = None) -> TeacherRecipe:
     """The reference recipe of ``size`` for teacher ``name`` (``steps`` overrides, for tests)."""
-    base = RECIPES[size]
     if steps is None:
-        steps = max(1, round(base.steps * TEACHERS[name].steps_fraction))
-    return dataclasses.replace(base, steps=int(steps))
+        steps = TEACHERS[name].steps[size]
+    return dataclasses.replace(RECIPES[size], steps=int(steps))
+
+
+def capped_steps(recipe: TeacherRecipe, seq_len: int, train_tokens: int) -> int:
+    """The recipe's steps, cut so that the teacher sees at most ``max_epochs`` of the split."""
+    tokens_per_step = recipe.global_batch_size * seq_len
+    cap = int(recipe.max_epochs * train_tokens // tokens_per_step)
+    return max(1, min(recipe.steps, cap))
 
 
 def teacher_forward_flops(config: lm.LmConfig, seq_len: Optional[int] = None) -> float:
@@ -270,6 +315,56 @@ def check_compatible(
             + f'. Run `{PREPARE_COMMAND} --data-dir {Path(data_dir).expanduser()}` to train '
             'teachers for the current lm data.'
         )
+
+
+def regime_problems(meta: Dict[str, Any], target: float) -> list:
+    """Why a teacher does not fit its regime (see the module docstring); [] if it does.
+
+    Every teacher: trained on the training split, within the recipe's epoch cap, its
+    validation loss recorded. A weak one also ends ``WEAK_MARGIN_NATS`` above ``target``.
+    """
+    training = meta.get('training', {})
+    problems = []
+    if training.get('split') != 'train':
+        problems.append(
+            'it records no training split (trained by an older TimeTrial); the teachers are '
+            'trained on the lm training split only'
+        )
+    epochs, cap = training.get('epochs'), meta.get('recipe', {}).get('max_epochs')
+    if epochs is None or cap is None:
+        problems.append('it records no epoch count or cap (trained by an older TimeTrial)')
+    elif epochs > cap + 1e-9:
+        problems.append(f'it saw {epochs:.2f} epochs of the training split, over the cap of {cap}')
+    loss = training.get('validation_loss')
+    if not isinstance(loss, (int, float)) or loss != loss:
+        problems.append('it records no validation loss')
+        return problems
+    if meta.get('role', 'weak') == 'weak' and loss < target + WEAK_MARGIN_NATS:
+        problems.append(
+            f'it is not weaker than the student: its validation loss {loss:.4f} is less than '
+            f'{WEAK_MARGIN_NATS} nats above the student\'s target {target:.4g} (it must be at '
+            f'least {target + WEAK_MARGIN_NATS:.4g}; margin {loss - target:+.4f})'
+        )
+    return problems
+
+
+def check_regime(meta: Dict[str, Any], target: float, variant: Optional[str],
+                 data_dir: PathLike) -> None:
+    """UserInputError naming every way the teacher misses its regime (``regime_problems``)."""
+    problems = regime_problems(meta, target)
+    if not problems:
+        return
+    where = teacher_dir(data_dir, meta.get('size', '?'), meta.get('name', '?')) / META_FILE
+    control = next(v for v, n in TEACHER_OF_VARIANT.items() if TEACHERS[n].role != 'weak')
+    raise UserInputError(
+        f'The lm_slm teacher {meta.get("name")!r} in {where} (variant '
+        f'{variant or "none"}) does not fit its regime: ' + '; '.join(problems) + '. '
+        'lm_slm asks whether a small, weaker teacher speeds up training. Fix: run '
+        f'`{PREPARE_COMMAND} --data-dir {Path(data_dir).expanduser()}` to train it with the '
+        'reference recipe; if it still beats the target (another corpus, a recalibrated '
+        f'target), give it fewer steps in workloads/lm_slm/teacher.py TEACHERS; to distill '
+        f'from a strong teacher on purpose, run the control variant {control!r}.'
+    )
 
 
 def check_weights(config: lm.LmConfig, weights: Dict[str, np.ndarray]) -> None:

@@ -59,7 +59,3 @@ class LmSlmTorchWorkload(LmSlmMixin, lm_torch.LmTorchWorkload):
         if not torch.is_tensor(inputs):
             inputs = torch.from_numpy(np.ascontiguousarray(inputs))
         return inputs.to(torch_utils.device(), torch.int64)
-
-    def _wait(self, tree: Any) -> None:
-        if torch_utils.device().type == 'cuda':
-            torch.cuda.synchronize()

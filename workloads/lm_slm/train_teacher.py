@@ -4,10 +4,12 @@
 
 (``timetrial prepare lm_slm`` calls ``ensure_teacher`` for every teacher it
 needs.) The recipe is ``teacher.RECIPES`` (AdamW, warmup + cosine, see
-``teacher.py``); the model, data stream and evaluation are lm's, at the
-teacher's config. Training time is the sum of the synchronized step times,
-first-step compilation included, evaluation excluded: the cost a user pays
-once to get the teacher. FLOPs are ``steps × batch × lm.flops_per_sequence``.
+``teacher.py``), its steps cut to the epoch cap of the data at hand; the model,
+the training stream (the lm *training* split) and the evaluation (lm's
+validation split, once, after training) are lm's, at the teacher's config.
+Training time is the sum of the synchronized step times, first-step
+compilation included, evaluation excluded: the cost a user pays once to get the
+teacher. FLOPs are ``steps × batch × lm.flops_per_sequence``.
 Either framework trains it (default: JAX when installed); the checkpoint is
 framework-neutral, so a teacher trained with one is used by both.
 """
@@ -197,22 +199,29 @@ def train_teacher(
         student_config(size, lm_meta), teacher_lib.TEACHERS[name].scale
     )
     recipe = teacher_lib.recipe_for(size, name, steps)
+    train_tokens = int(lm_meta['train_tokens'])
+    # The schedule runs over the steps actually taken (the epoch cap may cut them).
+    run = dataclasses.replace(
+        recipe, steps=teacher_lib.capped_steps(recipe, config.seq_len, train_tokens)
+    )
     model = _make_model(framework, size, config)
     model.check_data(data_dir)
     init_rng, data_rng = _rngs(framework, recipe.seed)
     params, _ = model.init_model_fn(init_rng)
     queue = model._build_input_queue(data_rng, 'train', data_dir, recipe.global_batch_size)
     trainer = _jax_trainer if framework == 'jax' else _torch_trainer
-    step, current = trainer(model, params, recipe)
+    step, current = trainer(model, params, run)
+    capped = f' (cut from {recipe.steps} by the {recipe.max_epochs:g}-epoch cap)'
     log(
         f'lm_slm: training teacher {name} ({config.n_layers} x {config.d_model}, '
-        f'{lm.count_params(config):,} params) for size {size}: {recipe.steps} steps of '
+        f'{lm.count_params(config):,} params) for size {size}: {run.steps} steps of '
         f'{recipe.global_batch_size} x {config.seq_len} tokens with {framework}'
+        + (capped if run.steps < recipe.steps else '')
     )
 
     train_s, loss = 0.0, float('nan')
-    report_every = max(1, recipe.steps // 10)
-    for i in range(recipe.steps):
+    report_every = max(1, run.steps // 10)
+    for i in range(run.steps):
         batch = next(queue)
         start = time.perf_counter()
         loss = step(batch)  # returns a host float: the device is synchronized
@@ -222,27 +231,31 @@ def train_teacher(
                 f'lm_slm teacher {name} diverged at step {i + 1} (loss {loss}); '
                 'the reference recipe should not do this: please report it.'
             )
-        if (i + 1) % report_every == 0 or i + 1 == recipe.steps:
+        if (i + 1) % report_every == 0 or i + 1 == run.steps:
             log(
-                f'lm_slm: teacher:{name} step:{i + 1}/{recipe.steps} train_loss:{loss:.4f} '
+                f'lm_slm: teacher:{name} step:{i + 1}/{run.steps} train_loss:{loss:.4f} '
                 f'train_time_s:{train_s:.1f}'
             )
     metrics = model.eval_model(
-        model.eval_batch_size, current(), None, None, data_dir, None, recipe.steps
+        model.eval_batch_size, current(), None, None, data_dir, None, run.steps
     )
-    tokens = recipe.steps * recipe.global_batch_size * config.seq_len
+    tokens = run.steps * recipe.global_batch_size * config.seq_len
     meta = {
         'name': name,
         'size': size,
+        'role': teacher_lib.TEACHERS[name].role,
         'config': teacher_lib.config_dict(config),
         'param_count': lm.count_params(config),
         'recipe': dataclasses.asdict(recipe),
         'data': teacher_lib.data_fingerprint(lm_meta),
         'training': {
+            'split': 'train',
             'time_s': train_s,
-            'flops': recipe.steps * recipe.global_batch_size * lm.flops_per_sequence(config),
-            'steps': recipe.steps,
+            'flops': run.steps * recipe.global_batch_size * lm.flops_per_sequence(config),
+            'steps': run.steps,
             'tokens': tokens,
+            'epochs': tokens / train_tokens,
+            'max_epochs': recipe.max_epochs,
             'framework': framework,
             'device': _device(framework),
             'final_train_loss': loss,
@@ -255,8 +268,8 @@ def train_teacher(
     )
     log(
         f'lm_slm: teacher {name} ({size}) saved: validation/loss '
-        f'{metrics["validation/loss"]:.4f}, {train_s:.1f} s, '
-        f'{meta["training"]["flops"]:.3g} FLOPs'
+        f'{metrics["validation/loss"]:.4f}, {tokens:,} tokens ({tokens / train_tokens:.2f} '
+        f'epochs), {train_s:.1f} s, {meta["training"]["flops"]:.3g} FLOPs'
     )
     return meta
 

@@ -1,0 +1,1 @@
+"""Fixed hyperparameters of the salt suites' controlled ablation (package data)."""
