@@ -287,3 +287,88 @@ def call_timer(view: SubmissionWorkload) -> CallTimer:
     """The harness's timer of ``view``'s teacher calls (harness code only; the runner takes
     it when it builds the view and keeps it)."""
     return _STATE[_number(view)].timer
+
+
+_NO_STREAM_COPY = 'the input queue cannot be pickled or copied: draw from it with next()'
+
+
+class TrainingStream:
+    """``input_queue`` as a submission sees it: the training batches, counted as drawn.
+
+    A submission draws with ``next(input_queue)``; the harness counts the examples of
+    every batch drawn (a pool a submission selects from counts in full: its examples
+    and tokens to target include the pool). Like the workload view, it holds only a
+    number: the workload's iterator (and its data files) sit in ``_STREAMS``, out of
+    reach; ``drawn_since_last`` and ``stream_state``/``load_stream_state`` are for the
+    harness.
+    """
+
+    __slots__ = ('_n',)
+
+    def __init__(self, queue):
+        if _number(self) is not None:
+            raise AttributeError('a submission may not re-initialize its input queue')
+        number = next(_NUMBERS)
+        object.__setattr__(self, '_n', number)
+        _STREAMS[number] = [queue, 0]
+
+    def __del__(self):
+        _STREAMS.pop(_number(self), None)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        entry = _STREAMS[_number(self)]
+        batch = next(entry[0])
+        entry[1] += _rows(batch)
+        return batch
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f'a submission may not set input_queue.{name}')
+
+    def __delattr__(self, name):
+        raise AttributeError(f'a submission may not delete input_queue.{name}')
+
+    def __reduce_ex__(self, protocol):
+        raise TypeError(_NO_STREAM_COPY)
+
+    def __copy__(self):
+        raise TypeError(_NO_STREAM_COPY)
+
+    def __deepcopy__(self, memo):
+        raise TypeError(_NO_STREAM_COPY)
+
+    def __repr__(self):
+        return 'TrainingStream()'
+
+
+#: A stream's number -> [the workload's iterator, examples drawn since last asked].
+_STREAMS: Dict[int, List[Any]] = {}
+
+
+def _rows(batch) -> int:
+    """Examples in a batch: the leading dimension of its inputs."""
+    value = batch.get('inputs') if isinstance(batch, dict) else None
+    if value is None and isinstance(batch, dict) and batch:
+        value = next(iter(batch.values()))
+    shape = getattr(value, 'shape', None)
+    if not shape:
+        raise TypeError(f'a training batch must hold arrays (inputs first), got {type(value)}')
+    return int(shape[0])
+
+
+def drawn_since_last(stream: TrainingStream) -> int:
+    """Examples drawn since the last call (harness code only)."""
+    entry = _STREAMS[_number(stream)]
+    drawn, entry[1] = entry[1], 0
+    return drawn
+
+
+def stream_state(stream: TrainingStream) -> Dict[str, Any]:
+    """The iterator's position, for checkpoints (harness code only)."""
+    return _STREAMS[_number(stream)][0].state_dict()
+
+
+def load_stream_state(stream: TrainingStream, state: Dict[str, Any]) -> None:
+    _STREAMS[_number(stream)][0].load_state_dict(state)

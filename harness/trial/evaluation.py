@@ -81,14 +81,14 @@ class Evaluation:
             results.append_eval(self.trial_dir, record)
 
     def _record(self, *, step, submission_time_s, examples_seen, wall_time_s, metrics,
-                duration_s, teacher_time_s, kind=None) -> results.EvalRecord:
+                duration_s, teacher_time_s, reported, kind=None) -> results.EvalRecord:
         return results.EvalRecord(
             step=step, submission_time_s=submission_time_s, wall_time_s=wall_time_s,
             eval_time_s=self.c.eval_time_s, examples_seen=examples_seen, metrics=metrics,
             eval_duration_s=duration_s,
             tokens_seen=examples_seen * self.workload.tokens_per_example,
             checkpoint_time_s=self.c.checkpoint_time_s, teacher_time_s=teacher_time_s,
-            kind=kind)
+            reported_metrics=reported, kind=kind)
 
     # ---- snapshots -----------------------------------------------------------
 
@@ -101,7 +101,7 @@ class Evaluation:
             model_state=self.backend.state_to_host(self.model_state),
             optimizer_state=(self.backend.state_to_host(self.opt_state)
                              if with_optimizer else None),
-            teacher_time_s=self._teacher_time_s())
+            teacher_time_s=self._teacher_time_s(), reported=self._reported())
         self.c.snapshot_time_s += self.wall_clock() - t0
         return snap
 
@@ -138,7 +138,8 @@ class Evaluation:
         record = self._record(
             step=self.c.step, submission_time_s=self.c.submission_time_s,
             examples_seen=self.c.examples_seen, wall_time_s=self._wall_time_s(),
-            metrics=metrics, duration_s=duration_s, teacher_time_s=self._teacher_time_s())
+            metrics=metrics, duration_s=duration_s, teacher_time_s=self._teacher_time_s(),
+            reported=self._reported())
 
         losses = [k for k, v in metrics.items() if k.endswith('/loss') and not math.isfinite(v)]
         target_key = f'validation/{self.workload.target_metric_name}'
@@ -203,7 +204,8 @@ class Evaluation:
                     step=snap.step, submission_time_s=time_s,
                     examples_seen=snap.examples_seen, wall_time_s=snap.wall_time_s,
                     metrics=metrics, duration_s=duration_s,
-                    teacher_time_s=snap.teacher_time_s, kind='refine')))
+                    teacher_time_s=snap.teacher_time_s, reported=snap.reported,
+                    kind='refine')))
                 if self._meets(metrics, time_s):
                     hi = mid
                 else:
@@ -218,10 +220,11 @@ class Evaluation:
         if hi < len(window):
             snap = window[hi]
             found = {'time_s': times[id(snap)], 'step': snap.step, 'examples': snap.examples_seen,
-                     'teacher_time_s': snap.teacher_time_s}
+                     'teacher_time_s': snap.teacher_time_s, 'reported': snap.reported}
         else:
             found = {'time_s': hit.submission_time_s, 'step': hit.step,
-                     'examples': hit.examples_seen, 'teacher_time_s': hit.teacher_time_s}
+                     'examples': hit.examples_seen, 'teacher_time_s': hit.teacher_time_s,
+                     'reported': hit.reported_metrics}
         miss_time_s = times[id(window[lo])] if lo >= 0 else miss['time_s']
         self.c.extra_evals += len(probed)
         found.update(resolution_s=found['time_s'] - miss_time_s, extra_evals=len(probed),
@@ -229,5 +232,9 @@ class Evaluation:
         return found
 
     def _teacher_time_s(self) -> Optional[float]:
-        value = getattr(self.workload, 'teacher_time_s', None)
-        return None if value is None else float(value)
+        """The teacher's time so far, as the harness's timer of the view measured it."""
+        return None if self.teacher_timer is None else float(self.teacher_timer.time_s)
+
+    def _reported(self) -> Optional[Dict[str, float]]:
+        """The latest value of each metric the submission reported (e.g. SALT's stage)."""
+        return dict(self.metrics_logger.last) or None

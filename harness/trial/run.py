@@ -51,7 +51,8 @@ def _write_start_files(trial_dir: Path, config: TrialConfig, workload, submissio
             budget_factor=config.budget_factor,
             budget={'max_allowed_runtime_sec': workload.max_allowed_runtime_sec,
                     'eval_period_time_sec': workload.eval_period_time_sec,
-                    'step_hint': workload.step_hint}))
+                    'step_hint': workload.step_hint,
+                    'reference_steps_to_target': workload.reference_steps_to_target}))
     meta = results.read_meta(trial_dir)
     if meta is None:
         # A one-off cost the report shows next to the times (e.g. training lm_slm's teacher).

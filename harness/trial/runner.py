@@ -42,7 +42,15 @@ from harness import results
 from harness.errors import SubmissionError, call_submission
 from harness.spec import TrainingCompleteError
 from harness.submission.search_space import as_hyperparameters
-from harness.submission.view import MetricsLogger, SubmissionWorkload
+from harness.submission.view import (
+    MetricsLogger,
+    SubmissionWorkload,
+    TrainingStream,
+    call_timer,
+    drawn_since_last,
+    load_stream_state,
+    stream_state,
+)
 from harness.trial import checkpoint
 from harness.trial.evaluation import Evaluation
 from harness.trial.contention import ContentionMeter
@@ -103,7 +111,10 @@ class TrialRunner(Evaluation):
         self.log_file = log_file
         self.metrics_logger = MetricsLogger()
         workload.attach_metrics_logger(self.metrics_logger)
-        self.view = SubmissionWorkload(workload)
+        # The view times the teacher's calls with the runner's own clock and device sync.
+        self.view = SubmissionWorkload(workload, sync=backend.sync, clock=clock)
+        self.teacher_timer = call_timer(self.view) if getattr(
+            workload, 'teacher_calls', ()) else None
         self.hparams = as_hyperparameters(config.hparams)
         self.budget_s = workload.max_allowed_runtime_sec * config.budget_factor
         self.c = Counters()
@@ -160,7 +171,7 @@ class TrialRunner(Evaluation):
         # The data order depends on the seed alone, identically in both frameworks.
         data_rng = self.backend.initial_rng((seed * 1_000_003 + 17) % 2**31)
         self.batch_size, self.batch_size_note = batch_size_of(self.workload, self.sub)
-        self.input_queue = CountingQueue(self.workload._build_input_queue(
+        self.input_queue = TrainingStream(self.workload._build_input_queue(
             data_rng, 'train', self.data_dir, self.batch_size))
         params, model_state = self.workload.init_model_fn(init_rng)
         self.param_count = self.backend.param_count(params)
@@ -184,7 +195,7 @@ class TrialRunner(Evaluation):
                 model_params=params, model_state=model_state, hyperparameters=self.hparams,
                 rng=opt_rng)
             opt_state = self.backend.state_from_host(saved['optimizer_state'], opt_state)
-            self.input_queue.load_state_dict(saved['data'])
+            load_stream_state(self.input_queue, saved['data'])
             if saved.get('workload_accounting') is not None:
                 self.workload.restore_teacher_accounting(saved['workload_accounting'])
             self.c = Counters(**saved['counters'])
@@ -292,7 +303,7 @@ class TrialRunner(Evaluation):
         self.c.step += 1
         # Examples drawn from the training stream this step, a pool a submission selects
         # from included; under DDP a batch is this rank's share of the global batch.
-        self.c.examples_seen += self.input_queue.take_drawn() * self.backend.world_size
+        self.c.examples_seen += drawn_since_last(self.input_queue) * self.backend.world_size
         compiles = self.backend.compile_count() - compiles_before
         self._session_steps += 1
         if compiles and self._session_steps > 2:
@@ -339,7 +350,7 @@ class TrialRunner(Evaluation):
             'params': self.backend.params_to_host(self.params),
             'model_state': self.backend.state_to_host(self.model_state),
             'optimizer_state': self.backend.state_to_host(self.opt_state),
-            'data': self.input_queue.state_dict(),
+            'data': stream_state(self.input_queue),
             'counters': counters,
             # Set in the final checkpoint only: how the trial ended.
             'outcome': ({'status': self.status, 'error': self.error}
@@ -393,48 +404,10 @@ class TrialRunner(Evaluation):
             batch_size_note=getattr(self, 'batch_size_note', None),
             param_count=getattr(self, 'param_count', None),
             error=self.error,
-            teacher_time_s=None if teacher_time_s is None else float(teacher_time_s),
+            teacher_time_s=teacher_time_s,
+            reported_at_target=reached.get('reported') if reached else None,
             final_metrics=self.c.eval_results[-1][1] if self.c.eval_results else None,
         )
-
-
-class CountingQueue:
-    """The training stream as a submission sees it: the workload's iterator, counting the
-    examples drawn from it. A submission that draws a pool and keeps part of it (SALT_DS)
-    has seen the whole pool: examples and tokens to target count every row drawn."""
-
-    def __init__(self, queue):
-        self._queue = queue
-        self._drawn = 0
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        batch = next(self._queue)
-        self._drawn += _rows(batch)
-        return batch
-
-    def take_drawn(self) -> int:
-        """Rows drawn since the last call."""
-        drawn, self._drawn = self._drawn, 0
-        return drawn
-
-    def state_dict(self) -> Dict[str, Any]:
-        return self._queue.state_dict()
-
-    def load_state_dict(self, state: Dict[str, Any]) -> None:
-        self._queue.load_state_dict(state)
-
-
-def _rows(batch) -> int:
-    """Examples in a batch: the leading dimension of its inputs."""
-    value = batch['inputs'] if isinstance(batch, dict) and 'inputs' in batch else (
-        next(iter(batch.values())) if isinstance(batch, dict) and batch else None)
-    shape = getattr(value, 'shape', None)
-    if not shape:
-        raise TypeError(f'a training batch must hold arrays (inputs first), got {type(value)}')
-    return int(shape[0])
 
 
 def batch_size_of(workload, submission) -> Tuple[int, Optional[str]]:

@@ -68,6 +68,8 @@ class Snapshot:
     optimizer_state: Any = None
     #: The auxiliary model's time on the clock so far (lm_slm's teacher), if any.
     teacher_time_s: Optional[float] = None
+    #: The submission's reported metrics as of this step (e.g. SALT's stage).
+    reported: Optional[dict] = None
     nbytes: int = 0
 
 
