@@ -62,17 +62,30 @@ class StudyIndex:
         mine = self.times[(workload_id, entrant)]
         theirs = self.times[(workload_id, reference)]
         unpaired = np.array(list(mine.values())), np.array(list(theirs.values()))
-        keys = _match(mine, theirs)
-        if not keys:
-            why = (f'no study of {entrant} matches one of {reference} '
-                   f'(studies {_names(mine)} against {_names(theirs)})')
-            return Pairs(*unpaired, paired=False, why_unpaired=why)
-        why = _seed_mismatch(keys, self.seeds[(workload_id, entrant)],
-                             self.seeds[(workload_id, reference)], entrant, reference)
+        keys, why = match_studies(mine, theirs, self.seeds[(workload_id, entrant)],
+                                  self.seeds[(workload_id, reference)], entrant, reference)
         if why:
             return Pairs(*unpaired, paired=False, why_unpaired=why)
         return Pairs(np.array([mine[a] for a, _ in keys]),
                      np.array([theirs[b] for _, b in keys]), paired=True)
+
+
+def match_studies(
+    mine: StudyTimes, theirs: StudyTimes, my_seeds: TrialSeeds, their_seeds: TrialSeeds,
+    entrant: str, reference: str,
+) -> Tuple[List[Tuple[Tuple, Tuple]], Optional[str]]:
+    """The matched study keys (entrant's, reference's), or ``([], why)`` when they cannot pair.
+
+    ``mine``/``theirs`` are keyed by (experiment, study) (only the keys are used), so
+    the two may come from different workloads: lm_slm's teacher variants run on their
+    base workload's seeds.
+    """
+    keys = _match(mine, theirs)
+    if not keys:
+        return [], (f'no study of {entrant} matches one of {reference} '
+                    f'(studies {_names(mine)} against {_names(theirs)})')
+    why = _seed_mismatch(keys, my_seeds, their_seeds, entrant, reference)
+    return ([], why) if why else (keys, None)
 
 
 def _names(times: StudyTimes) -> str:

@@ -87,7 +87,8 @@ def _study_ratios(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
     return ratios
 
 
-def _interval(samples: np.ndarray) -> tuple:
+def percentile_interval(samples: np.ndarray) -> tuple:
+    """The 95% percentile interval of bootstrap samples (NaN samples left out)."""
     samples = samples[~np.isnan(samples)]
     if not len(samples):
         return math.nan, math.nan
@@ -96,8 +97,9 @@ def _interval(samples: np.ndarray) -> tuple:
     return float(lo), float(hi)
 
 
-def _ratio_and_samples(pairs: Pairs, n_samples: int, rng: np.random.Generator) -> tuple:
-    """(ratio, bootstrap samples of it or None)."""
+def ratio_and_samples(pairs: Pairs, n_samples: int, rng: np.random.Generator) -> tuple:
+    """(ratio, bootstrap samples of it or None); paired: the median of per-study ratios,
+    its samples from study indices redrawn for both entrants at once."""
     mine, theirs = pairs.entrant_times, pairs.reference_times
     if pairs.paired:
         ratios = _study_ratios(mine, theirs)
@@ -212,11 +214,12 @@ def compare(
                 row.update(time_ratio=0.0 if np.isfinite(t) else math.inf,
                            vs_reference=ONLY_ENTRANT if np.isfinite(t) else ONLY_REFERENCE)
                 continue
-            ratio, samples = _ratio_and_samples(pairs, n_samples, rng)
+            ratio, samples = ratio_and_samples(pairs, n_samples, rng)
             if math.isnan(ratio):  # no matched study that either of them reached
                 row['vs_reference'] = 'not comparable'
                 continue
-            lo, hi = _interval(samples) if samples is not None else (math.nan, math.nan)
+            lo, hi = (percentile_interval(samples) if samples is not None
+                      else (math.nan, math.nan))
             floor = _pair_floor(floors, info, workload, [entrant, reference], time_col)
             tie = is_tie(ratio, lo, hi, floor)
             row.update(time_ratio=ratio, ratio_ci_low=lo, ratio_ci_high=hi, tie=tie,
@@ -266,7 +269,7 @@ def _summary(table: pd.DataFrame, boots: Dict, reference: str, n_samples: int) -
             with np.errstate(divide='ignore', invalid='ignore'), warnings.catch_warnings():
                 warnings.simplefilter('ignore', RuntimeWarning)
                 logs = np.log(np.stack(samples))  # (workloads, samples)
-                lo, hi = _interval(np.exp(np.nanmean(logs, axis=0)))
+                lo, hi = percentile_interval(np.exp(np.nanmean(logs, axis=0)))
         floors = both['noise_floor_cv'].dropna()
         floor = float(floors.mean()) if len(floors) else None
         tie = is_tie(ratio, lo, hi, floor)
