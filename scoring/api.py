@@ -22,6 +22,7 @@ import pandas as pd
 from harness import results
 from harness.errors import UserInputError
 from scoring import ctr as ctr_mod
+from scoring import salt as salt_mod
 from scoring import teacher as teacher_mod
 from scoring.bootstrap import bootstrap
 from scoring.load import LoadedResults, load_results
@@ -288,6 +289,7 @@ def compute(
         noise_floor_source=floors.source,
         ctr=ctr_mod.ctr_table(trials, loaded.evals, studies, problems),
         teacher=teacher_mod.teacher_table(trials, studies),
+        salt=salt_mod.salt_table(trials, loaded.evals, floors, bootstrap_samples, seed),
         hardware_classes=classes,
         hardware=loaded.hardware,
         experiments=sorted(set(trials['experiment'])),

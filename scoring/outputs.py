@@ -2,7 +2,7 @@
 
 Files: performance_profile.png/.svg, curves_<workload>.svg (one per workload,
 variants included), time_to_target.csv/.md, scores.csv, speedups.csv,
-trials.csv, and, when their data exist, ctr.csv and teacher.csv; then
+trials.csv, and, when their data exist, ctr.csv, teacher.csv and salt.csv; then
 report.html with all of them embedded. Existing files of these names are
 overwritten; nothing else is touched.
 
@@ -112,6 +112,8 @@ def write_outputs(
             paths['ctr.csv'] = tables.write_csv(rep.ctr, out_dir / 'ctr.csv')
         if rep.teacher is not None:
             paths['teacher.csv'] = tables.write_csv(rep.teacher, out_dir / 'teacher.csv')
+        if rep.salt is not None:
+            paths['salt.csv'] = tables.write_csv(rep.salt, out_dir / 'salt.csv')
 
     jobs = [(None, 'performance_profile.png')] + curve_files
     if workers is None:

@@ -72,7 +72,7 @@ def report_contents(rep: ScoreReport) -> Dict[str, List[str]]:
         ids.append('table-ctr')
     if rep.teacher is not None:
         ids.append('table-teacher')
-    if salt_section(rep.trials, None, rep.evals):
+    if rep.salt is not None:
         ids.append('table-salt')
     if views.hardware_view(rep) is not None:
         ids.append('table-hardware')
@@ -178,9 +178,8 @@ def render(rep: ScoreReport, profile_png: Path, curves: Dict[str, Path]) -> str:
             'here so comparisons can charge it. Medians over studies.</p>',
             _table(view, 'table-teacher'),
         ]
-    salt_html = salt_section(rep.trials, None, rep.evals)
-    if salt_html:
-        parts.append(salt_html)
+    if rep.salt is not None:
+        parts.append(salt_section(rep.salt))
     trials, n_trials = views.trials_view(rep)
     parts += [
         '<h2 id="trials">Trials</h2>',

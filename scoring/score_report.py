@@ -42,6 +42,8 @@ class ScoreReport:
     noise_floor_source: str
     ctr: Optional[pd.DataFrame]
     teacher: Optional[pd.DataFrame]
+    #: lm_slm's teacher entrants paired with their base optimizer (scoring.salt), or None
+    salt: Optional[pd.DataFrame]
     hardware_classes: List[str]
     hardware: Dict[str, dict]
     experiments: List[str]

@@ -1,4 +1,4 @@
-"""scoring/salt.py on a hand-checkable results tree: the three ratios, spread, steps, HTML."""
+"""scoring/salt.py on hand-made trees: ratios paired per study with the base optimizer."""
 
 from __future__ import annotations
 
@@ -7,164 +7,205 @@ import math
 import pandas as pd
 import pytest
 
+from harness import results
+from scoring.api import score
 from scoring.load import load_results
-from scoring.salt import salt_section, salt_table
-from scoring.synthetic import write_trial
+from scoring.noise_floor import NoiseFloors
+from scoring.salt import salt_markdown, salt_section, salt_table
+from scoring.synthetic import trial_seed
+from tests.salt.salt_tree import TARGET, TRAINING_S, write_salt_trial, write_suite_tree
 
-TARGET = {'metric': 'validation/loss', 'value': 5.0, 'mode': 'min'}
-TRAINING_S = 50.0
+
+def _table(root, **kwargs):
+    loaded = load_results(root)
+    return salt_table(loaded.trials, loaded.evals, **kwargs)
 
 
-def _trial(
-    root,
-    submission,
-    workload,
-    study,
-    reach_s,
-    trial=0,
-    variant=None,
-    teacher_at_target=None,
-    teacher_per_s=0.0,
-    size='tiny',
-    target=TARGET,
-):
-    """Evaluations every 10 s (10 steps/s); loss meets the target at ``reach_s``.
+def _row(table, entrant, workload='lm_slm'):
+    rows = table[(table['entrant'] == entrant) & (table['workload'] == workload)]
+    assert len(rows) == 1, rows
+    return rows.iloc[0]
 
-    A teacher entrant logs teacher_time_s = teacher_per_s · t, except at the evaluation
-    that meets the target, where it logs ``teacher_at_target``.
-    """
-    n_evals = int((reach_s or 50.0) / 10)
-    evals, hit = [], None
-    for e in range(1, n_evals + 1):
-        t = 10.0 * e
-        met = reach_s is not None and t >= reach_s
-        row = {
-            'step': int(10 * t),
-            'submission_time_s': t,
-            'wall_time_s': t,
-            'eval_time_s': 1.0,
-            'examples_seen': 160 * e,
-            'validation/loss': 4.9 if met else 6.0,
-        }
-        if teacher_per_s:
-            row['teacher_time_s'] = teacher_at_target if met else teacher_per_s * t
-        evals.append(row)
-        hit = hit or (row if met else None)
-    result = {
-        'status': 'reached' if hit else 'budget_exhausted',
-        'time_to_target_s': hit and hit['submission_time_s'],
-        'steps_to_target': hit and hit['step'],
-        'examples_to_target': None,
-        'final_step': evals[-1]['step'],
-        'submission_time_s': evals[-1]['submission_time_s'],
-        'error': None,
-    }
-    meta = None
-    if teacher_per_s:
-        result['teacher_time_s'] = evals[-1]['teacher_time_s']
-        meta = {'teacher_training_cost': {'time_s': TRAINING_S, 'flops': 1e12}}
-    config = {
-        'workload': workload,
-        'variant': variant,
-        'size': size,
-        'framework': 'jax',
-        'submission': submission,
-        'ruleset': 'external',
-        'study': study,
-        'trial': trial,
-        'hparams': {},
-        'seed': 0,
-        'target': target,
-    }
-    wl = f'{workload}-{variant}' if variant else workload
-    write_trial(
-        root / 'exp' / submission / f'{wl}_jax' / f'study_{study}' / f'trial_{trial}',
-        config=config,
-        evals=evals,
-        result=result,
-        meta_extra=meta,
-    )
+
+def test_ratios_are_per_study_not_of_the_medians(tmp_path):
+    """Per study the entrant is 10 % faster but for one slow study; the medians say 1.2x slower."""
+    base_s = (100.0, 60.0, 200.0, 150.0, 80.0)
+    salt_s = (90.0, 120.0, 180.0, 135.0, 72.0)  # per study: 0.9, 2.0, 0.9, 0.9, 0.9
+    for study, (b, s) in enumerate(zip(base_s, salt_s)):
+        write_salt_trial(tmp_path, 'nadamw', study, b)
+        write_salt_trial(tmp_path, 'salt', study, s, teacher_at_hit=5.0)
+    row = _row(_table(tmp_path), 'salt')
+    assert (row['on_clock_time_s'], row['baseline_time_s']) == (120.0, 100.0)  # 1.2 of medians
+    assert row['on_clock_ratio'] == pytest.approx(0.9)
+    assert row['on_clock_per_study'] == '0.90 2.00 0.90 0.90 0.90'
+    assert row['steps_ratio'] == pytest.approx(0.9)
+    assert (row['paired'], row['n_pairs'], row['baseline']) == (True, 5, 'nadamw (lm_slm)')
 
 
 @pytest.fixture
-def results(tmp_path):
-    for study, (a, n) in enumerate([(100, 90), (120, 130), (110, 100)]):
-        _trial(tmp_path, 'adamw', 'lm', study, a)
-        _trial(tmp_path, 'nadamw', 'lm', study, n)  # best baseline: median 100 s, 1000 steps
-    # salt, study 0: two trials (80 s with 10 s of teacher; 90 s with 30 s), study 1: 70 s
-    # with 7 s, study 2: not reached.
-    _trial(tmp_path, 'salt', 'lm_slm', 0, 80, teacher_at_target=10.0, teacher_per_s=0.1)
-    _trial(tmp_path, 'salt', 'lm_slm', 0, 90, trial=1, teacher_at_target=30.0, teacher_per_s=0.1)
-    _trial(tmp_path, 'salt', 'lm_slm', 1, 70, teacher_at_target=7.0, teacher_per_s=0.1)
-    _trial(tmp_path, 'salt', 'lm_slm', 2, None, teacher_per_s=0.1)
-    _trial(
-        tmp_path,
-        'salt',
-        'lm_slm',
-        0,
-        150,
-        variant='weaker_teacher',
-        teacher_at_target=20.0,
-        teacher_per_s=0.1,
-    )
-    return load_results(tmp_path)
+def suite(tmp_path):
+    write_suite_tree(tmp_path)
+    return _table(tmp_path)
 
 
-def test_three_ratios_against_the_best_baseline(results):
-    table = salt_table(results.trials, results.evals)
-    assert list(table['workload']) == ['lm_slm', 'lm_slm-weaker_teacher']
-    row = table.iloc[0]
-    assert (row['entrant'], row['baseline'], row['baseline_time_s']) == ('salt', 'nadamw (lm)', 100)
-    assert (row['n_studies'], row['n_studies_reached']) == (3, 2)
-    # (a) per study min: 80, 70, ∞ -> median 80.
-    assert row['on_clock_time_s'] == 80 and row['on_clock_ratio'] == pytest.approx(0.8)
-    # (b) per study: min(80 − 10, 90 − 30) = 60, 70 − 7 = 63, ∞ -> median 63.
-    assert row['teacher_excluded_time_s'] == pytest.approx(63)
-    assert row['teacher_excluded_ratio'] == pytest.approx(0.63)
-    # (c) per study min: 80 + 50, 70 + 50, ∞ -> median 130.
-    assert row['amortized_ratio'] == pytest.approx(1.3)
-    assert row['teacher_training_time_s'] == TRAINING_S
-    assert row['on_clock_ratio_min'] == pytest.approx(0.7)
-    assert math.isinf(row['on_clock_ratio_max'])
-    assert row['steps_ratio'] == pytest.approx(0.8)  # 10 steps/s throughout
-    quarter = table.iloc[1]
-    assert quarter['on_clock_ratio'] == pytest.approx(1.5)
-    assert quarter['teacher_excluded_ratio'] == pytest.approx(1.3)
+def test_the_three_times_and_the_counts(suite):
+    salt = _row(suite, 'salt')
+    # (a) 75, 85, 105 against 100 each.
+    assert salt['on_clock_ratio'] == pytest.approx(0.85)
+    assert (salt['on_clock_ci_low'], salt['on_clock_ci_high']) == pytest.approx((0.75, 1.05))
+    # (b) from the hit's teacher time (8, 9, 11 s: the probe that met the target), not from
+    # the regular evaluation after it nor result.json (2.5 s more): 67, 76, 94.
+    assert salt['teacher_out_ratio'] == pytest.approx(0.76)
+    # (c) the teacher's training time added: 125, 135, 155.
+    assert salt['training_charged_ratio'] == pytest.approx(1.35)
+    assert salt['teacher_training_time_s'] == TRAINING_S
+    assert (salt['teacher'], salt['teacher_role']) == ('quarter', 'weak')
+    assert salt['teacher_margin_nats'] == pytest.approx(0.17)
+    assert (salt['n_studies'], salt['n_studies_reached'], salt['baseline_n_reached']) == (3, 3, 3)
+    kd_only = _row(suite, 'kd_only')
+    assert kd_only['teacher_out_ratio'] == pytest.approx((95.0 - 12.0) / 100.0)
 
 
-def test_same_numbers_from_the_files_alone(results):
-    """Without the evals frame, teacher time at the target is read from evals.jsonl."""
-    from_files = salt_table(results.trials)
-    pd.testing.assert_frame_equal(from_files, salt_table(results.trials, results.evals))
+def test_salt_ds_pays_for_its_pool_in_examples(suite):
+    salt_ds = _row(suite, 'salt_ds')
+    assert salt_ds['steps_ratio'] == pytest.approx(0.9)
+    assert salt_ds['examples_ratio'] == pytest.approx(1.8)  # a pool of 2 x the batch per step
+    assert salt_ds['examples_verdict'] == 'slower' and salt_ds['steps_verdict'] == 'faster'
 
 
-def test_baseline_on_lm_slm_counts_and_html(tmp_path):
-    _trial(tmp_path, 'adamw', 'lm_slm', 0, 60)  # ran on lm_slm without touching the teacher
-    _trial(tmp_path, 'adamw', 'lm', 0, 100)
-    _trial(tmp_path, 'kd_only', 'lm_slm', 0, 90, teacher_at_target=9.0, teacher_per_s=0.1)
-    loaded = load_results(tmp_path)
-    html = salt_section(loaded.trials, tmp_path / 'out', loaded.evals)
-    table = pd.read_csv(tmp_path / 'out' / 'salt.csv')
-    assert table['baseline'].tolist() == ['adamw (lm_slm)'] and table[
-        'baseline_time_s'
-    ].tolist() == [60]
-    assert table['on_clock_ratio'].tolist() == [1.5]
-    assert 'id="table-salt"' in html and 'kd_only' in html and '(b) teacher excluded' in html
+def test_variant_rows_pair_with_the_base_workloads_optimizer(suite):
+    assert list(suite['workload']) == ['lm_slm'] * 3 + [
+        'lm_slm-strong_teacher', 'lm_slm-weaker_teacher']
+    strong = _row(suite, 'salt', 'lm_slm-strong_teacher')
+    assert strong['baseline'] == 'nadamw (lm_slm)' and strong['paired']
+    assert strong['on_clock_ratio'] == pytest.approx(0.75)
+    assert (strong['teacher'], strong['teacher_role']) == ('half', 'strong_control')
+    assert strong['teacher_margin_nats'] == pytest.approx(-0.06)
+    weaker = _row(suite, 'salt', 'lm_slm-weaker_teacher')
+    # Reached in study 0 only (1.2); the base optimizer reached in all three: ∞, ∞.
+    assert weaker['on_clock_per_study'] == '1.20 ∞ ∞'
+    assert math.isinf(weaker['on_clock_ratio']) and weaker['on_clock_verdict'] == 'slower'
+    assert weaker['teacher_margin_nats'] == pytest.approx(0.45)
 
 
-def test_no_teacher_no_section(tmp_path):
-    _trial(tmp_path, 'adamw', 'lm', 0, 60)
-    loaded = load_results(tmp_path)
-    assert salt_table(loaded.trials) is None
-    assert salt_section(loaded.trials, None) == ''
+def test_stage_at_target_counts_studies(tmp_path):
+    for study in range(4):
+        write_salt_trial(tmp_path, 'nadamw', study, 100.0)
+    write_salt_trial(tmp_path, 'salt', 0, 80.0, teacher_at_hit=5.0, stage=0)
+    # Study 1: the faster trial met the target while decaying, the slower one in plain training.
+    write_salt_trial(tmp_path, 'salt', 1, 85.0, teacher_at_hit=5.0, stage=1)
+    write_salt_trial(tmp_path, 'salt', 1, 95.0, trial=1, teacher_at_hit=5.0, stage=2,
+                     seed=trial_seed(0, 'lm_slm', 1, 1))
+    write_salt_trial(tmp_path, 'nadamw', 1, 100.0, trial=1, seed=trial_seed(0, 'lm_slm', 1, 1))
+    write_salt_trial(tmp_path, 'salt', 2, 90.0, teacher_at_hit=5.0, stage=2)
+    write_salt_trial(tmp_path, 'salt', 3, None, teacher_at_hit=5.0)
+    row = _row(_table(tmp_path), 'salt')
+    stages = [row[f'stage_{s}'] for s in ('distilling', 'decaying', 'plain', 'unknown')]
+    assert stages == [1, 1, 1, 0]
+    assert salt_markdown(_table(tmp_path)).splitlines()[2].endswith('| 1 / 1 / 1 |')
+
+
+def test_seeds_that_differ_are_not_paired(tmp_path):
+    for study in range(3):
+        write_salt_trial(tmp_path, 'nadamw', study, 100.0)
+        write_salt_trial(tmp_path, 'salt', study, 80.0, teacher_at_hit=5.0)
+        # A variant run on its own seeds (a suite without paired_variants).
+        write_salt_trial(tmp_path, 'salt', study, 70.0, variant='strong_teacher',
+                         teacher_at_hit=5.0,
+                         seed=trial_seed(0, 'lm_slm-strong_teacher', study, 0))
+    table = _table(tmp_path)
+    strong = _row(table, 'salt', 'lm_slm-strong_teacher')
+    assert not strong['paired'] and pd.isna(strong['baseline'])
+    assert 'seed' in strong['why_unpaired'] and 'study 0' in strong['why_unpaired']
+    assert math.isnan(strong['on_clock_ratio']) and pd.isna(strong['on_clock_verdict'])
+    assert _row(table, 'salt')['paired']
+    html = salt_section(table)
+    assert 'not paired: study 0 of experiment salt, trial 0: seed' in html
+
+
+def test_a_baseline_on_lm_pairs_only_on_shared_seeds(tmp_path):
+    """lm's trials take lm's seeds in a suite; run on the entrant's seeds, they pair."""
+    for study in range(2):
+        for root in (tmp_path / 'lm_seeds', tmp_path / 'slm_seeds'):
+            write_salt_trial(root, 'salt', study, 80.0, teacher_at_hit=5.0)
+        write_salt_trial(tmp_path / 'lm_seeds', 'nadamw', study, 100.0, workload='lm',
+                         seed=trial_seed(0, 'lm', study, 0))
+        write_salt_trial(tmp_path / 'slm_seeds', 'nadamw', study, 100.0, workload='lm',
+                         experiment='lm_runs', seed=trial_seed(0, 'lm_slm', study, 0))
+    row = _row(_table(tmp_path / 'lm_seeds'), 'salt')
+    assert not row['paired'] and 'seed' in row['why_unpaired']
+    row = _row(_table(tmp_path / 'slm_seeds'), 'salt')
+    assert row['paired'] and row['baseline'] == 'nadamw (lm)'
+    assert row['on_clock_ratio'] == pytest.approx(0.8)
+
+
+def test_the_base_optimizer_is_the_entrants_hyperparameter(tmp_path):
+    for study in range(2):
+        write_salt_trial(tmp_path, 'nadamw', study, 100.0)
+        write_salt_trial(tmp_path, 'adamw', study, 50.0)  # faster, but not salt's base
+        write_salt_trial(tmp_path, 'salt', study, 80.0, teacher_at_hit=5.0)
+        write_salt_trial(tmp_path, 'kd_only', study, 80.0, teacher_at_hit=5.0, optimizer=None)
+    table = _table(tmp_path)
+    salt = _row(table, 'salt')
+    assert salt['baseline'] == 'nadamw (lm_slm)' and salt['on_clock_ratio'] == pytest.approx(0.8)
+    kd_only = _row(table, 'kd_only')
+    assert not kd_only['paired'] and '`optimizer`' in kd_only['why_unpaired']
+
+
+def test_ties_by_interval_noise_floor_or_untested(tmp_path):
+    for study in range(3):
+        write_salt_trial(tmp_path, 'nadamw', study, 100.0)
+        write_salt_trial(tmp_path, 'salt', study, 80.0, teacher_at_hit=5.0)  # 0.8 every study
+        write_salt_trial(tmp_path, 'kd_only', study, (90.0, 100.0, 120.0)[study],
+                         teacher_at_hit=5.0)
+    table = _table(tmp_path)
+    salt, kd_only = _row(table, 'salt'), _row(table, 'kd_only')
+    assert (salt['on_clock_ci_low'], salt['on_clock_ci_high']) == (0.8, 0.8)
+    assert salt['on_clock_verdict'] == 'faster' and not salt['on_clock_tie']
+    assert kd_only['on_clock_verdict'] == 'tie'  # 0.9, 1.0, 1.2: the interval holds 1
+    floor = results.NoiseFloor(
+        hardware_class='cpu-synthetic-2c', workload='lm_slm', size='tiny', variant=None,
+        framework='jax', submission='nadamw', seeds='different', k=5, n_reached=5,
+        time_to_target_cv=0.25, steps_to_target_cv=0.1)
+    floors = NoiseFloors('test', [], [floor])
+    salt = _row(_table(tmp_path, floors=floors), 'salt')
+    assert salt['on_clock_noise_floor_cv'] == 0.25
+    assert salt['on_clock_verdict'] == 'tie'      # |0.8 − 1| within the time's CV
+    assert salt['steps_verdict'] == 'faster'      # but not within the steps' CV
+    salt = _row(_table(tmp_path, n_samples=0), 'salt')
+    assert math.isnan(salt['on_clock_ci_low']) and salt['on_clock_verdict'] == 'untested'
+
+
+def test_unknown_training_time_leaves_c_unknown(tmp_path):
+    for study in range(2):
+        write_salt_trial(tmp_path, 'nadamw', study, 100.0)
+        write_salt_trial(tmp_path, 'salt', study, 80.0, teacher_at_hit=5.0, training_s=None)
+    row = _row(_table(tmp_path), 'salt')
+    assert row['training_charged_verdict'] == 'unknown'
+    assert math.isnan(row['training_charged_ratio'])
+    assert row['teacher_out_ratio'] == pytest.approx(0.75)
 
 
 def test_only_trials_of_one_target_are_compared(tmp_path):
-    _trial(tmp_path, 'adamw', 'lm', 0, 60, target={**TARGET, 'value': 5.5})
-    _trial(tmp_path, 'adamw', 'lm_slm', 0, 100)
-    _trial(tmp_path, 'salt', 'lm_slm', 0, 80, teacher_at_target=8.0, teacher_per_s=0.1)
-    loaded = load_results(tmp_path)
-    table = salt_table(loaded.trials, loaded.evals)
-    assert table['target'].tolist() == ['validation/loss <= 5']
-    assert table['baseline'].tolist() == ['adamw (lm_slm)']
-    assert table['on_clock_ratio'].tolist() == [pytest.approx(0.8)]
+    write_salt_trial(tmp_path, 'nadamw', 0, 60.0, target={**TARGET, 'value': 5.5},
+                     experiment='old')
+    write_salt_trial(tmp_path, 'salt', 0, 80.0, teacher_at_hit=5.0)
+    row = _row(_table(tmp_path), 'salt')
+    assert not row['paired'] and 'no trial of nadamw' in row['why_unpaired']
+
+
+def test_no_teacher_no_section(tmp_path):
+    write_salt_trial(tmp_path, 'nadamw', 0, 60.0)
+    assert _table(tmp_path) is None
+    assert salt_section(None) == ''
+
+
+def test_the_report_shows_it_and_writes_salt_csv(tmp_path):
+    write_suite_tree(tmp_path / 'results')
+    rep = score(tmp_path / 'results', out_dir=tmp_path / 'out', bootstrap_samples=200)
+    written = pd.read_csv(rep.paths['salt.csv'])
+    assert list(written['entrant']) == list(rep.salt['entrant'])
+    assert written['on_clock_ratio'].tolist() == pytest.approx(rep.salt['on_clock_ratio'].tolist())
+    page = rep.paths['report.html'].read_text(encoding='utf-8')
+    assert 'id="table-salt"' in page and 'paired with the base optimizer' in page
+    assert 'half_short (+0.45 nats, weak)' in page and 'not distinguishable' in page
