@@ -370,11 +370,13 @@ def test_prepare_refuses_a_weak_teacher_that_beats_the_shipped_target(tmp_path, 
     monkeypatch.setattr(train_teacher, 'ensure_teacher', fake_ensure)
     monkeypatch.setattr(lm_data, 'load_meta', lambda data_dir: {})
     logs = []
-    with pytest.raises(UserInputError) as err:
-        data.prepare(tmp_path, sizes=['tiny'], log=logs.append)
-    message = str(err.value)
-    # Every weak teacher is named; the strong control is not, but the log shows its margin.
-    for name in ('quarter', 'half_short', 'half_undertrained'):
-        assert f'{name} (tiny)' in message
-    assert 'half (tiny)' not in message
+    # Each variant prepares its own teacher; a weak one that beats the target is refused
+    # with the numbers.
+    for variant, name in ((None, 'quarter'), ('weaker_teacher', 'half_short'),
+                          ('undertrained_teacher', 'half_undertrained')):
+        with pytest.raises(UserInputError) as err:
+            data.prepare(tmp_path, variant=variant, sizes=['tiny'], log=logs.append)
+        assert f'{name} (tiny)' in str(err.value)
+    # The strong control is not refused, but the log shows its margin.
+    data.prepare(tmp_path, variant='strong_teacher', sizes=['tiny'], log=logs.append)
     assert any('teacher:half ' in line and 'margin_nats:-0.0500' in line for line in logs)
