@@ -75,6 +75,7 @@ def build_optimizer(model, hyperparameters, optimizer: str) -> torch.optim.Optim
         betas=(1.0 - hyperparameters.one_minus_beta1, hyperparameters.beta2),
         eps=1e-8,
         weight_decay=hyperparameters.weight_decay,
+        **({'fused': True} if cls is torch.optim.AdamW else {}),  # As the adamw baseline.
     )
 
 

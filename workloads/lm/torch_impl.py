@@ -8,6 +8,7 @@ Parameter names are the canonical ones plus '.weight' (``blocks.0.attn.q.weight`
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness import spec
-from workloads._common import param_trees, torch_utils
+from workloads._common import param_trees, torch_compile, torch_utils
 from workloads._common.batches import MappedBatches
 from workloads._common.rng import rng_to_seed
 from workloads.lm import workload as lm
@@ -79,9 +80,15 @@ class Block(nn.Module):
 
     def forward(self, x, cos, sin, dropout_rate: float):
         h = self.attn(self.attn_norm(x), cos, sin)
-        x = x + F.dropout(h, dropout_rate, self.training)
+        x = x + _dropout(h, dropout_rate, self.training)
         h = self.mlp(self.mlp_norm(x))
-        return x + F.dropout(h, dropout_rate, self.training)
+        return x + _dropout(h, dropout_rate, self.training)
+
+
+def _dropout(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    # A Python branch, so that a compiled graph at rate 0 holds no random-mask kernels
+    # (torch.compile passes the float rate in as a symbolic input).
+    return F.dropout(x, rate, True) if training and rate > 0 else x
 
 
 class Transformer(nn.Module):
@@ -121,6 +128,7 @@ class LmTorchWorkload(lm.BaseLmWorkload):
         named = dict(model.named_parameters())
         self._param_shapes = param_trees.shape_tree(named)
         self._param_types = {_torch_name(name): lm.param_type(name) for name in flat}
+        torch_compile.compiler_of(self)  # Reads the setting now: a bad value fails before training.
         return model, None
 
     def model_fn(
@@ -138,16 +146,11 @@ class LmTorchWorkload(lm.BaseLmWorkload):
         train = mode == spec.ForwardPassMode.TRAIN
         model.train(train)
         tokens = augmented_and_preprocessed_input_batch['inputs']
+        # Training runs compiled when the setting says so (workloads/_common/torch_compile.py).
+        forward = functools.partial(torch_compile.compiler_of(self), model) if train else model
         grad = contextlib.nullcontext() if train else torch.no_grad()
-        with (
-            grad,
-            torch.autocast(
-                tokens.device.type,
-                dtype=torch.bfloat16,
-                enabled=self.config.compute_dtype == 'bfloat16',
-            ),
-        ):
-            logits = model(tokens, dropout_rate=float(dropout_rate or 0.0))
+        with grad, self._autocast(tokens.device):
+            logits = forward(tokens, dropout_rate=float(dropout_rate or 0.0))
         return logits.float(), model_state
 
     def loss_fn(
@@ -214,6 +217,12 @@ class LmTorchWorkload(lm.BaseLmWorkload):
         return self._evaluate(data_dir, global_batch_size, sums)
 
     # ---- helpers (not part of the AlgoPerf API)
+
+    def _autocast(self, device: torch.device):
+        """bfloat16 matmuls and attention when the size computes in bfloat16."""
+        return torch.autocast(
+            device.type, dtype=torch.bfloat16, enabled=self.config.compute_dtype == 'bfloat16'
+        )
 
     def params_from_canonical(self, flat: Dict[str, np.ndarray]) -> Transformer:
         """Canonical numpy weights (``workload.init_params`` layout) -> a module on the device."""
