@@ -160,20 +160,13 @@ class LmTorchWorkload(lm.BaseLmWorkload):
         mask_batch: Optional[spec.Tensor] = None,
         label_smoothing: float = 0.0,
     ) -> Dict[str, spec.Tensor]:
-        logits = logits_batch.float()  # (B, T, V)
-        # torch's smoothing is (1 - ε)·NLL + ε·mean_v(-log p_v): the workload.py formula.
-        per_token = F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]),
-            label_batch.reshape(-1).long(),
-            reduction='none',
-            label_smoothing=float(label_smoothing),
-        ).view(label_batch.shape)
-        if mask_batch is None:
-            mask = torch.ones_like(per_token)
-        else:
-            mask = mask_batch.to(per_token.dtype)
-        per_token = per_token * mask
-        return {'summed': per_token.sum(), 'n_valid_examples': mask.sum(), 'per_example': per_token}
+        # Compiled with the model when training: fused, the cross-entropy over the vocabulary
+        # reads the logits once (eager: 25% of the tiny step on a CPU, mostly memory traffic).
+        run = torch_compile.compiler_of(self) if logits_batch.requires_grad else _call
+        summed, n_valid, per_token = run(
+            _token_losses, logits_batch, label_batch, mask_batch, float(label_smoothing)
+        )
+        return {'summed': summed, 'n_valid_examples': n_valid, 'per_example': per_token}
 
     def _build_input_queue(
         self,
@@ -247,6 +240,27 @@ class LmTorchWorkload(lm.BaseLmWorkload):
             )
             for name in lm.param_specs(self.config)
         }
+
+
+def _token_losses(
+    logits: torch.Tensor, labels: torch.Tensor, mask: Optional[torch.Tensor], smoothing: float
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(summed, n_valid, per_token (B, T)) of ``loss_fn``, in float32."""
+    logits = logits.float()  # (B, T, V)
+    # torch's smoothing is (1 - ε)·NLL + ε·mean_v(-log p_v): the workload.py formula.
+    per_token = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]),
+        labels.reshape(-1).long(),
+        reduction='none',
+        label_smoothing=smoothing,
+    ).view(labels.shape)
+    mask = torch.ones_like(per_token) if mask is None else mask.to(per_token.dtype)
+    per_token = per_token * mask
+    return per_token.sum(), mask.sum(), per_token
+
+
+def _call(fn, *args):
+    return fn(*args)
 
 
 def _to_device(batch: Dict[str, np.ndarray]) -> Dict[str, torch.Tensor]:
