@@ -55,13 +55,15 @@ MARK = '@@ '  # Prefix of the worker's protocol lines (anything else on stdout i
 
 
 def _jax_setup(workload, params):
+    """(step(batch) -> loss, the params it trains)."""
     import optax
 
     from workloads._common import jax_utils, measure_steps
 
     tx = optax.chain(optax.clip_by_global_norm(1.0),
                      optax.adamw(LEARNING_RATE, b1=0.9, b2=0.95, weight_decay=0.1))
-    return measure_steps.jax_step(workload, tx, params, jax_utils.replicate(tx.init(params)))[0]
+    step = measure_steps.jax_step(workload, tx, params, jax_utils.replicate(tx.init(params)))[0]
+    return step, params
 
 
 def _torch_setup(workload, params):
@@ -75,7 +77,7 @@ def _torch_setup(workload, params):
         params = module
     opt = torch.optim.AdamW(params.parameters(), lr=LEARNING_RATE, betas=(0.9, 0.95),
                             weight_decay=0.1, fused=True)
-    return measure_steps.torch_step(workload, params, opt, lambda step: LEARNING_RATE)[0]
+    return measure_steps.torch_step(workload, params, opt, lambda step: LEARNING_RATE)[0], params
 
 
 def _batches(workload, name: str, backend, data_dir: str, count: int):
@@ -173,7 +175,7 @@ def worker(framework: str, case: str, data_dir: str, n_batches: int) -> None:
         workload.load_clients(data_dir)
     params, _ = workload.init_model_fn(backend.initial_rng(0))
     batches, batch_size = _batches(workload, name, backend, data_dir, n_batches)
-    step = (_jax_setup if framework == 'jax' else _torch_setup)(workload, params)
+    step, params = (_jax_setup if framework == 'jax' else _torch_setup)(workload, params)
     flops = workload.flops_per_example() * batch_size
     if name == 'lm_slm':
         from workloads.lm_slm import teacher as teacher_lib

@@ -94,7 +94,8 @@ def decide(device: torch.device) -> Tuple[bool, str]:
 
 def inside_functorch_transform() -> bool:
     """True inside ``torch.func.vmap``/``grad``/..., where dynamo runs code eager."""
-    return torch._C._functorch.peek_interpreter_stack() is not None
+    peek = getattr(getattr(torch._C, '_functorch', None), 'peek_interpreter_stack', None)
+    return peek is not None and peek() is not None
 
 
 def _use_private_inductor_cache() -> None:
