@@ -105,7 +105,7 @@ def test_compiled_training_gives_the_eager_loss_and_gradients(monkeypatch):
             for name, grad in grads.items():
                 torch.testing.assert_close(grad, eager_grads[name], rtol=1e-4, atol=1e-6)
     assert [r['torch_compile'] for r in _logged(compiled)] == ['on']
-    assert [r['torch_compile'] for r in _logged(eager)] == ['off']
+    assert _logged(eager) == []  # eager says nothing
 
 
 def test_evaluation_runs_eager_and_params_stay_the_eager_module(monkeypatch):

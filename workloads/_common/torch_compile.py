@@ -36,12 +36,13 @@ submissions' ``vmap(grad(...))``) the model runs eager: dynamo does not
 compile under an active functorch transform; such a submission compiles its
 transformed function itself, as a JAX submission jits its own.
 
-Every workload's first training call writes one line to the trial log
-(through the workload's metrics logger; a warning without one), e.g.
-``step:0 torch_compile:off reason:'auto: eager on the CPU ...'``. If
-compiling fails, the call is run eager, the workload stays eager, and the
-reason is logged: ``torch_compile:fallback reason:'BackendCompilerFailed: ...'``
-(also a warning). ``grep torch_compile trial.log`` shows both.
+A compiling workload's first training call writes one line to the trial log
+(through the workload's metrics logger), ``step:0 torch_compile:on
+reason:'auto: compiled on a GPU'``; an eager one writes nothing. If compiling
+fails, the call is run eager, the workload stays eager, and the reason is
+logged and warned (``RuntimeWarning``): ``torch_compile:fallback
+reason:'BackendCompilerFailed (RuntimeError): ...'``. ``grep torch_compile
+trial.log`` shows both.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ class Compiler:
 
     One per workload. ``compiler(fn, *args, **kwargs)`` is ``fn(*args, **kwargs)``,
     compiled on the first call for each ``fn`` when ``enabled``. ``report(record,
-    calls)`` receives the log records (the decision at the first call, a fallback);
+    calls)`` receives the log records ('on' at the first call, a fallback);
     ``calls`` is the number of earlier calls, the step of a submission that trains
     with one forward pass per step. A fallback is also a ``RuntimeWarning``. ``backend`` and ``mode`` go to ``torch.compile``
     (tests use the fast ``'eager'`` backend or one that fails on purpose).
@@ -156,9 +157,8 @@ class Compiler:
         return cls(*decide(device), report=report, backend=BACKEND)
 
     def __call__(self, fn: Callable, *args, **kwargs):
-        if self._calls == 0:
-            self._report({'torch_compile': 'on' if self.enabled else 'off',
-                          'reason': repr(self.reason)}, 0)
+        if self._calls == 0 and self.enabled:
+            self._report({'torch_compile': 'on', 'reason': repr(self.reason)}, 0)
         self._calls += 1
         if not self.enabled or hasattr(fn, '_orig_mod'):  # off, or compiled by the submission
             return fn(*args, **kwargs)
