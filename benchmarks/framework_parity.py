@@ -49,6 +49,9 @@ FRAMEWORKS = ('jax', 'pytorch')
 GPU_PEAK_BF16 = (('H100 PCIe', 756e12), ('H100', 989e12), ('H200', 989e12), ('A100', 312e12))
 LEARNING_RATE = 1e-3
 MARK = '@@ '  # Prefix of the worker's protocol lines (anything else on stdout is ignored).
+# Environment that changes the numbers; printed with the command when set.
+ENV_SHOWN = ('OMP_WAIT_POLICY', 'OMP_NUM_THREADS', 'XLA_FLAGS', 'TORCHINDUCTOR_CACHE_DIR',
+             'CUDA_VISIBLE_DEVICES')
 
 
 # ---- the worker: one framework, one case ---------------------------------------------------
@@ -349,7 +352,8 @@ def main() -> None:
         return worker(args.worker, args.case, str(paths.resolve_data_dir(args.data_dir)),
                       args.batches)
     cases = args.cases or (GPU_CASES if args.gpu else CPU_CASES)
-    print('command: python benchmarks/framework_parity.py ' + shlex.join(sys.argv[1:]))
+    env = ''.join(f'{k}={shlex.quote(os.environ[k])} ' for k in ENV_SHOWN if os.environ.get(k))
+    print(f'command: {env}python benchmarks/framework_parity.py {shlex.join(sys.argv[1:])}')
     print(f'machine: {_cpu_model()}, {os.cpu_count()} cores, python {platform.python_version()}')
     load_before = os.getloadavg()[0]
     results = [run_case(case, args) for case in cases]

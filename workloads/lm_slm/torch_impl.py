@@ -11,7 +11,6 @@ from typing import Any, Dict, Tuple
 import numpy as np
 import torch
 
-from harness import spec
 from workloads._common import torch_compile, torch_utils
 from workloads.lm import torch_impl as lm_torch
 from workloads.lm import workload as lm
