@@ -8,6 +8,8 @@ same wrapper, graph capture and AOTAutograd without generating C++.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -84,6 +86,26 @@ def test_a_bad_setting_fails_at_init_with_the_valid_values(monkeypatch):
     monkeypatch.setenv(torch_compile.ENV_VAR, 'yes')
     with pytest.raises(spec.UserInputError, match=r"TIMETRIAL_TORCH_COMPILE='yes'.*auto, on, off"):
         SmallLm('tiny', SMALL).init_model_fn(np.array([0, 1], np.uint32))
+
+
+def test_each_process_compiles_cold_unless_the_user_chose_a_cache(monkeypatch, tmp_path):
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    monkeypatch.setattr('atexit.register', lambda *args: None)  # tmp_path cleans up
+    monkeypatch.setattr('tempfile.tempdir', str(tmp_path))
+    for before in (None, default_cache_dir()):  # unset, or torch's own default
+        if before is None:
+            monkeypatch.delenv('TORCHINDUCTOR_CACHE_DIR', raising=False)
+        else:
+            monkeypatch.setenv('TORCHINDUCTOR_CACHE_DIR', before)
+        torch_compile._use_private_inductor_cache()
+        folder = os.environ['TORCHINDUCTOR_CACHE_DIR']
+        assert folder.startswith(str(tmp_path / 'timetrial-inductor-'))
+        torch_compile._use_private_inductor_cache()  # once per process
+        assert os.environ['TORCHINDUCTOR_CACHE_DIR'] == folder
+    monkeypatch.setenv('TORCHINDUCTOR_CACHE_DIR', str(tmp_path / 'warm'))
+    torch_compile._use_private_inductor_cache()
+    assert os.environ['TORCHINDUCTOR_CACHE_DIR'] == str(tmp_path / 'warm')
 
 
 # ---- compiled = eager ------------------------------------------------------------------

@@ -3,26 +3,28 @@
 The setting is the environment variable ``TIMETRIAL_TORCH_COMPILE``, read when
 a workload builds its model (``init_model_fn``):
 
-- ``auto`` (the default): compiled on GPUs, eager on the CPU. On the 2-core
-  reference CPU a cold compile of lm ``tiny`` takes 45-60 s of a 150 s budget
-  and does not earn it back (numbers and the command that measures them: see
-  ``docs/torch_compile.md``); on a GPU a compile costs about what JAX's jit
-  does and the compiled step is what makes the frameworks comparable.
+- ``auto`` (the default): compiled on GPUs, eager on the CPU. On a GPU a
+  compile costs about what JAX's jit does and the compiled step is what makes
+  the frameworks comparable. On the 2-core reference CPU a cold compile of lm
+  ``tiny`` took 6-16 s (far more under load) for a step ~1.4x faster: at
+  best a small gain on a 150 s budget whose target comes at ~50 s, none for
+  ctr (target at ~20 s), and a cost that moves with the machine's load. The
+  numbers and the commands that re-measure them: ``docs/torch_compile.md``.
 - ``on``: compiled on any device; ``off``: eager everywhere.
 
 What runs compiled: a workload's model in TRAIN mode (its forward, and through
-AOTAutograd its backward) and lm_slm's teacher forward, both on the
-submission's clock. Evaluation (off the clock) runs eager: a compile there
-would cost wall time and save nothing that is measured.
+AOTAutograd its backward), lm's training loss, and lm_slm's teacher forward,
+all on the submission's clock. Evaluation (off the clock) runs eager: a
+compile there would cost wall time and save nothing that is measured.
 
 Timing rules, as for ``jax.jit``:
 
 - Compilation happens inside the first call, i.e. inside the submission's
   first ``update_params``: on the clock. Nothing is warmed up beforehand.
-- Each process compiles cold: unless ``TORCHINDUCTOR_CACHE_DIR`` is set, the
-  first compile points inductor's on-disk caches at a fresh temporary folder
-  (removed at exit), so a trial never profits from an earlier trial's
-  compilation (JAX keeps no persistent cache here either).
+- Each process compiles cold: unless ``TORCHINDUCTOR_CACHE_DIR`` names a
+  folder of the user's, the first compile points inductor's on-disk caches at
+  a fresh temporary folder (removed at exit), so a trial never profits from an
+  earlier trial's compilation (JAX keeps no persistent cache here either).
 - ``harness.backends.torch_backend.compile_count`` counts dynamo's compiled
   graphs, so the runner flags recompiles after warm-up as it does for JAX.
 
@@ -100,9 +102,17 @@ def inside_functorch_transform() -> bool:
 
 
 def _use_private_inductor_cache() -> None:
-    """Once per process: inductor's on-disk caches in a fresh folder (a cold compile)."""
-    if os.environ.get(_CACHE_ENV_VAR):
-        return  # set by the user (a warm cache, on purpose) or by an earlier call
+    """Once per process: inductor's on-disk caches in a fresh folder (a cold compile).
+
+    torch itself sets ``TORCHINDUCTOR_CACHE_DIR`` to its default folder when dynamo is
+    imported (building a model on the meta device does that), so only another folder
+    counts as the user's choice.
+    """
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    current = os.environ.get(_CACHE_ENV_VAR)
+    if current and os.path.abspath(current) != os.path.abspath(default_cache_dir()):
+        return  # the user's folder (a warm cache, on purpose), or ours from an earlier call
     folder = tempfile.mkdtemp(prefix='timetrial-inductor-')
     os.environ[_CACHE_ENV_VAR] = folder
     atexit.register(shutil.rmtree, folder, True)
@@ -132,8 +142,9 @@ class Compiler:
     compiled on the first call for each ``fn`` when ``enabled``. ``report(record,
     calls)`` receives the log records ('on' at the first call, a fallback);
     ``calls`` is the number of earlier calls, the step of a submission that trains
-    with one forward pass per step. A fallback is also a ``RuntimeWarning``. ``backend`` and ``mode`` go to ``torch.compile``
-    (tests use the fast ``'eager'`` backend or one that fails on purpose).
+    with one forward pass per step. A fallback is also a ``RuntimeWarning``.
+    ``backend`` and ``mode`` go to ``torch.compile`` (tests use dynamo's fast
+    ``'aot_eager'`` backend, or one that fails on purpose).
     """
 
     def __init__(
