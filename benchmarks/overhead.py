@@ -3,8 +3,10 @@
 For `lm` at `tiny` size, in one process per framework, interleaving blocks of
 steps of the two so that machine noise hits both alike:
 
-- bare:    the same model (the workload's model_fn/loss_fn), the same AdamW,
-           the same batches, in a plain jitted (JAX) / eager (PyTorch) loop;
+- bare:    the same model (the workload's model_fn/loss_fn), the same AdamW
+           (PyTorch: fused, as the baseline's), the same batches, in a plain loop:
+           jitted (JAX); PyTorch's model_fn compiled or eager as
+           ``--torch-compile`` says (default on), in both loops alike;
 - bare_synced: the bare loop waiting for the device after every step, as the
            timing rules make the harness do before each clock read;
 - harness: TrialRunner.train_one_step with the `adamw` submission: RNG folding,
@@ -20,11 +22,13 @@ gives up), tokens/s, and achieved FLOP/s (flops_per_example × examples/s,
 ≈ 6·params·tokens) against a matmul peak measured here.
 
     python benchmarks/overhead.py [--framework jax|pytorch|both] [--block 10] [--rounds 7]
+        [--torch-compile on|off|auto]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -125,7 +129,7 @@ def bare_loop_torch(workload, data_dir, batch_size, seed):
     batches = workload._build_input_queue(backend.initial_rng(seed + 1), 'train', data_dir,
                                           batch_size)
     opt = torch.optim.AdamW(model.parameters(), lr=HPARAMS['learning_rate'], betas=(0.9, 0.99),
-                            eps=1e-8, weight_decay=0.05)
+                            eps=1e-8, weight_decay=0.05, fused=True)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: warmup_cosine_factor(s, workload.step_hint, 0.05))
 
@@ -209,13 +213,17 @@ def main() -> None:
     parser.add_argument('--framework', default='both', choices=('jax', 'pytorch', 'both'))
     parser.add_argument('--block', type=int, default=10, help='steps per interleaved block')
     parser.add_argument('--rounds', type=int, default=7, help='blocks of each kind')
+    parser.add_argument('--torch-compile', default='on', choices=('on', 'off', 'auto'),
+                        help='TIMETRIAL_TORCH_COMPILE for both PyTorch loops (default on)')
     parser.add_argument('--data-dir')
     args = parser.parse_args()
+    os.environ['TIMETRIAL_TORCH_COMPILE'] = args.torch_compile
     data_dir = str(paths.resolve_data_dir(args.data_dir))
     frameworks = ('jax', 'pytorch') if args.framework == 'both' else (args.framework,)
     for fw in frameworks:
         r = measure(fw, args.block, args.rounds, data_dir)
-        print(f"framework:{r['framework']} params:{r['params']} batch:{r['batch_size']} "
+        compiled = f' torch_compile:{args.torch_compile}' if fw == 'pytorch' else ''
+        print(f"framework:{r['framework']}{compiled} params:{r['params']} batch:{r['batch_size']} "
               f"bare_step_ms:{r['bare_step_ms']:.2f} harness_step_ms:{r['harness_step_ms']:.2f} "
               f"throughput_ratio:{r['throughput_ratio']:.3f} "
               f"ratio_vs_synced_bare:{r['ratio_vs_synced_bare']:.3f} tokens_per_s:{r['tokens_per_s']:.0f} "

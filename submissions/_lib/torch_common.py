@@ -49,9 +49,11 @@ def adam_optimizer(model, hyperparameters, optimizer: str) -> torch.optim.Optimi
     ``torch_nadamw.NAdamW`` matches optax.nadamw.
     """
     cls = {'adamw': torch.optim.AdamW, 'nadamw': NAdamW}[optimizer]
+    # fused AdamW: one kernel for the whole update (CPU and CUDA), as optax's jitted one is.
+    fused = {'fused': True} if cls is torch.optim.AdamW else {}
     return cls(model.parameters(), lr=hyperparameters.learning_rate,
                betas=(1.0 - hyperparameters.one_minus_beta1, hyperparameters.beta2),
-               eps=common.ADAM_EPS, weight_decay=hyperparameters.weight_decay)
+               eps=common.ADAM_EPS, weight_decay=hyperparameters.weight_decay, **fused)
 
 
 def make_init_optimizer_state(build_optimizer: BuildOptimizer):

@@ -8,6 +8,7 @@ initialization loads into both frameworks unchanged.
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Dict, Optional
 
 import numpy as np
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness import spec
-from workloads._common import torch_utils
+from workloads._common import torch_compile, torch_utils
 from workloads._common.batches import MappedBatches
 from workloads._common.rng import rng_to_seed
 from workloads.ctr.model import ModelConfig, init_weights, param_type
@@ -131,6 +132,7 @@ class CtrTorchWorkload(CtrWorkload):
         named = dict(model.named_parameters())
         self._param_shapes = {k: spec.ShapeTuple(p.shape) for k, p in named.items()}
         self._param_types = {k: param_type(k) for k in named}
+        torch_compile.compiler_of(self)  # Reads the setting now: a bad value fails before training.
         return model, None
 
     def model_fn(
@@ -146,9 +148,11 @@ class CtrTorchWorkload(CtrWorkload):
         del rng, update_batch_norm
         train = mode == spec.ForwardPassMode.TRAIN
         params.train(train)
+        # Training runs compiled when the setting says so (workloads/_common/torch_compile.py).
+        forward = functools.partial(torch_compile.compiler_of(self), params) if train else params
         context = contextlib.nullcontext() if train else torch.no_grad()
         with context:
-            logits = params(
+            logits = forward(
                 augmented_and_preprocessed_input_batch['inputs'],
                 dropout_rate=float(dropout_rate or 0.0),
             )

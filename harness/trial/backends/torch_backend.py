@@ -8,6 +8,7 @@ device is ``cuda:LOCAL_RANK`` and the collectives of ``agree_max`` /
 from __future__ import annotations
 
 import copy
+import sys
 from typing import Any, Optional, Tuple
 
 import numpy as np
@@ -86,8 +87,12 @@ class TorchBackend(SingleProcess):
             _rng_array(*b, 2**31 - 1, 2)
 
     def compile_count(self) -> int:
-        """Eager PyTorch does not compile; torch.compile recompiles are not counted."""
-        return 0
+        """Graphs torch.compile (dynamo) compiled so far in this process (0 when eager).
+
+        The runner flags the ones compiled inside steps after warm-up, as it does
+        for JAX's XLA compilations.
+        """
+        return _dynamo_graphs()
 
     def sync(self, *trees) -> None:
         if self.device.type == 'cuda':
@@ -150,6 +155,22 @@ class TorchBackend(SingleProcess):
         if self.device.type == 'cuda':
             return f'{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}{ddp}'
         return f'cpu ({torch.get_num_threads()} threads){ddp}'
+
+
+_GRAPHS = {'seen': 0, 'total': 0}
+
+
+def _dynamo_graphs() -> int:
+    """dynamo's count of compiled graphs, kept monotonic across ``counters.clear()``."""
+    if 'torch._dynamo' not in sys.modules:
+        return _GRAPHS['total']  # Nothing was compiled: do not import dynamo for it.
+    from torch._dynamo.utils import counters
+
+    now = int(counters['stats']['unique_graphs'])
+    seen = _GRAPHS['seen']
+    _GRAPHS['total'] += now - seen if now >= seen else now  # Cleared since: all of it is new.
+    _GRAPHS['seen'] = now
+    return _GRAPHS['total']
 
 
 def _unwrap(module):

@@ -32,14 +32,16 @@ def nesterov(
     params, lr: float, beta1: float = 0.9, weight_decay: float = 0.0
 ) -> torch.optim.Optimizer:
     raise_for_problems('nesterov', dict(lr=lr, beta1=beta1, weight_decay=weight_decay))
-    return torch.optim.SGD(params, lr=lr, momentum=beta1, weight_decay=weight_decay, nesterov=True)
+    return torch.optim.SGD(params, lr=lr, momentum=beta1, weight_decay=weight_decay, nesterov=True,
+                           fused=True)
 
 
 def momentum(
     params, lr: float, beta1: float = 0.9, weight_decay: float = 0.0
 ) -> torch.optim.Optimizer:
     raise_for_problems('momentum', dict(lr=lr, beta1=beta1, weight_decay=weight_decay))
-    return torch.optim.SGD(params, lr=lr, momentum=beta1, weight_decay=weight_decay, nesterov=False)
+    return torch.optim.SGD(params, lr=lr, momentum=beta1, weight_decay=weight_decay, nesterov=False,
+                           fused=True)
 
 
 def lamb(
