@@ -31,6 +31,7 @@ from scoring.noise_floor import find_noise_floors
 from scoring.score_report import ScoreReport
 from scoring.speedup import compare, resolve_reference, summary_sentence
 from scoring.time_to_target import (
+    applicability,
     apply_rules,
     check_time_col,
     scored_workloads,
@@ -129,6 +130,14 @@ def _notes(
             'Variants without their base workload in the data are scored as '
             f'workloads of their own: {", ".join(orphans)}.'
         )
+    kinds = trials.groupby('kind')['workload_id'].agg(lambda w: sorted(set(w)))
+    if len(kinds) > 1:
+        notes.append(
+            'Two tracks: ' + '; '.join(f'{kind} ({", ".join(wls)})' for kind, wls in kinds.items())
+            + '. A submission trains the workloads of its own contract, so each entrant\'s '
+            'ratios, profile and score count its own track\'s workloads; entrants of '
+            'different tracks are not compared.'
+        )
     rulesets = sorted(set(trials['ruleset']))
     if len(rulesets) > 1:
         notes.append(
@@ -209,7 +218,8 @@ def compute(
     scored = scored_workloads(trials)
     studies = study_times(trials, time_col)
     times = workload_times(studies)
-    wide = wide_times(times, entrants, workloads)
+    applicable = applicability(trials, entrants, workloads)
+    wide = wide_times(times, entrants, workloads, applicable)
     ruled = apply_rules(wide, variants, r_max)[scored]
     ratios = performance_ratios(ruled, r_max)
     score = exact_scores(ratios, r_max)
@@ -217,7 +227,8 @@ def compute(
     score_ci = time_ci = None
     if bootstrap_samples:
         score_ci, time_ci = bootstrap(
-            studies, entrants, workloads, variants, scored, r_max, bootstrap_samples, seed
+            studies, entrants, workloads, variants, scored, r_max, bootstrap_samples, seed,
+            applicable=applicable,
         )
     scores = pd.DataFrame({'entrant': entrants, 'score': score.reindex(entrants).to_numpy()})
     if score_ci is not None:
@@ -230,7 +241,9 @@ def compute(
         n_trials_reached=('reached', 'sum'),
     )
     scores = scores.join(per_entrant, on='entrant')
-    scores['n_workloads_scored'] = len(scored)
+    # An entrant's workloads are those of its track (its contract's).
+    scores['n_workloads_scored'] = [int(wide.loc[e, scored].notna().sum())
+                                    for e in scores['entrant']]
     scores['n_workloads_reached'] = [
         int(np.isfinite(wide.loc[e, scored]).sum()) for e in scores['entrant']
     ]

@@ -23,7 +23,7 @@ far B moves when the studies are redrawn, around the estimate users read.
 
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Optional, Dict, List, Tuple
 
 import numpy as np
 import pandas as pd
@@ -42,6 +42,7 @@ def bootstrap(
     samples: int,
     seed: int = 0,
     confidence: float = 0.95,
+    applicable: Optional[np.ndarray] = None,
 ) -> Tuple[pd.DataFrame, pd.DataFrame]:
     """(score intervals per entrant, time intervals per entrant and workload).
 
@@ -60,6 +61,9 @@ def bootstrap(
         draws = rng.integers(0, len(times), size=(samples, len(times)))
         cube[:, e_index[entrant], w_index[workload]] = np.median(times[draws], axis=1)
         point_times[e_index[entrant], w_index[workload]] = np.median(times)
+    if applicable is not None:  # another track's workload: not applicable, not ∞
+        cube[:, ~applicable] = np.nan
+        point_times[~applicable] = np.nan
     lo_q, hi_q = (1.0 - confidence) / 2.0, 1.0 - (1.0 - confidence) / 2.0
     t_lo, t_hi = np.quantile(cube, [lo_q, hi_q], axis=0, method='inverted_cdf')
     time_ci = pd.DataFrame(

@@ -23,6 +23,10 @@ workload_id                 ``<workload>[-<variant>]``, plus ``@<size>`` when th
                             workload appears in more than one size
 base_id                     workload_id of the base workload (itself for a base)
 ruleset                     ``external`` or ``self``
+kind                        the contract: ``centralized`` or ``federated`` (trial.json;
+                            older trials: centralized). Entrants and workloads of one
+                            contract form a track; a workload of another track is not
+                            applicable to an entrant (NaN in the ratios), not "not reached".
 study, trial, seed          ints from trial.json
 hparams                     mapping (None under self-tuning)
 target_metric/value/mode    the validation target (mode ``min`` or ``max``)
@@ -116,6 +120,7 @@ TRIAL_COLUMNS = (
     'workload_id',
     'base_id',
     'ruleset',
+    'kind',
     'study',
     'trial',
     'seed',

@@ -1,7 +1,9 @@
 """Performance ratios, performance profiles and the benchmark score, computed exactly.
 
 r(s, w) = t(s, w) / min_s' t(s', w); ratios above r_max become ∞ (a workload no
-entrant reaches has ∞ for everyone). ρ_s(τ) = #{w : r(s, w) ≤ τ} / |W| is a right-
+entrant reaches has ∞ for everyone). W is the entrant's track: the workloads of its
+contract (centralized or federated); those of the other track are NaN, in no minimum,
+no count and no score. ρ_s(τ) = #{w : r(s, w) ≤ τ} / |W| is a right-
 continuous step function of τ, so its integral has a closed form:
 
     ∫_1^{r_max} 1[r ≤ τ] dτ = max(0, r_max − r)        for r ≥ 1,
@@ -18,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from scoring.time_to_target import _nanmin
+
 
 def performance_ratios(times: pd.DataFrame, r_max: float) -> pd.DataFrame:
     """entrants x workloads: t / (column minimum); above r_max, ∞ or NaN become ∞."""
@@ -27,11 +31,20 @@ def performance_ratios(times: pd.DataFrame, r_max: float) -> pd.DataFrame:
 
 
 def _ratios(values: np.ndarray, r_max: float) -> np.ndarray:
-    """Works on [..., entrant, workload] arrays (the bootstrap passes 3-D ones)."""
-    best = values.min(axis=-2, keepdims=True)
+    """Works on [..., entrant, workload] arrays (the bootstrap passes 3-D ones).
+
+    NaN (a workload of another track) stays NaN and is not in the column's minimum.
+    """
+    best = _nanmin(values, axis=-2)
     with np.errstate(invalid='ignore', divide='ignore'):
         ratios = values / best
-    return np.where(np.isfinite(ratios) & (ratios <= r_max), ratios, np.inf)
+    ratios = np.where(np.isfinite(ratios) & (ratios <= r_max), ratios, np.inf)
+    return np.where(np.isnan(values), np.nan, ratios)
+
+
+def _applicable_count(ratios: np.ndarray) -> np.ndarray:
+    """|W| per entrant: its track's workloads (the non-NaN ones)."""
+    return (~np.isnan(ratios)).sum(axis=-1)
 
 
 def exact_scores(ratios: pd.DataFrame, r_max: float) -> pd.Series:
@@ -42,18 +55,17 @@ def exact_scores(ratios: pd.DataFrame, r_max: float) -> pd.Series:
 
 
 def _scores(ratios: np.ndarray, r_max: float) -> np.ndarray:
-    n_workloads = ratios.shape[-1]
-    if n_workloads == 0:
-        return np.zeros(ratios.shape[:-1])
-    with np.errstate(invalid='ignore'):
+    n_workloads = _applicable_count(ratios)
+    with np.errstate(invalid='ignore', divide='ignore'):
         area = np.where(np.isfinite(ratios), np.clip(r_max - ratios, 0.0, r_max - 1.0), 0.0)
-    return area.sum(axis=-1) / (n_workloads * (r_max - 1.0))
+        scores = area.sum(axis=-1) / (n_workloads * (r_max - 1.0))
+    return np.where(n_workloads > 0, scores, 0.0)
 
 
 def rho(ratios: pd.DataFrame, taus: np.ndarray) -> pd.DataFrame:
     """ρ_s(τ) at the given τ values: entrants x taus."""
     r = ratios.to_numpy(dtype=np.float64)
-    n_workloads = max(r.shape[1], 1)
+    n_workloads = np.maximum(_applicable_count(r), 1)[:, None]
     values = (r[:, :, None] <= np.asarray(taus)[None, None, :]).sum(axis=1) / n_workloads
     return pd.DataFrame(values, index=ratios.index, columns=np.asarray(taus))
 
@@ -65,9 +77,10 @@ def profile_steps(ratios: pd.DataFrame, r_max: float) -> pd.DataFrame:
     ρ holds from that τ to the next (draw with ``drawstyle='steps-post'``).
     """
     rows = []
-    n_workloads = max(ratios.shape[1], 1)
     for entrant, r in ratios.iterrows():
-        finite = np.sort(r.to_numpy(dtype=np.float64)[np.isfinite(r.to_numpy())])
+        values = r.to_numpy(dtype=np.float64)
+        n_workloads = max(int((~np.isnan(values)).sum()), 1)
+        finite = np.sort(values[np.isfinite(values)])
         taus = np.unique(np.concatenate([[1.0], finite[finite > 1.0], [r_max]]))
         for tau in taus:
             rows.append((entrant, float(tau), float((finite <= tau).sum() / n_workloads)))

@@ -23,7 +23,7 @@ workload is absent is scored as a workload of its own (and said so in the report
 
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Optional, Dict, List
 
 import numpy as np
 import pandas as pd
@@ -126,10 +126,28 @@ def scored_workloads(trials: pd.DataFrame) -> List[str]:
     return sorted(w for w in set(trials['workload_id']) if w not in with_base)
 
 
-def wide_times(times: pd.DataFrame, entrants: List[str], workloads: List[str]) -> pd.DataFrame:
-    """entrants x workloads of the median times; a workload an entrant never ran is ∞."""
+def wide_times(times: pd.DataFrame, entrants: List[str], workloads: List[str],
+               applicable: Optional[np.ndarray] = None) -> pd.DataFrame:
+    """entrants x workloads of the median times; a workload an entrant never ran is ∞, one
+    of another track (``applicable`` False: another contract) is NaN."""
     wide = times.pivot(index='entrant', columns='workload_id', values='time')
-    return wide.reindex(index=entrants, columns=workloads).fillna(np.inf).astype(np.float64)
+    wide = wide.reindex(index=entrants, columns=workloads).fillna(np.inf).astype(np.float64)
+    if applicable is not None:
+        wide = wide.where(applicable, np.nan)
+    return wide
+
+
+def applicability(trials: pd.DataFrame, entrants: List[str], workloads: List[str]) -> np.ndarray:
+    """entrants x workloads: True where the entrant and the workload share a contract.
+
+    A suite may hold federated and centralized workloads and submissions; each submission
+    trains the workloads of its own contract, so the two form separate tracks, scored side
+    by side (a federated entrant's profile counts the federated workloads only).
+    """
+    entrant_kind = trials.groupby('entrant')['kind'].first()
+    workload_kind = trials.groupby('workload_id')['kind'].first()
+    return (entrant_kind.reindex(entrants).to_numpy()[:, None]
+            == workload_kind.reindex(workloads).to_numpy()[None, :])
 
 
 def apply_rules(wide: pd.DataFrame, variants: Dict[str, str], r_max: float) -> pd.DataFrame:
@@ -146,5 +164,14 @@ def apply_rules(wide: pd.DataFrame, variants: Dict[str, str], r_max: float) -> p
 
 def _cutoff(values: np.ndarray, r_max: float) -> np.ndarray:
     """Times above r_max x the column's minimum become ∞ (works on [..., entrant, wl])."""
-    best = values.min(axis=-2, keepdims=True)
-    return np.where(values > r_max * best, np.inf, values)
+    with np.errstate(invalid='ignore'):
+        best = _nanmin(values, axis=-2)
+        return np.where(values > r_max * best, np.inf, values)
+
+
+def _nanmin(values: np.ndarray, axis: int) -> np.ndarray:
+    """The minimum over ``axis`` ignoring NaN (not applicable); NaN where all are NaN."""
+    filled = np.where(np.isnan(values), np.inf, values)
+    best = filled.min(axis=axis, keepdims=True)
+    all_nan = np.isnan(values).all(axis=axis, keepdims=True)
+    return np.where(all_nan, np.nan, best)

@@ -244,6 +244,7 @@ def _read_trial(
         'variant': cfg['variant'] or None,
         'size': cfg['size'],
         'ruleset': cfg['ruleset'],
+        'kind': cfg.get('kind') or 'centralized',
         'study': cfg['study'],
         'trial': cfg['trial'],
         'seed': cfg['seed'],

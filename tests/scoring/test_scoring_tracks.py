@@ -1,0 +1,67 @@
+"""A suite may hold federated and centralized workloads: each contract is a track, and an
+entrant is scored on its own track's workloads only (a workload of the other track is not
+applicable to it, which is not the same as not reaching it)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from scoring.api import score
+from scoring.synthetic import write_trial
+
+
+def _trial(root, sub, workload, study, reach_s, kind='centralized'):
+    d = root / 'exp' / sub / f'{workload}_jax' / f'study_{study}' / 'trial_0'
+    write_trial(d, config={
+        'workload': workload, 'variant': None, 'size': 'tiny', 'framework': 'jax',
+        'submission': sub, 'ruleset': 'external', 'study': study, 'trial': 0,
+        'hparams': {'learning_rate': 0.1}, 'seed': study, 'kind': kind,
+        'target': {'metric': 'validation/loss', 'value': 1.0, 'mode': 'min'}},
+        evals=[{'step': 10, 'submission_time_s': reach_s, 'wall_time_s': reach_s,
+                'eval_time_s': 1.0, 'examples_seen': 10, 'validation/loss': 0.9}],
+        result={'status': 'reached', 'time_to_target_s': reach_s, 'steps_to_target': 10,
+                'examples_to_target': 10, 'final_step': 10, 'submission_time_s': reach_s,
+                'error': None})
+
+
+@pytest.fixture
+def report(tmp_path):
+    for s in range(2):
+        _trial(tmp_path, 'adamw', 'lm', s, 10.0)
+        _trial(tmp_path, 'nadamw', 'lm', s, 20.0)
+        _trial(tmp_path, 'adamw', 'ctr', s, 8.0)
+        _trial(tmp_path, 'nadamw', 'ctr', s, 4.0)
+        _trial(tmp_path, 'fedavg', 'federated_shakespeare', s, 100.0, 'federated')
+        _trial(tmp_path, 'fedbuff', 'federated_shakespeare', s, 50.0, 'federated')
+    return score(tmp_path, reference='adamw', bootstrap_samples=50)
+
+
+def test_another_tracks_workload_is_not_applicable_not_unreached(report):
+    r = report.ratios
+    assert math.isnan(r.loc['adamw', 'federated_shakespeare'])
+    assert math.isnan(r.loc['fedbuff', 'lm'])
+    # The minimum of a column is taken over its own track's entrants.
+    assert r.loc['fedbuff', 'federated_shakespeare'] == 1.0
+    assert r.loc['fedavg', 'federated_shakespeare'] == 2.0
+    assert r.loc['nadamw', 'lm'] == 2.0 and r.loc['nadamw', 'ctr'] == 1.0
+
+
+def test_scores_and_counts_are_per_track(report):
+    s = report.scores.set_index('entrant')
+    # fedbuff is fastest on every workload of its track: B = 1 (not 1/3).
+    assert s.loc['fedbuff', 'score'] == pytest.approx(1.0)
+    assert s.loc['fedavg', 'score'] == pytest.approx((4 - 2) / 3)
+    # adamw: ratios 1 (lm) and 2 (ctr) over its 2 workloads.
+    assert s.loc['adamw', 'score'] == pytest.approx(((4 - 1) + (4 - 2)) / (2 * 3))
+    assert (s.loc['fedbuff', 'n_workloads_scored'], s.loc['adamw', 'n_workloads_scored']) == (1, 2)
+    profile = report.profile[report.profile['entrant'] == 'fedbuff']
+    assert profile['rho'].max() == 1.0
+
+
+def test_the_report_says_there_are_two_tracks_and_does_not_compare_across(report):
+    assert any(n.startswith('Two tracks: centralized (ctr, lm); federated '
+                            '(federated_shakespeare)') for n in report.notes)
+    summary = report.speedup_summary.set_index('entrant')
+    assert summary.loc['fedavg', 'vs_reference'] == 'not comparable'
