@@ -2,7 +2,7 @@
 
 Files: performance_profile.png/.svg, curves_<workload>.png (one per workload,
 variants included), time_to_target.csv/.md, scores.csv, speedups.csv, and, when
-their data exist, ctr.csv and teacher.csv; then report.html with all of them
+their data exist, ctr.csv, teacher.csv and federated.csv; then report.html with all of them
 embedded. Existing files of these names are overwritten; nothing else is touched.
 """
 
@@ -16,6 +16,7 @@ import numpy as np
 from harness.errors import UserInputError
 from scoring import plots, tables
 from scoring import report as report_mod
+from scoring.federated import federated_table
 from scoring.score_report import ScoreReport
 
 
@@ -90,6 +91,9 @@ def write_outputs(rep: ScoreReport, out_dir: Path) -> Dict[str, Path]:
         paths['ctr.csv'] = tables.write_csv(rep.ctr, out_dir / 'ctr.csv')
     if rep.teacher is not None:
         paths['teacher.csv'] = tables.write_csv(rep.teacher, out_dir / 'teacher.csv')
+    federated = federated_table(rep.trials)
+    if federated is not None:
+        paths['federated.csv'] = tables.write_csv(federated, out_dir / 'federated.csv')
     html_path = out_dir / 'report.html'
     html_path.write_text(report_mod.render(rep, png, curves), encoding='utf-8')
     paths['report.html'] = html_path

@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import pandas as pd
 
+from scoring.federated import federated_section
 from scoring.salt import salt_section
 from scoring import tables
 from scoring.score_report import ScoreReport
@@ -149,6 +150,8 @@ def report_contents(rep: ScoreReport) -> Dict[str, List[str]]:
         ids.append('table-teacher')
     if salt_section(rep.trials, None, rep.evals):
         ids.append('table-salt')
+    if federated_section(rep.trials):
+        ids.append('table-federated')
     if _hardware_view(rep) is not None:
         ids.append('table-hardware')
     alts = ['performance profile'] + [
@@ -242,6 +245,9 @@ def render(rep: ScoreReport, profile_png: Path, curves: Dict[str, Path]) -> str:
     salt_html = salt_section(rep.trials, None, rep.evals)
     if salt_html:
         parts.append(salt_html)
+    federated_html = federated_section(rep.trials)
+    if federated_html:
+        parts.append(federated_html)
     hardware = _hardware_view(rep)
     if hardware is not None:
         parts += ['<h2 id="hardware">Hardware</h2>', _table(hardware, 'table-hardware')]
