@@ -150,13 +150,26 @@ LATENCY_CONFIGS: Dict[Optional[str], Dict[str, Any]] = {
     },
 }
 
-# (size, variant) -> target and budget on the simulated clock. The tiny target
-# is what fedavg reaches in ~300-400 rounds without stragglers on the 2-core
-# reference CPU (README.md); base targets are a first guess for one GPU.
+# (size, variant) -> target and budget on the simulated clock. One target per size,
+# the same for every latency variant, so a variant's stragglers show as time.
+#
+# tiny: 0.40, what fedavg (defaults) holds at 75% of its 2-day budget. Calibration:
+#   2026-12-06, hardware class cpu-intel-r-xeon-r-2c (2-core Intel Xeon shared with
+#   other jobs, load average 7-12: wall times are rough; simulated times are not
+#   affected), jax 0.10.2, trial seed 0, the work-dependent clock:
+#   PYTHONPATH=. python benchmarks/federated.py --frameworks jax --threads 1 \
+#       --calibrate none heavy_stragglers --seeds 0
+#   accuracy at 25/50/75/90/100% of the budget (best regular evaluation so far):
+#     base variant      0.2975 0.3417 0.4021 0.4221 0.4332 (557 rounds, 1,172 s wall)
+#     heavy_stragglers  0.2986 0.3319 0.3982 0.4231 0.4334 (552 rounds, 1,207 s wall)
+#   target = median at 75%, rounded down to 0.01 = 0.40. LEAF-level accuracy (~0.5)
+#   is out of reach of the 0.12M-parameter model in 2 simulated days.
+# base: 0.52 is NOT calibrated (it needs a GPU: about 1,300 rounds of 13 clients of a
+#   3.2M-parameter model); run the command above with --size base to set it.
 BUDGETS: Dict[tuple, spec.Budget] = {
-    ('tiny', None): spec.Budget(0.32, 2 * DAY_S, HOUR_S, 400),
-    ('tiny', 'no_stragglers'): spec.Budget(0.32, 2 * DAY_S, HOUR_S, 400),
-    ('tiny', 'heavy_stragglers'): spec.Budget(0.32, 2 * DAY_S, HOUR_S, 400),
+    ('tiny', None): spec.Budget(0.40, 2 * DAY_S, HOUR_S, 550),
+    ('tiny', 'no_stragglers'): spec.Budget(0.40, 2 * DAY_S, HOUR_S, 550),
+    ('tiny', 'heavy_stragglers'): spec.Budget(0.40, 2 * DAY_S, HOUR_S, 550),
     ('base', None): spec.Budget(0.52, 4 * DAY_S, 2 * HOUR_S, 1500),
     ('base', 'no_stragglers'): spec.Budget(0.52, 4 * DAY_S, 2 * HOUR_S, 1500),
     ('base', 'heavy_stragglers'): spec.Budget(0.52, 4 * DAY_S, 2 * HOUR_S, 1500),
