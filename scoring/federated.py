@@ -41,6 +41,7 @@ import pandas as pd
 from harness import results
 
 STRAGGLER_GROUP = 'stragglers'
+OUT_SUBDIR = 'scoring'  # where `timetrial score` writes by default
 #: control entrant -> (the entrant it controls, what it switches off)
 CONTROLS: Dict[str, tuple] = {
     'fedavg_distill_control': (
@@ -66,7 +67,10 @@ COLUMNS = (
 
 
 def _federated_result(trial_dir: str) -> Optional[dict]:
-    data = results.read_json(Path(trial_dir) / results.RESULT_JSON)
+    try:
+        data = results.read_json(Path(trial_dir) / results.RESULT_JSON)
+    except (OSError, ValueError):  # unreadable: the loader lists it among skipped files
+        return None
     if not data or data.get('clock') != 'simulated':
         return None
     fed = (data.get('extra') or {}).get('federated') or data.get('federated')
@@ -194,7 +198,6 @@ def federated_section(trials: pd.DataFrame, out_dir=None) -> str:
 
 
 def main(argv=None) -> int:
-    from scoring.cli import DEFAULT_OUT_SUBDIR
     from scoring.load import load_results
 
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -206,7 +209,7 @@ def main(argv=None) -> int:
     if table is None:
         print(f'No federated trials under {args.results_dir}.', file=sys.stderr)
         return 1
-    out = args.out or args.results_dir / DEFAULT_OUT_SUBDIR
+    out = args.out or args.results_dir / OUT_SUBDIR
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / 'federated.csv', index=False)
     print(format_text(table))
