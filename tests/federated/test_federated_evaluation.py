@@ -15,34 +15,36 @@ LOSS = results.Target(metric='validation/loss', value=2.0, mode='min')
 
 
 @pytest.mark.parametrize(
-    'target,value,previous_gap,near,gap',
+    'target,value,first_gap,periods,near,gap',
     [
-        (ACCURACY, 0.30, None, False, 0.20),  # first evaluation: no pace yet
-        (ACCURACY, 0.30, 0.35, True, 0.20),  # closed 0.15: target within 2 periods
-        (ACCURACY, 0.30, 0.25, False, 0.20),  # closed 0.05: 4 periods away
-        (ACCURACY, 0.30, 0.20, False, 0.20),  # no progress
-        (ACCURACY, 0.30, 0.10, False, 0.20),  # worse than before
-        (ACCURACY, 0.496, None, True, 0.004),  # within 1% of the target
-        (ACCURACY, 0.60, 0.1, True, -0.10),  # met
-        (LOSS, 2.6, 1.0, True, 0.6),  # a loss target: the gap is value - target
-        (LOSS, 2.6, 0.8, False, 0.6),  # closed 0.2: 3 periods away
+        (ACCURACY, 0.30, None, 0, False, 0.20),  # first evaluation: no pace yet
+        (ACCURACY, 0.30, 0.50, 1, True, 0.20),  # closed 0.30 in a period: near
+        (ACCURACY, 0.30, 0.50, 2, True, 0.20),  # 0.15 a period on average: 1.3 periods
+        (ACCURACY, 0.30, 0.45, 3, False, 0.20),  # 0.083 a period: 2.4 periods away
+        (ACCURACY, 0.30, 0.50, 4, False, 0.20),  # 0.075 a period: 2.7 periods away
+        (ACCURACY, 0.30, 0.20, 1, False, 0.20),  # no progress
+        (ACCURACY, 0.30, 0.10, 1, False, 0.20),  # worse than at first
+        (ACCURACY, 0.496, None, 0, True, 0.004),  # within 1% of the target
+        (ACCURACY, 0.60, 0.1, 1, True, -0.10),  # met
+        (LOSS, 2.6, 2.0, 2, True, 0.6),  # a loss target: the gap is value - target
+        (LOSS, 2.6, 1.0, 2, False, 0.6),  # 0.2 a period: 3 periods away
     ],
 )
-def test_near_target(target, value, previous_gap, near, gap):
-    got_near, got_gap = near_target(value, previous_gap, target)
+def test_near_target(target, value, first_gap, periods, near, gap):
+    got_near, got_gap = near_target(value, first_gap, periods, target)
     assert got_near is near and got_gap == pytest.approx(gap)
 
 
-def test_a_missing_or_non_finite_value_is_never_near_and_keeps_the_pace():
+def test_a_missing_or_non_finite_value_is_never_near():
     for value in (None, math.nan, math.inf):
-        assert near_target(value, 0.3, ACCURACY) == (False, 0.3)
+        assert near_target(value, 0.3, 1, ACCURACY) == (False, None)
 
 
 def test_near_is_set_by_the_module_constants(monkeypatch):
     monkeypatch.setattr(evaluation, 'NEAR_TARGET_PERIODS', 5.0)
-    assert near_target(0.30, 0.25, ACCURACY)[0]  # 4 periods away at this pace
+    assert near_target(0.30, 0.50, 4, ACCURACY)[0]  # 2.7 periods away at this pace
     monkeypatch.setattr(evaluation, 'NEAR_TARGET_FRACTION', 0.5)
-    assert near_target(0.30, None, ACCURACY)[0]
+    assert near_target(0.30, None, 0, ACCURACY)[0]
 
 
 def test_group_shares():

@@ -21,6 +21,7 @@ from workloads.federated_shakespeare.workload import BUDGETS
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
+@pytest.mark.timeout(7200)  # most of a budget: ~30-60 minutes on a loaded 2-core CPU
 @pytest.mark.parametrize('variant', [None])
 def test_fedavg_reaches_the_tiny_target(tmp_path, variant):
     data_dir = str(resolve_data_dir(os.environ.get('TIMETRIAL_DATA_DIR')))

@@ -14,28 +14,37 @@ from typing import Dict, List, Optional, Tuple
 from harness import results
 
 #: Evaluate after every server update once the target is at most this many
-#: evaluation periods away at the pace of the last period ...
+#: evaluation periods away at the average pace since the first evaluation ...
 NEAR_TARGET_PERIODS = 2.0
 #: ... or within this fraction of the target's value (a plateau just short of it).
 NEAR_TARGET_FRACTION = 0.01
 
 
 def near_target(
-    value: Optional[float], previous_gap: Optional[float], target: results.Target
+    value: Optional[float],
+    first_gap: Optional[float],
+    periods_since_first: int,
+    target: results.Target,
 ) -> Tuple[bool, Optional[float]]:
     """(is a regular evaluation of ``value`` near the target?, its gap to the target).
 
     The gap is how far the value is from meeting the target (negative once met);
-    ``previous_gap`` is the last regular evaluation's. Near: the gap is at most
-    ``NEAR_TARGET_FRACTION`` of the target's magnitude, or the gap closed in the
-    last period and at that pace closes within ``NEAR_TARGET_PERIODS`` periods."""
+    ``first_gap`` is the first regular evaluation's, ``periods_since_first`` the
+    evaluation periods since it. Near: the gap is at most ``NEAR_TARGET_FRACTION``
+    of the target's magnitude, or, at the average pace since the first evaluation
+    (gap closed per period), it closes within ``NEAR_TARGET_PERIODS`` periods. The
+    average pace is steadier than the last period's (evaluations are noisy) and,
+    as training slows, errs towards evaluating early. The runner keeps evaluating
+    after every update once an evaluation was near, until the target is met."""
     if value is None or not math.isfinite(value):
-        return False, previous_gap
+        return False, None
     gap = target.value - value if target.mode == 'max' else value - target.value
     if gap <= NEAR_TARGET_FRACTION * abs(target.value):
         return True, gap
-    progress = previous_gap - gap if previous_gap is not None else 0.0
-    return progress > 0 and gap <= NEAR_TARGET_PERIODS * progress, gap
+    if first_gap is None or periods_since_first < 1:
+        return False, gap
+    pace = (first_gap - gap) / periods_since_first
+    return pace > 0 and gap <= NEAR_TARGET_PERIODS * pace, gap
 
 
 def group_shares(counts: Dict[str, int], groups: List[str]) -> Dict[str, float]:

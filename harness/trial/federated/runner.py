@@ -18,10 +18,10 @@ the end. Evaluation costs no simulated time, so near the target the runner
 evaluates after every server update (``near_target``), and the time to
 target is the simulated time of the first server update whose model meets
 it, not the next regular evaluation. A regular evaluation is *near* when the
-target is at most two evaluation periods away at the pace of the last period,
-or within 1% of the target's value (``harness.trial.federated.evaluation``);
-dense evaluation lasts until the target is met or a later regular evaluation
-is no longer near. ``result.json`` records ``time_to_target_resolution_s``
+target is at most two evaluation periods away at the average pace since the
+first evaluation, or within 1% of the target's value
+(``harness.trial.federated.evaluation``); from then on every server update is
+evaluated until the target is met. ``result.json`` records ``time_to_target_resolution_s``
 (simulated seconds between the last evaluation that missed the target, or the
 start, and the first that met it), ``extra_evals`` (evaluations beyond the
 regular ones) and ``eval_wall_share`` (evaluation's share of the trial's wall
@@ -119,7 +119,8 @@ class _Trial:
         self.first_reach: Optional[Dict[str, Any]] = None
         # Near-target evaluation (restored from the checkpoint).
         self.every_update = False  # near the target: evaluate after every server update
-        self.last_regular_gap: Optional[float] = None
+        self.first_regular_gap: Optional[float] = None
+        self.periods_since_first = 0  # regular evaluations since the first one
         self.last_miss_time_s = 0.0
         self.last_eval_step = -1
         self.extra_evals = 0
@@ -225,7 +226,8 @@ class _Trial:
             'preemptions': self.preemptions,
             'first_reach': self.first_reach,
             'every_update': self.every_update,
-            'last_regular_gap': self.last_regular_gap,
+            'first_regular_gap': self.first_regular_gap,
+            'periods_since_first': self.periods_since_first,
             'last_miss_time_s': self.last_miss_time_s,
             'last_eval_step': self.last_eval_step,
             'extra_evals': self.extra_evals,
@@ -249,7 +251,8 @@ class _Trial:
         self.preemptions = state['preemptions'] + 1
         self.first_reach = state['first_reach']
         self.every_update = state['every_update']
-        self.last_regular_gap = state['last_regular_gap']
+        self.first_regular_gap = state['first_regular_gap']
+        self.periods_since_first = state['periods_since_first']
         self.last_miss_time_s = state['last_miss_time_s']
         self.last_eval_step = state['last_eval_step']
         self.extra_evals = state['extra_evals']
@@ -297,7 +300,7 @@ class _Trial:
         elif self.first_reach is None:
             self.last_miss_time_s = time_s
         if kind == 'regular' and self.first_reach is None:
-            self.every_update = self._is_near(value)
+            self.every_update = self._is_near(value) or self.every_update
         groups = ''.join(
             f' val_accuracy_{g}:{metrics.get(f"validation/accuracy_{g}", float("nan")):.4f}'
             for g in self.groups
@@ -313,7 +316,13 @@ class _Trial:
 
     def _is_near(self, value: Optional[float]) -> bool:
         """Whether a regular evaluation's ``value`` is near the target (module docstring)."""
-        near, self.last_regular_gap = near_target(value, self.last_regular_gap, self.target())
+        if self.first_regular_gap is not None:
+            self.periods_since_first += 1
+        near, gap = near_target(
+            value, self.first_regular_gap, self.periods_since_first, self.target()
+        )
+        if self.first_regular_gap is None:
+            self.first_regular_gap = gap
         return near
 
     def group_shares(self) -> Dict[str, float]:
