@@ -3,6 +3,7 @@
     python benchmarks/federated.py [--frameworks jax pytorch] [--size tiny]
         [--cohorts 1 10 40] [--submission fedavg] [--repeats 5] [--data-dir DIR]
         [--trial fedavg:heavy_stragglers:300] [--threads 1]
+    python benchmarks/federated.py --calibrate [VARIANT ...] [--size tiny] [--seeds 0 1]
 
 For each framework and cohort size C, times ``client_update`` on C clients at
 once (vmapped: ``jax.vmap`` / ``torch.func.vmap``) and, for comparison, C
@@ -10,6 +11,14 @@ calls on one client each; prints medians as greppable ``key:value`` lines and
 the speed-up of vectorizing. ``--trial SUBMISSION:VARIANT:ROUNDS`` also runs
 a trial capped at ROUNDS server updates and prints its wall and compute time
 (the demo-size check: hundreds of rounds of tens of clients on 2 cores).
+
+``--calibrate`` runs ``fedavg`` with its defaults (self-tuning, budget factor 1)
+for the whole budget of each variant (``none`` = the base workload) and seed,
+without stopping at the target, and prints ``validation/accuracy`` at 25, 50,
+75, 90 and 100% of the budget (the best regular evaluation up to there) and the
+target it suggests: the median over runs of the accuracy at 75% of the budget,
+rounded down to 0.01, so FedAvg reaches it late in its budget (the calibration
+recorded next to ``BUDGETS`` in workloads/federated_shakespeare/workload.py).
 Needs the prepared data (``timetrial prepare federated_shakespeare``).
 """
 
@@ -104,6 +113,72 @@ def run_trial(framework: str, spec_text: str, args) -> None:
     )
 
 
+CALIBRATION_FRACTIONS = (0.25, 0.5, 0.75, 0.9, 1.0)
+TARGET_FRACTION = 0.75
+
+
+def calibrate(framework: str, args) -> None:
+    import math
+
+    from harness import results
+    from harness.trial.config import TrialConfig
+    from harness.trial.federated.runner import run_federated_trial
+
+    at_target_fraction = []
+    root = Path(args.results_dir or tempfile.mkdtemp(prefix='fed-calibration-'))
+    for variant in args.calibrate or ['none']:
+        for seed in args.seeds:
+            config = TrialConfig(
+                workload='federated_shakespeare',
+                framework=framework,
+                submission='fedavg',
+                size=args.size,
+                variant=None if variant == 'none' else variant,
+                ruleset='self',
+                seed=seed,
+                results_dir=str(root),
+                experiment='calibration',
+                data_dir=args.data_dir,
+                stop_at_target=False,
+            )
+            start = time.perf_counter()
+            result = run_federated_trial(config)
+            wall = time.perf_counter() - start
+            rows = [
+                r
+                for r in results.read_jsonl(config.trial_dir() / results.EVALS_JSONL)
+                if r.get('eval_kind', 'regular') != 'near_target'
+            ]
+            budget_s = result['budget_s']
+            best = {
+                f: max(
+                    (
+                        r['validation/accuracy']
+                        for r in rows
+                        if r['submission_time_s'] <= f * budget_s
+                    ),
+                    default=float('nan'),
+                )
+                for f in CALIBRATION_FRACTIONS
+            }
+            at_target_fraction.append(best[TARGET_FRACTION])
+            last = rows[-1]
+            print(
+                f'calibration framework:{framework} size:{args.size} variant:{variant} '
+                f'seed:{seed} rounds:{result["final_step"]} wall_s:{wall:.0f} '
+                + ' '.join(f'acc_at_{int(100 * f)}pct:{v:.4f}' for f, v in best.items())
+                + f' final_accuracy_stragglers:{last.get("validation/accuracy_stragglers", math.nan):.4f}'
+                f' trial_dir:{config.trial_dir()}',
+                flush=True,
+            )
+    suggested = math.floor(100 * statistics.median(at_target_fraction)) / 100
+    print(
+        f'suggested_target:{suggested:.2f} (median accuracy at '
+        f'{int(100 * TARGET_FRACTION)}% of the budget, rounded down)',
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--frameworks', nargs='+', default=['jax', 'pytorch'])
@@ -114,6 +189,15 @@ def main() -> None:
     parser.add_argument('--skip-loop', action='store_true', help='time only the vectorized updates')
     parser.add_argument('--data-dir', default=None)
     parser.add_argument('--trial', default=None, help='SUBMISSION:VARIANT:ROUNDS')
+    parser.add_argument(
+        '--calibrate',
+        nargs='*',
+        default=None,
+        metavar='VARIANT',
+        help='run fedavg for whole budgets and suggest a target (variants; none = base)',
+    )
+    parser.add_argument('--seeds', nargs='+', type=int, default=[0])
+    parser.add_argument('--results-dir', default=None, help='--calibrate: keep the trials here')
     parser.add_argument(
         '--threads',
         type=int,
@@ -141,6 +225,9 @@ def main() -> None:
         flush=True,
     )
     for framework in args.frameworks:
+        if args.calibrate is not None:
+            calibrate(framework, args)
+            continue
         bench_framework(framework, args)
         if args.trial:
             run_trial(framework, args.trial, args)

@@ -236,6 +236,9 @@ class TrialResult(_Record):
     wall_time_s: Optional[float] = None
     budget_s: Optional[float] = None
     num_evals: Optional[int] = None
+    time_to_target_resolution_s: Optional[float] = None
+    extra_evals: Optional[int] = None
+    eval_wall_share: Optional[float] = None
     resumes: int = 0
     preemptions: int = 0
     recompiles_after_warmup: Optional[int] = None

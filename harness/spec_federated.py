@@ -53,7 +53,12 @@ class RoundConfig:
 
     Each dispatched client runs ``local_steps`` minibatches of
     ``client_batch_size`` sequences of its own training data (drawn by the
-    harness; see the workload's ``client_batches``).
+    harness; see the workload's ``client_batches``). Its simulated time grows
+    with that work and with the bytes it moves: ``local_steps`` x
+    ``client_batch_size`` x the workload's training FLOPs per example on the
+    client's device, plus the model and every ``client_extras`` leaf down and a
+    model-sized delta up over its link (``harness.trial.federated.work``), plus
+    a wait no work changes.
     """
 
     mode: str
@@ -75,7 +80,8 @@ class ServerState:
 
     ``params``: the model clients download. ``eval_params``: evaluated instead
     of ``params`` when set (e.g. an exponential moving average). ``client_extras``:
-    sent to clients along with ``params`` (e.g. a distillation teacher).
+    sent to clients along with ``params`` (e.g. a distillation teacher); every
+    client downloads its bytes, on the simulated clock, with the model.
     ``opt_state``: the server optimizer's state.
     """
 
@@ -131,7 +137,8 @@ class FederatedWorkload(Workload):
     """A workload with clients. Besides the centralized API (``model_fn`` and
     ``loss_fn`` must accept functional params and be vmappable), it gives the
     harness the clients' data, a per-client-group evaluation, and the small
-    framework glue the framework-free federated runner needs."""
+    framework glue the framework-free federated runner needs. It must count
+    ``flops_per_example()``: the simulated clock charges clients for compute."""
 
     #: Latency model of each variant (None = the base workload), as mappings
     #: for ``harness.trial.federated.latency.from_config``.

@@ -2,7 +2,8 @@
 
 Files: performance_profile.png/.svg, curves_<workload>.svg (one per workload,
 variants included), time_to_target.csv/.md, scores.csv, speedups.csv,
-trials.csv, and, when their data exist, ctr.csv, teacher.csv and salt.csv; then
+trials.csv, and, when their data exist, ctr.csv, teacher.csv, salt.csv and
+federated.csv; then
 report.html with all of them embedded. Existing files of these names are
 overwritten; nothing else is touched.
 
@@ -21,6 +22,7 @@ import numpy as np
 from harness.errors import UserInputError
 from scoring import plots, tables, views
 from scoring import report as report_mod
+from scoring.federated import federated_table
 from scoring.parallel import fork_map, usable_cores
 from scoring.score_report import ScoreReport
 
@@ -114,6 +116,9 @@ def write_outputs(
             paths['teacher.csv'] = tables.write_csv(rep.teacher, out_dir / 'teacher.csv')
         if rep.salt is not None:
             paths['salt.csv'] = tables.write_csv(rep.salt, out_dir / 'salt.csv')
+        federated = federated_table(rep.trials)
+        if federated is not None:
+            paths['federated.csv'] = tables.write_csv(federated, out_dir / 'federated.csv')
 
     jobs = [(None, 'performance_profile.png')] + curve_files
     if workers is None:

@@ -16,6 +16,7 @@ from typing import Dict, List
 
 import pandas as pd
 
+from scoring.federated import federated_section
 from scoring import tables
 from scoring import views
 from scoring.salt import salt_section
@@ -74,6 +75,8 @@ def report_contents(rep: ScoreReport) -> Dict[str, List[str]]:
         ids.append('table-teacher')
     if rep.salt is not None:
         ids.append('table-salt')
+    if federated_section(rep.trials):
+        ids.append('table-federated')
     if views.hardware_view(rep) is not None:
         ids.append('table-hardware')
     alts = ['performance profile'] + [
@@ -190,6 +193,9 @@ def render(rep: ScoreReport, profile_png: Path, curves: Dict[str, Path]) -> str:
         'machine took CPU time from the trial, so its time may be too long.</p>',
         _table(trials, 'table-trials'),
     ]
+    federated_html = federated_section(rep.trials)
+    if federated_html:
+        parts.append(federated_html)
     hardware = views.hardware_view(rep)
     if hardware is not None:
         parts += ['<h2 id="hardware">Hardware</h2>', _table(hardware, 'table-hardware')]

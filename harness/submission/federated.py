@@ -130,7 +130,8 @@ def load_federated_submission(path: Path, framework: str) -> ModuleType:
         raise UserInputError(
             f'{file} is a centralized submission (it defines update_params); federated '
             f'workloads need client_update and server_update. Built-in federated '
-            f'submissions: fedavg, fedadam, fedbuff, fedbuff_ema, fedavg_distill.'
+            f'submissions: fedavg, fedadam, fedbuff, fedbuff_ema, fedavg_distill, '
+            f'fedavg_distill_control.'
         )
     problems = check_module(module, str(file))
     if problems:

@@ -1,71 +1,16 @@
-"""FedAvg whose late reports teach through distillation, in PyTorch: the rules
-are in ``common.py``; FedAvg's local SGD and weighted mean in
-``submissions/_lib/federated_torch.py``."""
+"""FedAvg whose late reports teach the on-time clients through distillation, in PyTorch.
 
-import numpy as np
-import torch
+The rules (round configuration, checks, the teacher the server builds from late
+reports) are ``submissions/_lib/fed_distill.py``; the PyTorch client and server
+updates ``submissions/_lib/fed_distill_torch.py``, shared with ``fedavg_distill_control``
+(the same policy with the distillation weight at 0). See docs/methods.md,
+section Federated baselines.
+"""
 
-from harness import spec, spec_federated
-from submissions._lib import federated_torch as fed
-from submissions.fedavg_distill import common
+from submissions._lib import fed_distill_torch as distill
 
-# The harness looks these up in this module (the framework-neutral ones are common.py's).
-validate_hyperparameters = common.validate_hyperparameters
-get_round_config = common.get_round_config
-init_server_state = common.init_server_state
-
-
-def distill_loss(workload, params, batch, weight, temperature):
-    """CE + weight * T^2 * KL(teacher || student); the teacher's logits come in the batch."""
-    logits, _ = workload.model_fn(params, batch, None, spec.ForwardPassMode.TRAIN, None, False)
-    mask = batch['weights']
-    count = mask.sum().clamp_min(1.0)
-    ce = workload.loss_fn(batch['targets'], logits, mask)['summed'] / count
-    log_p_teacher = torch.log_softmax(batch['teacher_logits'] / temperature, dim=-1)
-    log_p_student = torch.log_softmax(logits / temperature, dim=-1)
-    kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(-1)  # (B, T)
-    return ce + weight * temperature**2 * (kl * mask).sum() / count
-
-
-def client_update(workload, server_params, client_extras, client_data, hyperparameters, rng):
-    """FedAvg's local SGD, on the distillation objective while a teacher exists."""
-    del rng
-    teacher_delta = (client_extras or {}).get('teacher_delta')
-    weight = float(common.hp(hyperparameters, 'distill_weight'))
-    if teacher_delta is None or weight == 0.0:
-        return fed.sgd_client_update(
-            workload, server_params, client_data, hyperparameters, common.DEFAULTS
-        )
-    teacher_params = {k: server_params[k] + teacher_delta[k] for k in server_params}
-
-    def with_teacher_logits(batch):  # (C, B, T)
-        flat = {'inputs': batch['inputs'].reshape(-1, batch['inputs'].shape[-1])}
-        with torch.no_grad():  # the teacher is fixed: one batched forward for all clients
-            teacher, _ = workload.model_fn(
-                teacher_params, flat, None, spec.ForwardPassMode.EVAL, None, False
-            )
-        return {**batch, 'teacher_logits': teacher.reshape(*batch['inputs'].shape, -1)}
-
-    deltas, losses = fed.local_sgd(
-        workload,
-        distill_loss,
-        server_params,
-        client_data,
-        *fed.client_optimizer(hyperparameters, common.DEFAULTS),
-        weight,
-        float(common.hp(hyperparameters, 'distill_temperature')),
-        extend_batch=with_teacher_logits,
-    )
-    return spec_federated.ClientUpdates(deltas=deltas, metrics={'loss': losses.detach()})
-
-
-def server_update(workload, server_state, updates, hyperparameters, server_version, rng):
-    del workload, server_version, rng
-    on_time = np.asarray(updates.on_time, dtype=bool)
-    params = server_state.params
-    if on_time.any():
-        delta = fed.example_mean_delta(updates, on_time)
-        params = fed.server_step(params, delta, hyperparameters, common.DEFAULTS)
-    late_delta = fed.example_mean_delta(updates, ~on_time) if (~on_time).any() else None
-    extras = common.next_teacher(server_state.client_extras, late_delta, hyperparameters)
-    return spec_federated.ServerState(params=params, client_extras=extras)
+validate_hyperparameters = distill.validate_hyperparameters
+get_round_config = distill.get_round_config
+init_server_state = distill.init_server_state
+client_update = distill.client_update
+server_update = distill.server_update

@@ -94,6 +94,43 @@ def test_chunks_cover_every_character_once():
     assert data.decode(targets) == 'bcdefghij'  # every character but the first, once
 
 
+def test_characters_outside_the_vocabulary_are_unk():
+    ids = data.encode('Caf\u00e9 \u2014 ok\t!\r\n')
+    assert len(ids) == len('Caf\u00e9 \u2014 ok\t!\r\n')  # one id per character
+    assert ids.tolist() == [
+        *data.encode('Caf'),
+        data.UNK_ID,  # e with an accent
+        *data.encode(' '),
+        data.UNK_ID,  # em dash
+        *data.encode(' ok'),
+        data.UNK_ID,  # tab
+        *data.encode('!'),
+        data.UNK_ID,  # carriage return
+        data.VOCAB.index('\n'),
+    ]
+    assert data.UNK_ID not in data.encode(''.join(data.VOCAB[2:]))  # the vocabulary itself
+    assert data.decode(data.encode('na\u00efve')) == 'na\ufffdve'
+
+
+def test_the_evaluation_set_is_a_fixed_uniform_sample_of_held_out_chunks(federated_data_dir):
+    clients = data.load(federated_data_dir, min_lines=40)
+    every, owners = clients.eval_chunks(None)
+    assert np.array_equal(every, clients.test)
+    assert np.array_equal(owners, np.repeat(np.arange(clients.num_clients), clients.num_test))
+    k = len(every) // 3
+    sample, sample_owners = clients.eval_chunks(k)
+    again, _ = clients.eval_chunks(k)
+    assert len(sample) == k and np.array_equal(sample, again)  # fixed
+    # A subset of the held-out chunks, each with its owner (chunks of different
+    # clients can coincide in generated text, so compare (owner, chunk) pairs).
+    pairs = {(int(o), bytes(c)) for o, c in zip(owners, every)}
+    assert all((int(o), bytes(c)) in pairs for o, c in zip(sample_owners, sample))
+    # Not a per-client cap: clients are represented in proportion to their chunks.
+    per_client = np.bincount(sample_owners, minlength=clients.num_clients)
+    assert per_client.max() > 2 and len(set(per_client.tolist())) > 2
+    assert clients.eval_chunks(10 * len(every))[0].shape == every.shape
+
+
 def test_build_clients_split_and_determinism(tmp_path):
     texts = write_plays(tmp_path / 'texts', num_plays=2, roles_per_play=4, lines=(5, 60))
     plays = data.read_plays(texts)

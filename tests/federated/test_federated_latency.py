@@ -111,7 +111,7 @@ def test_out_of_range_configuration_reports_every_problem():
 @pytest.mark.parametrize(
     'cfg,expected',
     [
-        ({'kind': 'gamma'}, "unknown latency kind 'gamma'; known kinds: lognormal, mixture"),
+        ({'kind': 'gamma'}, "unknown latency kind 'gamma'; known kinds: device, lognormal, mixture"),
         (
             {'kind': 'lognormal', 'median_s': 1, 'sigma': 1, 'mean_s': 3},
             "unknown key(s) ['mean_s']; valid keys: median_s, sigma, client_sigma",
@@ -142,7 +142,7 @@ def test_planted_latencies_and_groups():
 
 def test_register_a_new_kind():
     class Constant(latency.LatencyModel):
-        def sample_s(self, rng, client, dispatch_id):
+        def sample_s(self, rng, client, dispatch_id, work):
             return 42.0
 
     kind = 'constant_for_test'

@@ -9,6 +9,7 @@ import pytest
 from harness import spec_federated
 from harness.trial.federated import latency
 from harness.trial.federated.simulator import ARRIVAL, DEADLINE, EVAL, Simulator
+from harness.trial.federated.work import NO_WORK, ClientWork
 from workloads.federated_shakespeare.workload import LATENCY_CONFIGS
 
 
@@ -20,6 +21,7 @@ class FakeHooks:
         self.retained = {0}
         self.computed, self.updates, self.released = [], [], []
         self.sim = None
+        self.work = NO_WORK  # what client_work reports (tests of the work-dependent clock set it)
 
     def compute(self, dispatches):
         # Only versions the simulator asked to retain are ever computed from.
@@ -41,9 +43,13 @@ class FakeHooks:
     def release(self, dispatch_ids):
         self.released.extend(dispatch_ids)
 
+    def client_work(self):
+        return self.work
 
-def make_sim(config, latency_cfg, num_clients, seed=0, eval_period_s=None):
+
+def make_sim(config, latency_cfg, num_clients, seed=0, eval_period_s=None, work=NO_WORK):
     hooks = FakeHooks()
+    hooks.work = work
     sim = Simulator(
         config,
         latency.from_config(latency_cfg, num_clients, seed),
@@ -232,3 +238,40 @@ def test_async_slot_timeout_frees_the_slot_but_keeps_the_report():
     index, (_, late) = next((i, u) for i, u in enumerate(hooks.updates) if u[1][0][1] > 0)
     assert hooks.updates[index][0] == 1000.0 and late == [(late[0][0], index, True)]
     assert index == 94
+
+
+def test_the_work_of_a_dispatch_sets_its_arrival():
+    cfg = {
+        'kind': 'device',
+        'wait': {'kind': 'lognormal', 'median_s': 60, 'sigma': 0.5},
+        'compute': {'median_flops_per_s': 1e9, 'client_sigma': 0.5, 'report_sigma': 0.2},
+        'network': {'median_downlink_mbps': 8, 'median_uplink_mbps': 2, 'client_sigma': 0.5},
+    }
+    lat = latency.from_config(cfg, 8, 0)
+    arrivals = {}
+    for flops in (1e10, 2e10):
+        work = ClientWork(flops, 1_000_000, 1_000_000)
+        sim, hooks = make_sim(sync(3, over=1.0), cfg, 8, work=work)
+        assert len(sim.in_flight) == 6
+        for d in sim.in_flight.values():
+            assert d.arrival_time_s - d.dispatch_time_s == lat.latency_s(
+                d.client, d.dispatch_id, work
+            )
+            assert d.upload_bytes == 1_000_000
+        arrivals[flops] = {d.dispatch_id: d.arrival_time_s for d in sim.in_flight.values()}
+    # Twice the compute: every report arrives later.
+    assert all(arrivals[2e10][i] > arrivals[1e10][i] for i in arrivals[1e10])
+
+
+def test_dispatches_and_deliveries_are_counted_by_latency_group():
+    cfg = {'kind': 'planted', 'by_client': [10, 10, 50, 10], 'groups': {'stragglers': [2]}}
+    sim, hooks = make_sim(sync(2, over=1.0, deadline=30, late='deliver'), cfg, 4)
+    run_until(sim, 100)
+    c = sim.counts
+    delivered = [(client, on) for _, u in hooks.updates for client, _, on in u]
+    assert c['delivered'] == len(delivered)
+    assert c['delivered_on_time'] == sum(on for _, on in delivered)
+    # Client 2 (the straggler) reports at 50, after its round closed: delivered late.
+    assert c['delivered_stragglers'] == sum(client == 2 for client, _ in delivered) >= 1
+    assert c['delivered_on_time_stragglers'] == 0
+    assert c['dispatched_stragglers'] >= 1 and c['dispatched'] > c['dispatched_stragglers']

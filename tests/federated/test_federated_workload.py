@@ -101,7 +101,7 @@ def test_evaluation_by_client_group_agrees_across_frameworks(federated_data_dir)
     w = registry.make_workload('federated_shakespeare', 'jax', 'tiny')
     w.load_clients(federated_data_dir)
     chunks, owners = w._eval_set()
-    counts = data.split_chunks(chunks)['weights'].sum(-1)
+    counts = data.split_chunks(chunks)['weights'].astype(np.float64).sum(-1)
     share = counts[np.isin(owners, np.flatnonzero(np.arange(w.num_clients) % 4 == 0))].sum()
     share /= counts.sum()
     pooled = (

@@ -4,9 +4,11 @@ The LEAF / TensorFlow Federated convention: each speaking role of each play is
 one client, whose data is the text of its speeches; the task is next-character
 prediction. Choices made here where those projects differ or are silent:
 
-- Characters map to a fixed vocabulary (``VOCAB``): 0 = padding, 1 = any
-  character outside it, then newline and the 95 printable ASCII characters, so
-  the encoding needs no pass over the corpus.
+- Characters map to a fixed vocabulary (``VOCAB``): 0 = padding, 1 = ``<unk>``
+  (any character outside the vocabulary: non-ASCII letters, tabs...), then
+  newline and the 95 printable ASCII characters, so the encoding needs no pass
+  over the corpus. The shipped corpus is plain ASCII (no ``<unk>`` in it), so
+  files prepared before ``<unk>`` was used for non-ASCII are unchanged.
 - A client's text is its speeches in order, lines joined by newlines, speeches
   separated by a blank line. It is cut into non-overlapping chunks of
   ``seq_len + 1`` characters with stride ``seq_len`` (TFF's layout): inputs are
@@ -45,21 +47,30 @@ FORMAT_VERSION = 1
 PAD_ID, UNK_ID = 0, 1
 VOCAB = ['<pad>', '<unk>', '\n'] + [chr(c) for c in range(32, 127)]
 VOCAB_SIZE = len(VOCAB)  # 98
-_CHAR_TO_ID = np.full(256, UNK_ID, dtype=np.uint8)
+# Code point -> id for ASCII; every other character (and ASCII outside VOCAB,
+# e.g. tab or carriage return) is <unk>.
+_CHAR_TO_ID = np.full(128, UNK_ID, dtype=np.uint8)
 for _i, _ch in enumerate(VOCAB[2:], start=2):
     _CHAR_TO_ID[ord(_ch)] = _i
 
 SEQ_LEN = 80  # characters per input sequence (LEAF and TFF use 80)
 TEST_FRACTION = 0.2
+EVAL_SAMPLE_SEED = 20240  # the fixed draw of a sampled evaluation set
 
 
 def encode(text: str) -> np.ndarray:
-    raw = np.frombuffer(text.encode('ascii', errors='replace'), dtype=np.uint8)
-    return _CHAR_TO_ID[raw]
+    """Ids of ``text``, one per character (code point); characters outside the
+    vocabulary are ``UNK_ID``."""
+    points = np.frombuffer(text.encode('utf-32-le'), dtype='<u4')
+    ids = np.full(len(points), UNK_ID, dtype=np.uint8)
+    ascii_ = points < 128
+    ids[ascii_] = _CHAR_TO_ID[points[ascii_]]
+    return ids
 
 
 def decode(ids: Sequence[int]) -> str:
-    return ''.join(VOCAB[i] if i >= 2 else '' for i in ids)
+    """Text of ``ids``: padding dropped, ``<unk>`` as U+FFFD (the replacement character)."""
+    return ''.join(VOCAB[i] if i >= 2 else '\ufffd' if i == UNK_ID else '' for i in ids)
 
 
 def client_text(speeches: parse.Speeches) -> str:
@@ -230,18 +241,18 @@ class ClientData:
         chunks = self.train[rows].reshape(len(clients), local_steps, batch_size, -1)
         return split_chunks(chunks)
 
-    def eval_chunks(self, max_per_client: Optional[int]) -> Tuple[np.ndarray, np.ndarray]:
-        """(chunks, owner client index) of the held-out set: each client's first
-        ``max_per_client`` test chunks (all of them if None)."""
-        rows, owners = [], []
-        for c in range(self.num_clients):
-            lo, hi = int(self.test_offsets[c]), int(self.test_offsets[c + 1])
-            if max_per_client is not None:
-                hi = min(hi, lo + max_per_client)
-            rows.append(np.arange(lo, hi))
-            owners.append(np.full(hi - lo, c))
-        rows_all = np.concatenate(rows)
-        return self.test[rows_all], np.concatenate(owners)
+    def eval_chunks(self, max_chunks: Optional[int]) -> Tuple[np.ndarray, np.ndarray]:
+        """(chunks, owner client index) of the evaluation set: every held-out chunk,
+        or ``max_chunks`` of them drawn uniformly without replacement (a fixed draw,
+        in storage order). Every chunk is equally likely, so metrics pooled over the
+        sample estimate the metrics pooled over all held-out characters
+        (example-weighted), not a per-client average."""
+        owners = np.repeat(np.arange(self.num_clients), self.num_test)
+        rows = np.arange(len(self.test))
+        if max_chunks is not None and max_chunks < len(rows):
+            rng = np.random.default_rng([EVAL_SAMPLE_SEED, len(rows)])
+            rows = np.sort(rng.choice(len(rows), size=max_chunks, replace=False))
+        return self.test[rows], owners[rows]
 
 
 def _select(chunks: np.ndarray, offsets: np.ndarray, keep: np.ndarray):

@@ -3,151 +3,95 @@
 A latency model is pluggable (``register``) and built from a mapping, the way
 a workload variant or a test writes it::
 
+    {'kind': 'device',                                     # work-dependent (below)
+     'wait': {'kind': 'lognormal', 'median_s': 120, 'sigma': 0.5},
+     'compute': {'median_flops_per_s': 1e9, 'client_sigma': 0.8, 'report_sigma': 0.3},
+     'network': {'median_downlink_mbps': 20, 'median_uplink_mbps': 5,
+                 'client_sigma': 1.0, 'report_sigma': 0.5}}
     {'kind': 'lognormal', 'median_s': 120, 'sigma': 0.5}
     {'kind': 'mixture', 'base': {'median_s': 120, 'sigma': 0.5},
                         'tail': {'median_s': 21600, 'sigma': 1.0}, 'tail_prob': 0.1}
     {'kind': 'speed_classes', 'population_seed': 0, 'classes': {
-        'fast': {'fraction': 0.8, 'kind': 'lognormal', 'median_s': 120, 'sigma': 0.5},
-        'straggler': {'fraction': 0.2, 'kind': 'lognormal', 'median_s': 21600, 'sigma': 1.0}}}
+        'fast': {'fraction': 0.8, 'kind': 'device', ...},
+        'stragglers': {'fraction': 0.2, 'kind': 'device', ...}}}
     {'kind': 'planted', 'by_client': [10, 50, 20]}   # tests: fixed seconds per client
 
+- ``device``: the round time of a client is what it is asked to do, the way
+  FedScale (Lai et al. 2022, arXiv:2105.11367) charges a client:
+  ``wait + compute + download + upload`` with
+  ``compute = train_flops / (flops_per_s)``,
+  ``download = 8 * download_bytes / downlink_bps``,
+  ``upload = 8 * upload_bytes / uplink_bps``
+  (``harness.trial.federated.work.ClientWork`` says how the harness measures the
+  work). A client's speed and link are log-normal across clients
+  (``client_sigma``, drawn once from the population seed: a phone keeps its
+  hardware and its network) times a log-normal factor per report
+  (``report_sigma``: thermal throttling, background load, a changing cell); one
+  per-client factor moves the downlink and the uplink together (one link).
+  ``wait`` (optional, any model below) is the part no work changes: the time a
+  scheduled device waits until it may run and report (idle, charging,
+  unmetered network, check-in; Bonawitz et al. 2019, arXiv:1902.01046). So
+  doubling the local steps doubles the compute time, an extra model in the
+  download adds its bytes' time, and nothing but less work lowers a report's
+  latency. The parameters the workloads ship and their sources are in
+  ``workloads/federated_shakespeare/README.md``.
 - ``lognormal``: every report independently ``median_s * exp(sigma * z)``,
   z ~ N(0, 1); ``client_sigma`` > 0 adds a persistent per-client speed factor
-  ``exp(client_sigma * z_c)``.
-- ``mixture``: a heavy-tailed mixture; each report comes from ``tail`` with
-  probability ``tail_prob`` (reports hours to days late), else from ``base``.
+  ``exp(client_sigma * z_c)``. Ignores the work (a pure delay).
+- ``mixture``: a heavy-tailed mixture of two log-normals; each report comes
+  from ``tail`` with probability ``tail_prob`` (reports hours to days late),
+  else from ``base``. Ignores the work.
 - ``speed_classes``: every client belongs to one class for the whole trial
   (persistent speed classes); each class has its own model. The classes are
   also the client groups the evaluation reports on (``validation/accuracy_fast``,
-  ``validation/accuracy_straggler``...).
+  ``validation/accuracy_stragglers``...).
 
-Seeding: the class of each client (and its persistent speed factor) is drawn
-from ``population_seed`` (default 0), not from the trial's seed, so the same
-clients are stragglers in every trial and every latency variant; a report's
-latency is a pure function of (trial seed, client, dispatch id), so replays
-and resumed simulations see the same latencies without storing any RNG state.
+Seeding: the class of each client (and its persistent speed and link factors)
+is drawn from ``population_seed`` (default 0), not from the trial's seed, so
+the same clients are stragglers in every trial and every latency variant; a
+report's latency is a pure function of (trial seed, client, dispatch id, work),
+so replays and resumed simulations see the same latencies without storing any
+RNG state. The random numbers a report draws do not depend on its work, so two
+works compare on the same draws: more work is never faster.
 """
 
 from __future__ import annotations
 
-import abc
 import math
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import numpy as np
 
 from harness.errors import UserInputError
+from harness.trial.federated.latency_base import (
+    MAX_FLOPS_PER_S,
+    MAX_LATENCY_S,
+    MAX_MBPS,
+    MAX_SIGMA,
+    LatencyModel,
+    LogNormal,
+    Mixture,
+    Planted,
+    check_keys,
+    number,
+)
+from harness.trial.federated.work import NO_WORK, ClientWork
 
-MAX_LATENCY_S = 1e7  # ~116 days: anything slower is a typo (ms for s?)
-MAX_SIGMA = 5.0
+__all__ = [
+    'MAX_LATENCY_S',
+    'MAX_SIGMA',
+    'KINDS',
+    'LatencyModel',
+    'LogNormal',
+    'Mixture',
+    'Planted',
+    'SpeedClasses',
+    'Device',
+    'ClientLatency',
+    'register',
+    'from_config',
+]
 _LATENCY_TAG = 104729  # separates the latency RNG stream from the trial's others
-
-
-class LatencyModel(abc.ABC):
-    """One report's latency, given the client; per-client state set by ``bind``."""
-
-    def bind(self, num_clients: int, population_rng: np.random.Generator) -> None:
-        """Draw per-client persistent properties (classes, speed factors)."""
-
-    @abc.abstractmethod
-    def sample_s(self, rng: np.random.Generator, client: int, dispatch_id: int) -> float:
-        """Seconds until the report of this dispatch arrives."""
-
-    def groups(self) -> Dict[str, np.ndarray]:
-        """Client groups (name -> boolean mask) the evaluation reports on."""
-        return {}
-
-
-# ---- validation helpers: collect every problem, then raise once --------------
-
-
-def _check_keys(
-    cfg: Mapping, allowed: List[str], required: List[str], where: str, problems: List[str]
-) -> None:
-    unknown = sorted(set(cfg) - set(allowed) - {'kind'})
-    if unknown:
-        problems.append(f'{where}: unknown key(s) {unknown}; valid keys: {", ".join(allowed)}')
-    for key in required:
-        if key not in cfg:
-            problems.append(f'{where}: missing key {key!r}')
-
-
-def _number(
-    cfg: Mapping,
-    key: str,
-    lo: float,
-    hi: float,
-    where: str,
-    problems: List[str],
-    default: Optional[float] = None,
-    lo_open: bool = False,
-) -> float:
-    value = cfg.get(key, default)
-    if value is None:
-        return float('nan')  # reported as missing by _check_keys
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        problems.append(f'{where}.{key}: expected a number, got {value!r}')
-        return float('nan')
-    below = value <= lo if lo_open else value < lo
-    if below or value > hi:
-        bracket = '(' if lo_open else '['
-        problems.append(f'{where}.{key} = {value} is out of range {bracket}{lo}, {hi}]')
-    return float(value)
-
-
-class LogNormal(LatencyModel):
-    def __init__(self, median_s: float, sigma: float, client_sigma: float = 0.0):
-        self.median_s, self.sigma, self.client_sigma = median_s, sigma, client_sigma
-        self._client_factor: Optional[np.ndarray] = None
-
-    @classmethod
-    def from_config(cls, cfg: Mapping, where: str, problems: List[str]) -> 'LogNormal':
-        _check_keys(
-            cfg, ['median_s', 'sigma', 'client_sigma'], ['median_s', 'sigma'], where, problems
-        )
-        return cls(
-            _number(cfg, 'median_s', 0.0, MAX_LATENCY_S, where, problems, lo_open=True),
-            _number(cfg, 'sigma', 0.0, MAX_SIGMA, where, problems),
-            _number(cfg, 'client_sigma', 0.0, MAX_SIGMA, where, problems, default=0.0),
-        )
-
-    def bind(self, num_clients, population_rng):
-        self._client_factor = np.exp(
-            self.client_sigma * population_rng.standard_normal(num_clients)
-        )
-
-    def sample_s(self, rng, client, dispatch_id):
-        factor = 1.0 if self._client_factor is None else float(self._client_factor[client])
-        return self.median_s * factor * math.exp(self.sigma * rng.standard_normal())
-
-
-class Mixture(LatencyModel):
-    def __init__(self, base: LogNormal, tail: LogNormal, tail_prob: float):
-        self.base, self.tail, self.tail_prob = base, tail, tail_prob
-
-    @classmethod
-    def from_config(cls, cfg: Mapping, where: str, problems: List[str]) -> 'Mixture':
-        _check_keys(
-            cfg, ['base', 'tail', 'tail_prob'], ['base', 'tail', 'tail_prob'], where, problems
-        )
-        parts = {}
-        for key in ('base', 'tail'):
-            sub = cfg.get(key, {})
-            if not isinstance(sub, Mapping):
-                problems.append(f'{where}.{key}: expected a mapping with median_s and sigma')
-                sub = {'median_s': 1.0, 'sigma': 0.0}
-            parts[key] = LogNormal.from_config(sub, f'{where}.{key}', problems)
-        return cls(
-            parts['base'], parts['tail'], _number(cfg, 'tail_prob', 0.0, 1.0, where, problems)
-        )
-
-    def bind(self, num_clients, population_rng):
-        self.base.bind(num_clients, population_rng)
-        self.tail.bind(num_clients, population_rng)
-
-    def sample_s(self, rng, client, dispatch_id):
-        part = self.tail if rng.random() < self.tail_prob else self.base
-        return part.sample_s(rng, client, dispatch_id)
 
 
 class SpeedClasses(LatencyModel):
@@ -158,7 +102,7 @@ class SpeedClasses(LatencyModel):
 
     @classmethod
     def from_config(cls, cfg: Mapping, where: str, problems: List[str]) -> 'SpeedClasses':
-        _check_keys(cfg, ['classes'], ['classes'], where, problems)
+        check_keys(cfg, ['classes'], ['classes'], where, problems)
         raw = cfg.get('classes')
         if not isinstance(raw, Mapping) or not raw:
             problems.append(
@@ -172,7 +116,7 @@ class SpeedClasses(LatencyModel):
             if not isinstance(sub, Mapping):
                 problems.append(f'{sub_where}: expected a mapping with fraction and a model')
                 continue
-            fractions[name] = _number(sub, 'fraction', 0.0, 1.0, sub_where, problems, lo_open=True)
+            fractions[name] = number(sub, 'fraction', 0.0, 1.0, sub_where, problems, lo_open=True)
             model_cfg = {k: v for k, v in sub.items() if k != 'fraction'}
             model_cfg.setdefault('kind', 'lognormal')
             if model_cfg['kind'] == 'speed_classes':
@@ -197,73 +141,131 @@ class SpeedClasses(LatencyModel):
         for model in self.classes.values():
             model.bind(num_clients, population_rng)
 
-    def sample_s(self, rng, client, dispatch_id):
-        return self.classes[self._names[self._class_of[client]]].sample_s(rng, client, dispatch_id)
+    def sample_s(self, rng, client, dispatch_id, work=NO_WORK):
+        model = self.classes[self._names[self._class_of[client]]]
+        return model.sample_s(rng, client, dispatch_id, work)
+
+    def sample_parts(self, rng, client, dispatch_id, work):
+        model = self.classes[self._names[self._class_of[client]]]
+        return model.sample_parts(rng, client, dispatch_id, work)
 
     def groups(self):
         return {name: self._class_of == k for k, name in enumerate(self._names)}
 
 
-class Planted(LatencyModel):
-    """Fixed latencies for tests: ``by_client`` (seconds per client, every
-    report) or ``by_dispatch`` (seconds of the d-th dispatch of the trial)."""
+class Device(LatencyModel):
+    """Work-dependent latency: wait + compute + download + upload (module docstring)."""
 
-    def __init__(self, by_client=None, by_dispatch=None, groups=None):
-        self.by_client, self.by_dispatch = by_client, by_dispatch
-        self._group_members = dict(groups or {})
-        self._num_clients = 0
+    def __init__(
+        self,
+        wait: Optional[LatencyModel],
+        median_flops_per_s: float,
+        compute_client_sigma: float,
+        compute_report_sigma: float,
+        median_downlink_mbps: float,
+        median_uplink_mbps: float,
+        network_client_sigma: float,
+        network_report_sigma: float,
+    ):
+        self.wait = wait
+        self.median_flops_per_s = median_flops_per_s
+        self.compute_client_sigma, self.compute_report_sigma = (
+            compute_client_sigma,
+            compute_report_sigma,
+        )
+        self.median_downlink_mbps, self.median_uplink_mbps = (
+            median_downlink_mbps,
+            median_uplink_mbps,
+        )
+        self.network_client_sigma, self.network_report_sigma = (
+            network_client_sigma,
+            network_report_sigma,
+        )
+        self._speed: Optional[np.ndarray] = None  # FLOP/s per client
+        self._link: Optional[np.ndarray] = None  # per-client link factor
 
     @classmethod
-    def from_config(cls, cfg: Mapping, where: str, problems: List[str]) -> 'Planted':
-        _check_keys(cfg, ['by_client', 'by_dispatch', 'groups'], [], where, problems)
-        keys = [k for k in ('by_client', 'by_dispatch') if k in cfg]
-        if len(keys) != 1:
-            problems.append(f'{where}: give exactly one of by_client, by_dispatch')
-            return cls()
-        values = cfg[keys[0]]
-        if (
-            not isinstance(values, list)
-            or not values
-            or not all(isinstance(v, (int, float)) and 0 < v <= MAX_LATENCY_S for v in values)
+    def from_config(cls, cfg: Mapping, where: str, problems: List[str]) -> 'Device':
+        check_keys(cfg, ['wait', 'compute', 'network'], ['compute', 'network'], where, problems)
+        parts = {}
+        for key, allowed in (
+            ('compute', ['median_flops_per_s', 'client_sigma', 'report_sigma']),
+            (
+                'network',
+                [
+                    'median_downlink_mbps',
+                    'median_uplink_mbps',
+                    'client_sigma',
+                    'report_sigma',
+                ],
+            ),
         ):
-            problems.append(
-                f'{where}.{keys[0]}: expected a list of seconds in (0, {MAX_LATENCY_S:g}]'
+            sub = cfg.get(key, {})
+            if not isinstance(sub, Mapping):
+                problems.append(f'{where}.{key}: expected a mapping with keys {", ".join(allowed)}')
+                sub = {}
+            check_keys(
+                sub,
+                allowed,
+                [k for k in allowed if k.startswith('median')],
+                f'{where}.{key}',
+                problems,
             )
-        groups = cfg.get('groups', {})
-        if not isinstance(groups, Mapping):
-            problems.append(f'{where}.groups: expected a mapping of group name -> client indices')
-            groups = {}
-        seconds = [float(v) for v in values] if isinstance(values, list) else []
-        return cls(groups=groups, **{keys[0]: seconds})
+            parts[key] = sub
+        wait = None
+        if cfg.get('wait') is not None:
+            wait_cfg = cfg['wait']
+            if isinstance(wait_cfg, Mapping) and wait_cfg.get('kind') in (
+                'device',
+                'speed_classes',
+            ):
+                problems.append(f'{where}.wait.kind: a wait is a plain delay (lognormal, mixture)')
+            else:
+                wait = _build(wait_cfg, f'{where}.wait', problems)
+        c, n = parts['compute'], parts['network']
+        cw, nw = f'{where}.compute', f'{where}.network'
+        return cls(
+            wait,
+            number(c, 'median_flops_per_s', 0.0, MAX_FLOPS_PER_S, cw, problems, lo_open=True),
+            number(c, 'client_sigma', 0.0, MAX_SIGMA, cw, problems, default=0.0),
+            number(c, 'report_sigma', 0.0, MAX_SIGMA, cw, problems, default=0.0),
+            number(n, 'median_downlink_mbps', 0.0, MAX_MBPS, nw, problems, lo_open=True),
+            number(n, 'median_uplink_mbps', 0.0, MAX_MBPS, nw, problems, lo_open=True),
+            number(n, 'client_sigma', 0.0, MAX_SIGMA, nw, problems, default=0.0),
+            number(n, 'report_sigma', 0.0, MAX_SIGMA, nw, problems, default=0.0),
+        )
 
     def bind(self, num_clients, population_rng):
-        if self.by_client is not None and len(self.by_client) != num_clients:
-            raise UserInputError(
-                f'planted latency: by_client has {len(self.by_client)} '
-                f'entries for {num_clients} clients; give one per client.'
-            )
-        self._num_clients = num_clients
+        self._speed = self.median_flops_per_s * np.exp(
+            self.compute_client_sigma * population_rng.standard_normal(num_clients)
+        )
+        self._link = np.exp(self.network_client_sigma * population_rng.standard_normal(num_clients))
+        if self.wait is not None:
+            self.wait.bind(num_clients, population_rng)
 
-    def sample_s(self, rng, client, dispatch_id):
-        if self.by_client is not None:
-            return self.by_client[client]
-        if dispatch_id >= len(self.by_dispatch):
-            raise UserInputError(
-                f'planted latency: dispatch {dispatch_id} has no latency '
-                f'(by_dispatch lists {len(self.by_dispatch)}).'
-            )
-        return self.by_dispatch[dispatch_id]
+    def sample_parts(self, rng, client, dispatch_id, work=NO_WORK):
+        # Always the same draws in the same order, whatever the work (monotonicity).
+        wait_s = self.wait.sample_s(rng, client, dispatch_id, NO_WORK) if self.wait else 0.0
+        z_compute, z_down, z_up = rng.standard_normal(3)
+        flops_per_s = self._speed[client] * math.exp(self.compute_report_sigma * z_compute)
+        link = self._link[client]
+        down_bps = (
+            1e6 * self.median_downlink_mbps * link * math.exp(self.network_report_sigma * z_down)
+        )
+        up_bps = 1e6 * self.median_uplink_mbps * link * math.exp(self.network_report_sigma * z_up)
+        return {
+            'wait_s': float(wait_s),
+            'compute_s': float(work.train_flops / flops_per_s),
+            'download_s': float(8.0 * work.download_bytes / down_bps),
+            'upload_s': float(8.0 * work.upload_bytes / up_bps),
+        }
 
-    def groups(self):
-        out = {}
-        for name, members in self._group_members.items():
-            mask = np.zeros(self._num_clients, dtype=bool)
-            mask[list(members)] = True
-            out[name] = mask
-        return out
+    def sample_s(self, rng, client, dispatch_id, work=NO_WORK):
+        return sum(self.sample_parts(rng, client, dispatch_id, work).values())
 
 
 KINDS: Dict[str, Callable[[Mapping, str, List[str]], LatencyModel]] = {
+    'device': Device.from_config,
     'lognormal': LogNormal.from_config,
     'mixture': Mixture.from_config,
     'speed_classes': SpeedClasses.from_config,
@@ -293,15 +295,24 @@ def _build(cfg: Any, where: str, problems: List[str]) -> LatencyModel:
 
 
 class ClientLatency:
-    """A bound latency model: ``latency_s(client, dispatch_id)`` and the groups."""
+    """A bound latency model: ``latency_s(client, dispatch_id, work)`` and the groups."""
 
     def __init__(self, model: LatencyModel, num_clients: int, seed: int, population_seed: int = 0):
         self.model, self.num_clients, self.seed = model, num_clients, int(seed)
         model.bind(num_clients, np.random.default_rng([int(population_seed), _LATENCY_TAG]))
 
-    def latency_s(self, client: int, dispatch_id: int) -> float:
-        rng = np.random.default_rng([self.seed, _LATENCY_TAG, int(client), int(dispatch_id)])
-        return float(self.model.sample_s(rng, int(client), int(dispatch_id)))
+    def _rng(self, client: int, dispatch_id: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, _LATENCY_TAG, int(client), int(dispatch_id)])
+
+    def latency_s(self, client: int, dispatch_id: int, work: ClientWork = NO_WORK) -> float:
+        """Seconds from the dispatch's download to its report."""
+        rng = self._rng(client, dispatch_id)
+        return float(self.model.sample_s(rng, int(client), int(dispatch_id), work))
+
+    def parts(self, client: int, dispatch_id: int, work: ClientWork = NO_WORK) -> Dict[str, float]:
+        """``latency_s`` split into its parts (``wait_s``, ``compute_s``, ...)."""
+        rng = self._rng(client, dispatch_id)
+        return self.model.sample_parts(rng, int(client), int(dispatch_id), work)
 
     def groups(self) -> Dict[str, np.ndarray]:
         return self.model.groups()

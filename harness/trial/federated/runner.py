@@ -14,8 +14,20 @@ workloads of kind 'federated'. It writes the same files as a centralized trial
   received (local steps x client batch size per report).
 
 Evaluations happen every ``eval_period_time_sec`` simulated seconds and at
-the end; a trial ends at the first evaluation that meets the target (unless
-``stop_at_target`` is False), when the next event lies past the budget (a
+the end. Evaluation costs no simulated time, so near the target the runner
+evaluates after every server update (``near_target``), and the time to
+target is the simulated time of the first server update whose model meets
+it, not the next regular evaluation. A regular evaluation is *near* when the
+target is at most two evaluation periods away at the average pace since the
+first evaluation, or within 1% of the target's value
+(``harness.trial.federated.evaluation``); from then on every server update is
+evaluated until the target is met. ``result.json`` records ``time_to_target_resolution_s``
+(simulated seconds between the last evaluation that missed the target, or the
+start, and the first that met it), ``extra_evals`` (evaluations beyond the
+regular ones) and ``eval_wall_share`` (evaluation's share of the trial's wall
+time); each evals.jsonl line says which kind it is (``eval_kind``: regular,
+near_target, final). A trial ends at the first evaluation that meets the
+target (unless ``stop_at_target`` is False), when the next event lies past the budget (a
 last evaluation at the budget), at ``max_steps`` server updates, on
 ``TrainingCompleteError``, on a non-finite validation loss (``diverged``) or
 on an exception from submission code (``failed``, traceback kept).
@@ -47,10 +59,11 @@ from harness.submission.search_space import as_hyperparameters
 from harness.trial import checkpoint
 from harness.trial.config import TrialConfig
 from harness.trial.federated import latency as latency_lib
+from harness.trial.federated.evaluation import group_shares, near_target
 from harness.trial.federated.simulator import EVAL, Simulator
 from harness.trial.federated.training import ModelBackend
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: work-dependent latencies, per-group counts, near-target state
 
 
 def _after_event(events_processed: int) -> None:
@@ -104,6 +117,13 @@ class _Trial:
         self.evals_written = 0
         self.preemptions = 0
         self.first_reach: Optional[Dict[str, Any]] = None
+        # Near-target evaluation (restored from the checkpoint).
+        self.every_update = False  # near the target: evaluate after every server update
+        self.first_regular_gap: Optional[float] = None
+        self.periods_since_first = 0  # regular evaluations since the first one
+        self.last_miss_time_s = 0.0
+        self.last_eval_step = -1
+        self.extra_evals = 0
 
     def load_submission(self) -> None:
         """Import and check the submission, get its round configuration.
@@ -205,6 +225,12 @@ class _Trial:
             'evals_written': self.evals_written,
             'preemptions': self.preemptions,
             'first_reach': self.first_reach,
+            'every_update': self.every_update,
+            'first_regular_gap': self.first_regular_gap,
+            'periods_since_first': self.periods_since_first,
+            'last_miss_time_s': self.last_miss_time_s,
+            'last_eval_step': self.last_eval_step,
+            'extra_evals': self.extra_evals,
         }
         checkpoint.save(self.dir, self.config.framework, state)
 
@@ -224,18 +250,26 @@ class _Trial:
         self.evals_written = state['evals_written']
         self.preemptions = state['preemptions'] + 1
         self.first_reach = state['first_reach']
+        self.every_update = state['every_update']
+        self.first_regular_gap = state['first_regular_gap']
+        self.periods_since_first = state['periods_since_first']
+        self.last_miss_time_s = state['last_miss_time_s']
+        self.last_eval_step = state['last_eval_step']
+        self.extra_evals = state['extra_evals']
         # Evaluations after the checkpoint are redone; drop their earlier copies.
         results.truncate_evals(self.dir, self.evals_written)
         return True
 
     # ---- evaluation ----------------------------------------------------------------------
 
-    def evaluate(self, time_s: float, wall_start: float) -> Dict[str, Any]:
+    def evaluate(self, time_s: float, wall_start: float, kind: str) -> Dict[str, Any]:
+        """Evaluate the current model; ``kind`` is regular, near_target or final."""
         start = time.perf_counter()
         metrics = self.workload.eval_clients(self.backend.eval_params(), self.groups)
         self.eval_time_s += time.perf_counter() - start
         metrics.update(self.backend.take_window())
         metrics.update({f'federated/{k}': v for k, v in self.sim.counts.items()})
+        metrics.update({f'federated/{k}': v for k, v in self.group_shares().items()})
         record = results.EvalRecord(
             step=self.backend.version,
             submission_time_s=time_s,
@@ -243,22 +277,30 @@ class _Trial:
             eval_time_s=self.eval_time_s,
             examples_seen=self.backend.examples_delivered,
             metrics=metrics,
-            extra={'compute_time_s': self.backend.compute_time_s},
+            extra={'compute_time_s': self.backend.compute_time_s, 'eval_kind': kind},
         )
         results.append_eval(self.dir, record)
         self.evals_written += 1
+        self.last_eval_step = record.step
+        if kind == 'near_target':
+            self.extra_evals += 1
         value = metrics.get(self.target().metric)
-        if (
-            self.first_reach is None
-            and value is not None
+        reached = (
+            value is not None
             and math.isfinite(value)
             and self.workload.has_reached_validation_target(metrics)
-        ):
+        )
+        if self.first_reach is None and reached:
             self.first_reach = {
                 'time_s': time_s,
                 'step': record.step,
                 'examples': record.examples_seen,
+                'resolution_s': time_s - self.last_miss_time_s,
             }
+        elif self.first_reach is None:
+            self.last_miss_time_s = time_s
+        if kind == 'regular' and self.first_reach is None:
+            self.every_update = self._is_near(value) or self.every_update
         groups = ''.join(
             f' val_accuracy_{g}:{metrics.get(f"validation/accuracy_{g}", float("nan")):.4f}'
             for g in self.groups
@@ -271,6 +313,20 @@ class _Trial:
             f'wall_time:{record.wall_time_s:.1f}s'
         )
         return metrics
+
+    def _is_near(self, value: Optional[float]) -> bool:
+        """Whether a regular evaluation's ``value`` is near the target (module docstring)."""
+        if self.first_regular_gap is not None:
+            self.periods_since_first += 1
+        near, gap = near_target(
+            value, self.first_regular_gap, self.periods_since_first, self.target()
+        )
+        if self.first_regular_gap is None:
+            self.first_regular_gap = gap
+        return near
+
+    def group_shares(self) -> Dict[str, float]:
+        return group_shares(self.sim.counts, list(self.groups))
 
     # ---- the loop -------------------------------------------------------------------------
 
@@ -294,12 +350,19 @@ class _Trial:
                     status = self._final(self.sim.clock_s, 'budget_exhausted', wall_start)
                     break
                 if event.kind == EVAL:
-                    metrics = self.evaluate(event.time_s, wall_start)
-                    status = self._status_after_eval(metrics)
+                    status = self._status_after_eval(
+                        self.evaluate(event.time_s, wall_start, 'regular')
+                    )
                     if status is None:
                         self.save_checkpoint(wall_start)
                         last_checkpoint = time.perf_counter()
-                elif (
+                elif self._due_near_target():
+                    status = self._status_after_eval(
+                        self.evaluate(self.sim.clock_s, wall_start, 'near_target')
+                    )
+                if status is not None:
+                    break
+                if (
                     self.config.max_steps is not None
                     and self.backend.version >= self.config.max_steps
                 ):
@@ -317,6 +380,17 @@ class _Trial:
         self.wall_time_s += time.perf_counter() - wall_start
         return self.write_result(status, error)
 
+    def _due_near_target(self) -> bool:
+        """Near the target, a model no evaluation has seen yet: evaluate it now,
+        after the last event at this instant (a regular evaluation due at this
+        same instant evaluates it instead)."""
+        return (
+            self.every_update
+            and self.first_reach is None
+            and self.backend.version > self.last_eval_step
+            and self.sim.next_time() > self.sim.clock_s
+        )
+
     def _status_after_eval(self, metrics) -> Optional[str]:
         loss = metrics.get('validation/loss')
         if loss is None or not math.isfinite(loss):
@@ -333,7 +407,7 @@ class _Trial:
             or rows[-1].step != self.backend.version
             or rows[-1].submission_time_s != time_s
         ):
-            metrics = self.evaluate(time_s, wall_start)
+            metrics = self.evaluate(time_s, wall_start, 'final')
             after = self._status_after_eval(metrics)
             if after == 'diverged':
                 return after
@@ -357,9 +431,18 @@ class _Trial:
             preemptions=self.preemptions,
             budget_s=self.budget_s,
             num_evals=self.evals_written,
+            time_to_target_resolution_s=reach.get('resolution_s'),
+            extra_evals=self.extra_evals,
+            eval_wall_share=(
+                self.eval_time_s / self.wall_time_s if self.wall_time_s > 0 else None
+            ),
             extra={
                 'compute_time_s': self.backend.compute_time_s,
-                'federated': {'event_digest': self.sim.digest, **self.sim.counts},
+                'federated': {
+                    'event_digest': self.sim.digest,
+                    **self.sim.counts,
+                    **self.group_shares(),
+                },
             },
         )
         results.write_result(self.dir, result)

@@ -9,8 +9,9 @@ are those documented on ``harness.spec_federated.RoundConfig``.
 
 Choices made here:
 - Latencies are drawn when a client is dispatched (a pure function of the
-  trial seed, client and dispatch id), so the simulator knows when each report
-  will arrive. A client's update is a pure function of what it downloaded and
+  trial seed, client, dispatch id and the work asked of it: ``Hooks.client_work``
+  gives the FLOPs and bytes of a dispatch from the current model version), so
+  the simulator knows when each report will arrive. A client's update is a pure function of what it downloaded and
   its data, so it is computed lazily: when a report arrives whose update is
   not computed yet, every dispatched-but-uncomputed update that will be used
   is computed, one vectorized cohort per model version (the hooks keep the
@@ -46,6 +47,7 @@ import numpy as np
 
 from harness import spec_federated
 from harness.trial.federated.latency import ClientLatency
+from harness.trial.federated.work import ClientWork
 
 # Event kinds, also the tie-break order at equal times.
 ARRIVAL, DEADLINE, SLOT_TIMEOUT, EVAL = 0, 1, 2, 3
@@ -62,6 +64,7 @@ class Dispatch:
     dispatch_time_s: float
     arrival_time_s: float
     needed: bool  # its update will be handed to server_update (if the trial lasts)
+    upload_bytes: int = 0  # what the clock charged for its report
     computed: bool = False
     holds_slot: bool = True  # async: counts against `concurrency`
 
@@ -92,6 +95,9 @@ class Hooks(Protocol):
 
     def retain(self, versions: Set[int]) -> None:
         """Only these model versions will still be computed from."""
+
+    def client_work(self) -> ClientWork:
+        """The work of a client dispatched now (from the current model version)."""
 
 
 class Simulator:
@@ -131,10 +137,19 @@ class Simulator:
             'arrived': 0,
             'dropped': 0,
             'late_delivered': 0,
+            'delivered': 0,
+            'delivered_on_time': 0,
             'rounds': 0,
             'empty_rounds': 0,
             'slot_timeouts': 0,
         }
+        # Per latency group (e.g. fast, stragglers): who was dispatched and whose
+        # reports reached server_update (on time: in their own round).
+        self.group_of = np.full(num_clients, '', dtype=object)
+        for name, mask in latency.groups().items():
+            self.group_of[np.asarray(mask, dtype=bool)] = name
+            for what in ('dispatched', 'delivered', 'delivered_on_time'):
+                self.counts[f'{what}_{name}'] = 0
         self.digest = ''  # running sha256 over the event log
         self.started = False
 
@@ -212,7 +227,8 @@ class Simulator:
     def _dispatch(self, client: int, needed: bool = True) -> Dispatch:
         did = self.next_dispatch_id
         self.next_dispatch_id += 1
-        latency_s = self.latency.latency_s(client, did)
+        work = self.hooks.client_work()
+        latency_s = self.latency.latency_s(client, did, work)
         d = Dispatch(
             did,
             int(client),
@@ -221,10 +237,11 @@ class Simulator:
             self.clock_s,
             self.clock_s + latency_s,
             needed,
+            work.upload_bytes,
         )
         self.in_flight[did] = d
         self.busy[client] = True
-        self.counts['dispatched'] += 1
+        self._count('dispatched', d.client)
         self._push(d.arrival_time_s, ARRIVAL, did)
         timeout = self.config.async_slot_timeout_s
         if not self.sync and timeout is not None and latency_s > timeout:
@@ -249,7 +266,17 @@ class Simulator:
         live = {d.version for d in self.in_flight.values() if d.needed and not d.computed}
         return live | {self.version}
 
+    def _count(self, what: str, client: int) -> None:
+        self.counts[what] += 1
+        group = self.group_of[client]
+        if group:
+            self.counts[f'{what}_{group}'] += 1
+
     def _apply(self, arrivals: List[Arrival]) -> None:
+        for a in arrivals:
+            self._count('delivered', a.dispatch.client)
+            if a.on_time:
+                self._count('delivered_on_time', a.dispatch.client)
         self.hooks.server_update(arrivals, self.version)
         self.version += 1
         self.hooks.retain(self._live_versions())

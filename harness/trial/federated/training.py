@@ -12,6 +12,11 @@ Choices made here:
   size; padded results are discarded.
 - The RNG handed to ``client_update`` is keyed by (seed, first dispatch id of
   the cohort), the one handed to ``server_update`` by (seed, server version).
+- ``client_work`` measures what a client dispatched now is asked to do
+  (``harness.trial.federated.work``): FLOPs from the round configuration and the
+  workload's ``flops_per_example``, bytes from the current version's ``params``
+  and ``client_extras``; every computed delta is checked against the upload
+  the clock charged.
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ from typing import Any, Dict, List, Tuple
 import numpy as np
 
 from harness import spec_federated
-from harness.errors import SubmissionError, call_submission
+from harness.errors import SubmissionError, UserInputError, call_submission
 from harness.trial.federated.simulator import Arrival, Dispatch
+from harness.trial.federated.work import ClientWork, check_upload, dispatch_work
 
 _CLIENT_RNG_TAG, _SERVER_RNG_TAG, _INIT_RNG_TAG = 11, 13, 17
 
@@ -63,6 +69,13 @@ class ModelBackend:
         self.workload, self.view, self.module = workload, view, module
         self.hyperparameters, self.round_config, self.seed = hyperparameters, round_config, seed
         self.usual_cohort = usual_cohort(round_config)
+        self.flops_per_example = workload.flops_per_example()
+        if self.flops_per_example is None or not self.flops_per_example > 0:
+            raise UserInputError(
+                f'Federated workload {workload.name} must count its training FLOPs per example '
+                '(flops_per_example): the simulated clock charges clients for their compute.'
+            )
+        self._work: Tuple[int, ClientWork] = (-1, ClientWork(0.0, 0, 0))  # (version, work)
         self.server_state: spec_federated.ServerState = None
         self.version = 0
         # version -> (params, client_extras) that dispatches downloaded and that
@@ -99,6 +112,17 @@ class ModelBackend:
         return state.eval_params if state.eval_params is not None else state.params
 
     # ---- simulator hooks ------------------------------------------------------------
+
+    def client_work(self) -> ClientWork:
+        """FLOPs and bytes of a client that downloads the current version."""
+        if self._work[0] != self.version:
+            params, extras = self.payloads[self.version]
+            cfg = self.round_config
+            work = dispatch_work(
+                cfg.local_steps, cfg.client_batch_size, self.flops_per_example, params, extras
+            )
+            self._work = (self.version, work)
+        return self._work[1]
 
     def compute(self, dispatches: List[Dispatch]) -> None:
         """One ``client_update`` call per model version among ``dispatches``."""
@@ -141,6 +165,7 @@ class ModelBackend:
         self.workload.synchronize(result.deltas)
         self.compute_time_s += time.perf_counter() - start
         deltas = self.workload.tree_unstack(result.deltas, n)
+        check_upload(deltas[0], dispatches[0].upload_bytes)
         metrics = {
             k: np.asarray(self.workload.tree_to_numpy(v), dtype=np.float64).reshape(-1)
             for k, v in result.metrics.items()
