@@ -78,7 +78,7 @@ def test_torch_ddp_two_processes_match_one(data_dir, tmp_path):
     one_cfg, one = _torch_trial(data_dir, tmp_path / 'one', None)
     two_cfg, two = _torch_trial(data_dir, tmp_path / 'two', 2)
     assert one['status'] == two['status'] == 'budget_exhausted', (one, two)
-    assert 'ddp_processes' not in one and two['ddp_processes'] == 2
+    assert one.get('ddp_processes') is None and two['ddp_processes'] == 2
     # The global batch is counted once, not once per rank.
     assert two['examples_seen'] == one['examples_seen'] == 8 * one['global_batch_size']
 

@@ -17,7 +17,7 @@ import pytest
 
 from harness import results
 
-from harness.trial import checkpoint
+from harness.trial import checkpoint, ddp
 
 pytestmark = pytest.mark.integration
 MAX_STEPS = 24
@@ -32,6 +32,10 @@ def _cmd(framework, results_dir, data_dir, experiment, resume=False, devices=Non
     return cmd + (['--resume'] if resume else [])
 
 
+# A rank's command line: python -m harness.trial.ddp JOB PARENT_PID RANK.
+RANK_MODULE = ddp.__name__.encode()
+
+
 def _ranks_of(pid):
     """PIDs of DDP rank processes started by the trial process ``pid``."""
     found = []
@@ -42,7 +46,7 @@ def _ranks_of(pid):
             argv = (entry / 'cmdline').read_bytes().split(b'\0')
         except OSError:
             continue
-        if b'harness.trial.backends.torch_ddp' in argv and str(pid).encode() in argv:
+        if RANK_MODULE in argv and str(pid).encode() in argv:
             found.append(int(entry.name))
     return found
 
