@@ -364,6 +364,25 @@ class Workload(metaclass=abc.ABCMeta):
     #: view times every call of them, device synchronized, into the trial's ``teacher_time_s``.
     teacher_calls: Tuple[str, ...] = ()
 
+    def eval_target_split(
+        self,
+        global_batch_size: int,
+        params: ParameterContainer,
+        model_state: ModelAuxiliaryState,
+        rng: RandomState,
+        data_dir: str,
+        global_step: int,
+    ) -> Dict[str, float]:
+        """The metrics of the split the target is set on ('validation/...'), off the clock.
+
+        The harness's probes of snapshots (finding the first step that meets the
+        target) need only these. The default is the full evaluation; a workload
+        whose ``eval_model`` also scores a train subset overrides this to skip it,
+        which halves what each probe costs.
+        """
+        return self.eval_model(global_batch_size, params, model_state, rng, data_dir, None,
+                               global_step)
+
     @property
     def target_mode(self) -> str:
         """'min' if lower is better for the target metric, else 'max'."""

@@ -1,6 +1,11 @@
 """Test-session settings shared by every test directory."""
 
 import pytest
+# Imported first, before any test module imports jax: submitit's import runs
+# logging.config.dictConfig, which closes every logging handler that exists by then.
+# absl's (installed by importing jax during collection) writes to pytest's capture
+# file, and closing it would break the capture of every later test.
+import submitit  # noqa: F401
 
 from harness.trial import cores
 

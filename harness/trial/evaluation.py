@@ -7,7 +7,8 @@ regular evaluation finds the target met for the first time, the snapshots
 taken since the last evaluated point that missed it are searched by
 bisection — each probe restores a snapshot, runs the submission's
 ``prepare_for_eval`` on it (timed: it would have been on the clock had the
-evaluation happened there) and evaluates it — until the first evaluated point
+evaluation happened there) and evaluates the target's split on it
+(``Workload.eval_target_split``: a probe needs no train metrics) — until the first evaluated point
 meeting the target in training order sits next to one that missed. The time
 to target is that point's clock reading; ``time_to_target_resolution_s`` is
 the clock between it and the miss before it; every probe is an extra
@@ -60,12 +61,21 @@ class Evaluation:
         self.backend.sync(params, opt_state, model_state)
         return opt_state, params, model_state, self._agreed_time(t0)
 
-    def _measure(self, params, model_state, step: int) -> Tuple[Dict[str, float], float]:
-        """The workload's metrics (off the clock) and how long the evaluation took."""
+    def _measure(self, params, model_state, step: int,
+                 target_split_only: bool = False) -> Tuple[Dict[str, float], float]:
+        """The workload's metrics (off the clock) and how long the evaluation took.
+
+        A probe of a snapshot needs only the target's split (``target_split_only``).
+        """
         t0 = self.clock()
-        metrics = self.workload.eval_model(
-            self.workload.eval_batch_size, params, model_state, self._eval_rng_for(step),
-            self.data_dir, None, step)
+        if target_split_only:
+            metrics = self.workload.eval_target_split(
+                self.workload.eval_batch_size, params, model_state, self._eval_rng_for(step),
+                self.data_dir, step)
+        else:
+            metrics = self.workload.eval_model(
+                self.workload.eval_batch_size, params, model_state, self._eval_rng_for(step),
+                self.data_dir, None, step)
         # Every DDP rank evaluates; the writer's numbers decide for all.
         metrics = self.backend.from_writer({k: float(v) for k, v in metrics.items()})
         duration_s = self.clock() - t0
@@ -198,7 +208,8 @@ class Evaluation:
                 opt_state, params, model_state = self._restore(snap)
                 _, params, model_state, prep_s = self._prepare(
                     params, model_state, opt_state, snap.step)
-                metrics, duration_s = self._measure(params, model_state, snap.step)
+                metrics, duration_s = self._measure(params, model_state, snap.step,
+                                                    target_split_only=True)
                 time_s = snap.submission_time_s + prep_s
                 probed.append((snap, time_s, self._record(
                     step=snap.step, submission_time_s=time_s,

@@ -7,7 +7,7 @@ optax.GradientTransformation`` (``learning_rate`` is the optax schedule of
     init_optimizer_state = jax_common.make_init_optimizer_state(build_tx)
     update_params = jax_common.update_params
 
-(``data_selection``, ``prepare_for_eval`` and ``get_batch_size`` need no
+(``data_selection`` and ``get_batch_size`` need no
 framework: ``common.py``). The train step averages the loss over valid
 examples, clips the global grad norm to ``hyperparameters.grad_clip`` when
 given, applies the optimizer, and reports the loss to

@@ -6,7 +6,7 @@ torch.optim.Optimizer`` and gets AlgoPerf's submission functions:
     init_optimizer_state = torch_common.make_init_optimizer_state(build_optimizer)
     update_params = torch_common.update_params
 
-(``data_selection``, ``prepare_for_eval`` and ``get_batch_size`` need no
+(``data_selection`` and ``get_batch_size`` need no
 framework: ``common.py``). The learning rate follows
 ``schedules.warmup_cosine_factor`` through a ``LambdaLR`` (the same numbers as
 the JAX baselines); gradients are clipped to ``hyperparameters.grad_clip`` when

@@ -19,6 +19,5 @@ def validate_hyperparameters(hparams):
 
 init_optimizer_state = torch_common.make_init_optimizer_state(build_optimizer)
 update_params = torch_common.update_params
-prepare_for_eval = common.prepare_for_eval
 data_selection = common.data_selection
 get_batch_size = common.get_batch_size

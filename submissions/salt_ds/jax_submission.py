@@ -18,7 +18,6 @@ MODE = 'salt_ds'
 
 init_optimizer_state = kd_jax.make_init_optimizer_state(MODE)
 update_params = kd_jax.update_params
-prepare_for_eval = common.prepare_for_eval
 data_selection = kd_jax.data_selection
 get_batch_size = common.get_batch_size
 

@@ -18,7 +18,6 @@ MODE = 'salt_ds'
 
 init_optimizer_state = kd_torch.make_init_optimizer_state(MODE)
 update_params = kd_torch.update_params
-prepare_for_eval = common.prepare_for_eval
 data_selection = kd_torch.data_selection
 get_batch_size = common.get_batch_size
 

@@ -22,6 +22,5 @@ def validate_hyperparameters(hparams):
 
 init_optimizer_state = jax_common.make_init_optimizer_state(build_tx)
 update_params = jax_common.update_params
-prepare_for_eval = common.prepare_for_eval
 data_selection = common.data_selection
 get_batch_size = common.get_batch_size

@@ -5,7 +5,6 @@ from submissions.adamw import pytorch_submission as adamw
 
 get_batch_size = adamw.get_batch_size
 init_optimizer_state = adamw.init_optimizer_state
-prepare_for_eval = adamw.prepare_for_eval
 data_selection = adamw.data_selection
 
 

@@ -27,7 +27,7 @@ on the synthetic set (MovieLens cannot fill a million-row table or a GPU).
 from __future__ import annotations
 
 import abc
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -297,14 +297,21 @@ class CtrWorkload(spec.Workload):
         logits = np.concatenate(logits)[: len(rows)]
         return np.asarray(ctr_data.labels[rows]), logits
 
-    def _evaluate(self, params, model_state, data_dir) -> Dict[str, float]:
+    def _evaluate(self, params, model_state, data_dir,
+                  splits: Tuple[str, ...] = ('train', 'validation')) -> Dict[str, float]:
         results = {}
         base_rate = self._open(data_dir).train_click_rate
-        for split in ('train', 'validation'):
+        for split in splits:
             labels, logits = self._split_logits(params, model_state, data_dir, split)
             for key, value in metrics.ctr_metrics(labels, logits, base_rate).items():
                 results[f'{split}/{key}'] = value
         return results
+
+    def eval_target_split(self, global_batch_size, params, model_state, rng, data_dir,
+                          global_step) -> Dict[str, float]:
+        # The train subset is as large as the validation split: a probe skips it.
+        del global_batch_size, rng, global_step
+        return self._evaluate(params, model_state, data_dir, splits=('validation',))
 
     def validation_predictions(self, params, model_state, data_dir) -> np.ndarray:
         """Click probabilities (float32) of the validation rows, in their fixed order.
