@@ -137,6 +137,11 @@ class TrialIdentity(_Record):
     budget_factor: float = 1.0
     #: The workload's budget as the trial saw it (seconds of its clock).
     budget: Optional[Dict[str, Any]] = None
+    #: Workload attributes the submission needs beyond AlgoPerf's API (its
+    #: REQUIRES_WORKLOAD_API, e.g. a teacher), and those the workload offers: scoring
+    #: counts a workload that lacks what an entrant needs as not applicable to it.
+    requires: List[str] = dataclasses.field(default_factory=list)
+    offers: List[str] = dataclasses.field(default_factory=list)
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
     KEY_FIELDS = ('workload', 'variant', 'size', 'framework', 'submission', 'ruleset', 'study',

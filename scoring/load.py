@@ -27,6 +27,10 @@ kind                        the contract: ``centralized`` or ``federated`` (tria
                             older trials: centralized). Entrants and workloads of one
                             contract form a track; a workload of another track is not
                             applicable to an entrant (NaN in the ratios), not "not reached".
+requires, offers            comma-joined workload attributes beyond AlgoPerf's API that
+                            the submission needs (its REQUIRES_WORKLOAD_API) and that the
+                            workload offers (trial.json; older trials: none). A workload
+                            that lacks what an entrant needs is not applicable to it either.
 study, trial, seed          ints from trial.json
 hparams                     mapping (None under self-tuning)
 target_metric/value/mode    the validation target (mode ``min`` or ``max``)
@@ -121,6 +125,8 @@ TRIAL_COLUMNS = (
     'base_id',
     'ruleset',
     'kind',
+    'requires',
+    'offers',
     'study',
     'trial',
     'seed',

@@ -138,7 +138,8 @@ def wide_times(times: pd.DataFrame, entrants: List[str], workloads: List[str],
 
 
 def applicability(trials: pd.DataFrame, entrants: List[str], workloads: List[str]) -> np.ndarray:
-    """entrants x workloads: True where the entrant and the workload share a contract.
+    """entrants x workloads: True where the entrant and the workload share a contract and
+    the workload offers every attribute the entrant's submission needs (``requires``).
 
     A suite may hold federated and centralized workloads and submissions; each submission
     trains the workloads of its own contract, so the two form separate tracks, scored side
@@ -146,8 +147,18 @@ def applicability(trials: pd.DataFrame, entrants: List[str], workloads: List[str
     """
     entrant_kind = trials.groupby('entrant')['kind'].first()
     workload_kind = trials.groupby('workload_id')['kind'].first()
-    return (entrant_kind.reindex(entrants).to_numpy()[:, None]
-            == workload_kind.reindex(workloads).to_numpy()[None, :])
+    same_track = (entrant_kind.reindex(entrants).to_numpy()[:, None]
+                  == workload_kind.reindex(workloads).to_numpy()[None, :])
+    # A submission that needs a workload attribute (SALT: a teacher) cannot run where it is
+    # missing: not applicable there, like another track's workload, rather than "not reached".
+    requires = trials.groupby('entrant')['requires'].first().reindex(entrants).fillna('')
+    offers = trials.groupby('workload_id')['offers'].agg(
+        lambda o: set().union(*(set(filter(None, v.split(','))) for v in o)))
+    offers = offers.reindex(workloads)
+    can_run = np.array([[set(filter(None, r.split(','))) <= (o if isinstance(o, set) else set())
+                         for o in offers] for r in requires], dtype=bool).reshape(
+                             len(entrants), len(workloads))
+    return same_track & can_run
 
 
 def apply_rules(wide: pd.DataFrame, variants: Dict[str, str], r_max: float) -> pd.DataFrame:

@@ -245,6 +245,8 @@ def _read_trial(
         'size': cfg['size'],
         'ruleset': cfg['ruleset'],
         'kind': cfg.get('kind') or 'centralized',
+        'requires': ','.join(sorted(cfg.get('requires') or ())),
+        'offers': ','.join(sorted(cfg.get('offers') or ())),
         'study': cfg['study'],
         'trial': cfg['trial'],
         'seed': cfg['seed'],

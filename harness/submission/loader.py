@@ -24,7 +24,7 @@ import sys
 import traceback
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from harness import registry
 from harness.errors import UserInputError
@@ -46,6 +46,8 @@ class Submission:
     prepare_for_eval: Optional[Callable]
     #: update_params accepts the read-only ``train_state`` keyword.
     accepts_train_state: bool
+    #: Workload attributes it needs beyond AlgoPerf's API (``REQUIRES_WORKLOAD_API``).
+    requires_workload_api: Tuple[str, ...] = ()
 
 
 def module_path(path: Path, framework: str) -> Optional[Path]:
@@ -289,4 +291,5 @@ def load_submission(name_or_path: str, framework: str) -> Submission:
         init_optimizer_state=module.init_optimizer_state, update_params=update,
         data_selection=module.data_selection,
         prepare_for_eval=getattr(module, 'prepare_for_eval', None),
-        accepts_train_state=accepts_train_state)
+        accepts_train_state=accepts_train_state,
+        requires_workload_api=tuple(getattr(module, 'REQUIRES_WORKLOAD_API', ()) or ()))

@@ -8,12 +8,13 @@ taken since the last evaluated point that missed it are searched by
 bisection — each probe restores a snapshot, runs the submission's
 ``prepare_for_eval`` on it (timed: it would have been on the clock had the
 evaluation happened there) and evaluates the target's split on it
-(``Workload.eval_target_split``: a probe needs no train metrics) — until the first evaluated point
-meeting the target in training order sits next to one that missed. The time
-to target is that point's clock reading; ``time_to_target_resolution_s`` is
-the clock between it and the miss before it; every probe is an extra
-evaluation, written to evals.jsonl (``kind: refine``) before the regular one,
-so the file stays in training order. Probing never changes the trajectory:
+(``Workload.eval_target_split``: a probe needs no train metrics) — until the
+first evaluated point meeting the target in training order is within max(1 %
+of its time, one snapshot) of an evaluated point that missed. The time to
+target is that point's clock reading; ``time_to_target_resolution_s`` is the
+clock between it and the miss before it; every probe is an extra evaluation,
+written to evals.jsonl (``kind: refine``) before the regular one, so the file
+stays in training order. Probing never changes the trajectory:
 the live state is put back exactly (as a resume restores it) before training
 or the trial's end goes on.
 
@@ -32,6 +33,11 @@ from typing import Any, Dict, List, Optional, Tuple
 from harness import results
 from harness.errors import call_submission
 from harness.trial.snapshots import Snapshot
+
+
+#: The search stops once the gap between the miss and the hit is at most this share of the
+#: hit's time (or the two are adjacent snapshots): max(1 % of the time, one step).
+RELATIVE_RESOLUTION = 0.01
 
 
 class Evaluation:
@@ -200,9 +206,17 @@ class Evaluation:
         window = [s for s in self.snapshots.snapshots if miss['step'] < s.step < hit.step]
         lo, hi = -1, len(window)       # window[lo] missed, window[hi] met (hi == len: ``hit``)
         probed: List[Tuple[Snapshot, float, results.EvalRecord]] = []
+        def clock_s(index: int) -> float:
+            if index < 0:
+                return miss['time_s']
+            return window[index].submission_time_s if index < len(window) else \
+                hit.submission_time_s
+
         if window:
             current = self._snapshot_now(with_optimizer=True)
-            while hi - lo > 1:
+            # Narrow until the miss and the hit are adjacent snapshots, or closer than 1 % of
+            # the time to target (the resolution the rule asks for): no probe beyond that.
+            while hi - lo > 1 and clock_s(hi) - clock_s(lo) > RELATIVE_RESOLUTION * clock_s(hi):
                 mid = (lo + hi) // 2
                 snap = window[mid]
                 opt_state, params, model_state = self._restore(snap)

@@ -49,6 +49,8 @@ def _write_start_files(trial_dir: Path, config: TrialConfig, workload, submissio
             submission_path=str(submission.path), experiment=config.experiment,
             max_steps=config.max_steps, stop_at_target=config.stop_at_target,
             budget_factor=config.budget_factor,
+            requires=list(submission.requires_workload_api),
+            offers=list(getattr(workload, 'submission_attributes', ())),
             budget={'max_allowed_runtime_sec': workload.max_allowed_runtime_sec,
                     'eval_period_time_sec': workload.eval_period_time_sec,
                     'step_hint': workload.step_hint,
@@ -108,6 +110,7 @@ def run_trial(config: TrialConfig, *, resume: bool = True,
     data_dir = str(paths.resolve_data_dir(config.data_dir))
     workload = build_workload(config)
     submission = load_submission(config.submission, config.framework)
+    _check_workload_api(config, workload, submission)
     processes = _processes(config, workload, submission)
     workload.check_data(data_dir)
 
@@ -131,6 +134,19 @@ def run_trial(config: TrialConfig, *, resume: bool = True,
     result.hardware_class = hardware.hardware_class(hardware.fingerprint())
     results.write_result(trial_dir, result)
     return result.to_json()
+
+
+def _check_workload_api(config: TrialConfig, workload, submission) -> None:
+    """Refuse, before anything is written, a workload without what the submission needs."""
+    offered = set(getattr(workload, 'submission_attributes', ()))
+    missing = [a for a in submission.requires_workload_api if a not in offered]
+    if missing:
+        raise UserInputError(
+            f'Submission {submission.name!r} needs workload attribute(s) {missing} '
+            f'(its REQUIRES_WORKLOAD_API), which workload {config.workload!r} does not offer '
+            f'(it offers {sorted(offered) or "none beyond the AlgoPerf API"}). Run it on a '
+            'workload that has them (lm_slm has a teacher), or, in a suite, list the '
+            'workloads it runs on with the workload entry\'s `submissions:` key.')
 
 
 def _processes(config: TrialConfig, workload, submission) -> int:

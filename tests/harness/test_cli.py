@@ -86,6 +86,9 @@ def test_check_import_error_names_file_and_line(tmp_path, capsys):
       'jax', '--devices', '2'], 'devices: 2 asked for, but JAX sees 1 device(s)'),
     (['run', '--workload', 'federated_shakespeare', '--submission', 'fedavg', '--framework',
       'jax', '--devices', '2'], 'a federated trial simulates its clients on one device'),
+    # SALT distills from lm_slm's teacher; ctr has none.
+    (['run', '--workload', 'ctr', '--size', 'tiny', '--submission', 'salt', '--framework',
+      'jax'], "workload 'ctr' does not offer"),
 ])
 def test_run_bad_input_exits_2(argv, message, capsys, tmp_path):
     assert main(argv + ['--results-dir', str(tmp_path)]) == 2

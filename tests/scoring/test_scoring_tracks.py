@@ -12,12 +12,13 @@ from scoring.api import score
 from scoring.synthetic import write_trial
 
 
-def _trial(root, sub, workload, study, reach_s, kind='centralized'):
+def _trial(root, sub, workload, study, reach_s, kind='centralized', requires=(), offers=()):
     d = root / 'exp' / sub / f'{workload}_jax' / f'study_{study}' / 'trial_0'
     write_trial(d, config={
         'workload': workload, 'variant': None, 'size': 'tiny', 'framework': 'jax',
         'submission': sub, 'ruleset': 'external', 'study': study, 'trial': 0,
         'hparams': {'learning_rate': 0.1}, 'seed': study, 'kind': kind,
+        'requires': list(requires), 'offers': list(offers),
         'target': {'metric': 'validation/loss', 'value': 1.0, 'mode': 'min'}},
         evals=[{'step': 10, 'submission_time_s': reach_s, 'wall_time_s': reach_s,
                 'eval_time_s': 1.0, 'examples_seen': 10, 'validation/loss': 0.9}],
@@ -65,3 +66,19 @@ def test_the_report_says_there_are_two_tracks_and_does_not_compare_across(report
                             '(federated_shakespeare)') for n in report.notes)
     summary = report.speedup_summary.set_index('entrant')
     assert summary.loc['fedavg', 'vs_reference'] == 'not comparable'
+
+
+def test_a_workload_without_what_a_submission_needs_is_not_applicable_to_it(tmp_path):
+    """SALT needs lm_slm's teacher: ctr, which has none, is not applicable to it (NaN), while
+    an entrant that needs nothing is scored on both; an entrant that never ran a workload
+    it could run is still ∞ (AlgoPerf's rule)."""
+    teacher = ('teacher_logits', 'teacher_topk')
+    for s in range(2):
+        _trial(tmp_path, 'nadamw', 'lm_slm', s, 20.0, offers=teacher)
+        _trial(tmp_path, 'salt', 'lm_slm', s, 15.0, requires=teacher, offers=teacher)
+        _trial(tmp_path, 'nadamw', 'ctr', s, 4.0)
+        _trial(tmp_path, 'adamw', 'ctr', s, 5.0)
+    r = score(tmp_path, reference='nadamw', bootstrap_samples=50).ratios
+    assert math.isnan(r.loc['salt', 'ctr'])
+    assert r.loc['salt', 'lm_slm'] == 1.0 and r.loc['nadamw', 'lm_slm'] == pytest.approx(4 / 3)
+    assert math.isinf(r.loc['adamw', 'lm_slm'])

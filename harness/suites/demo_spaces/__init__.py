@@ -1,0 +1,1 @@
+"""Fixed hyperparameters of the demo suite's federated entrants (package data)."""
