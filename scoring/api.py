@@ -29,7 +29,7 @@ from scoring.load import LoadedResults, load_results
 from scoring.profiles import exact_scores, performance_ratios, profile_steps
 from scoring.noise_floor import find_noise_floors
 from scoring.score_report import ScoreReport
-from scoring.speedup import compare, resolve_reference, summary_sentence
+from scoring.speedup import Comparison, compare, resolve_reference, summary_sentence
 from scoring.time_to_target import (
     applicability,
     apply_rules,
@@ -255,10 +255,12 @@ def compute(
     scores = scores.sort_values(['rank', 'entrant'], kind='stable').reset_index(drop=True)
     scores.insert(0, 'rank', scores.pop('rank'))
 
-    # No reference named: compare with the top-scoring entrant (said in the report).
-    chosen_reference = scores['entrant'].iloc[0] if reference is None else reference
-    versus = compare(times, studies, trials, chosen_reference, floors, time_col, paired,
-                     bootstrap_samples, seed)
+    # Per track (contract), against its reference: the one named if it is of that track,
+    # else the track's top-scoring entrant (said in the report).
+    versus, track_references = _compare_by_track(
+        times, studies, trials, list(scores['entrant']), reference, floors, time_col, paired,
+        bootstrap_samples, seed)
+    chosen_reference = ', '.join(track_references.values())
     summary = versus.summary.rename(columns={
         'geomean_ratio': 'time_ratio_to_reference',
         'geomean_ci_low': 'time_ratio_ci_low',
@@ -270,7 +272,12 @@ def compute(
                         time_ci, time_col, versus.table)
     problems = list(loaded.problems)
     notes = _notes(trials, studies, scored, variants, classes) + _disturbed_note(trials)
-    if reference is None:
+    if len(track_references) > 1:
+        notes.append('Speed-ups are per track, each against its own reference: '
+                     + '; '.join(f'{kind}: {ref}' for kind, ref in track_references.items())
+                     + ('' if reference is None else f' (--reference {reference} where it '
+                        'belongs, else the track\'s top-scoring entrant)') + '.')
+    elif reference is None:
         notes.append(f'No --reference given: speed-ups are against the top-scoring entrant, '
                      f'{chosen_reference}.')
     if paired is False:
@@ -297,8 +304,11 @@ def compute(
         reference=chosen_reference,
         speedups=versus.table,
         speedup_summary=versus.summary,
-        comparison_sentence=summary_sentence(versus.summary, chosen_reference,
-                                             list(scores['entrant'])),
+        comparison_sentence=' '.join(
+            (f'{kind.capitalize()} track: ' if len(track_references) > 1 else '')
+            + summary_sentence(versus.summary[versus.summary['reference'] == ref], ref,
+                               list(scores['entrant']))
+            for kind, ref in track_references.items()),
         noise_floor_source=floors.source,
         ctr=ctr_mod.ctr_table(trials, loaded.evals, studies, problems),
         teacher=teacher_mod.teacher_table(trials, studies),
@@ -311,6 +321,32 @@ def compute(
         problems=problems,
         notes=notes,
     )
+
+
+def _compare_by_track(times, studies, trials, order, reference, floors, time_col, paired,
+                      bootstrap_samples, seed):
+    """``compare`` within each track (entrants and workloads of one contract): a
+    comparison across contracts means nothing. Returns the tables (with a ``reference``
+    column) and {track: its reference}."""
+    tables, summaries, unpaired, references = [], [], [], {}
+    for kind in sorted(set(trials['kind'])):
+        mine = trials[trials['kind'] == kind]
+        entrants = [e for e in order if e in set(mine['entrant'])]
+        ref = reference if reference in entrants else entrants[0]
+        references[kind] = ref
+        wids = set(mine['workload_id'])
+        in_track = times['entrant'].isin(entrants) & times['workload_id'].isin(wids)
+        in_studies = studies['entrant'].isin(entrants) & studies['workload_id'].isin(wids)
+        one = compare(times[in_track], studies[in_studies], mine, ref, floors, time_col,
+                      paired, bootstrap_samples, seed)
+        tables.append(one.table.assign(reference=ref))
+        summaries.append(one.summary.assign(reference=ref))
+        unpaired += one.unpaired
+    if reference is not None and reference not in references.values():
+        raise UserInputError(f'--reference {reference} is not an entrant of any track.')
+    table = pd.concat(tables, ignore_index=True)
+    summary = pd.concat(summaries, ignore_index=True)
+    return Comparison(table=table, summary=summary, unpaired=unpaired), references
 
 
 def _import_outputs() -> None:

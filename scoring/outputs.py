@@ -104,10 +104,10 @@ def write_outputs(
         paths['scores.csv'] = tables.write_csv(rep.scores, out_dir / 'scores.csv')
         if rep.speedups is not None:
             merged = rep.speedups.merge(
-                rep.speedup_summary[['entrant', 'geomean_ratio', 'geomean_ci_low',
-                                     'geomean_ci_high', 'geomean_speedup']], on='entrant'
-            )
-            merged.insert(0, 'reference', rep.reference)
+                rep.speedup_summary[['entrant', 'reference', 'geomean_ratio', 'geomean_ci_low',
+                                     'geomean_ci_high', 'geomean_speedup']],
+                on=['entrant', 'reference'])
+            merged.insert(0, 'reference', merged.pop('reference'))
             paths['speedups.csv'] = tables.write_csv(merged, out_dir / 'speedups.csv')
         paths['trials.csv'] = tables.write_csv(views.trials_csv(rep), out_dir / 'trials.csv')
         if rep.ctr is not None:

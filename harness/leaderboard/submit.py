@@ -169,7 +169,11 @@ def submission_suite(
         search_space=space,
         frameworks=tuple(frameworks),
     )
-    return suite.replace(submissions=(entry,), results_dir=root, experiment=suite.experiment)
+    # A workload entry's `submissions:` names which baselines run on it (the demo runs SALT
+    # on lm_slm only); the entrant runs every workload of its own contract.
+    workloads = tuple(dataclasses.replace(w, submissions=None) for w in suite.workloads)
+    return suite.replace(submissions=(entry,), workloads=workloads, results_dir=root,
+                         experiment=suite.experiment)
 
 
 def _link_inputs(inputs: Path, lb_dir: Path, experiment_dir: Path, entry: str) -> Path:

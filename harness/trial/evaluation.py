@@ -18,8 +18,9 @@ stays in training order. Probing never changes the trajectory:
 the live state is put back exactly (as a resume restores it) before training
 or the trial's end goes on.
 
-Bisection finds a boundary between a miss and a hit; if the metric crosses
-the target several times inside one window, the point found is still the
+Bisection (on the step grid: ``_dyadic_midpoint``) finds a boundary between a
+miss and a hit; if the metric crosses the target several times inside one
+window, the point found is still the
 first *evaluated* point meeting it in training order (every evaluated point
 before it missed), which is the rule; the resolution says how far the
 previous evaluated miss is.
@@ -217,7 +218,7 @@ class Evaluation:
             # Narrow until the miss and the hit are adjacent snapshots, or closer than 1 % of
             # the time to target (the resolution the rule asks for): no probe beyond that.
             while hi - lo > 1 and clock_s(hi) - clock_s(lo) > RELATIVE_RESOLUTION * clock_s(hi):
-                mid = (lo + hi) // 2
+                mid = _dyadic_midpoint([s.step for s in window], lo, hi)
                 snap = window[mid]
                 opt_state, params, model_state = self._restore(snap)
                 _, params, model_state, prep_s = self._prepare(
@@ -263,3 +264,20 @@ class Evaluation:
     def _reported(self) -> Optional[Dict[str, float]]:
         """The latest value of each metric the submission reported (e.g. SALT's stage)."""
         return dict(self.metrics_logger.last) or None
+
+
+def _dyadic_midpoint(steps: List[int], lo: int, hi: int) -> int:
+    """The index in (lo, hi) to probe next: the step with the most factors of two (the
+    nearest to the middle among equals).
+
+    Bisection over the steps of one window would probe points that depend on where the
+    regular evaluations fell, which depends on the clock; with a metric that wobbles
+    around the target, two runs of the same seed would then find different crossings.
+    Probing on the step grid 2^k (a binary search over step numbers from step 0) makes
+    the points probed, and so the step found, a function of the trajectory alone.
+    """
+    def rank(i: int) -> tuple:
+        step = steps[i]
+        twos = (step & -step).bit_length() if step else 64
+        return (twos, -abs(2 * i - lo - hi))
+    return max(range(lo + 1, hi), key=rank)

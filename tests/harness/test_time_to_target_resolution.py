@@ -15,6 +15,7 @@ import pytest
 
 from harness import results
 from harness.trial.run import run_trial
+from harness.trial import evaluation
 from harness.trial import snapshots as snapshots_mod
 from tests.harness import toy
 
@@ -124,3 +125,20 @@ def test_a_small_memory_budget_coarsens_the_resolution_and_says_so(toy_env):
     assert result['time_to_target_resolution_s'] >= 16 * STEP_S - 1e-9
     log = (config.trial_dir() / results.LOG_FILE).read_text()
     assert 'event:reached' in log and 'resolution_s:' in log
+
+
+def test_probes_follow_the_step_grid_whatever_the_window():
+    """Two runs of one seed whose regular evaluations fell at different steps probe the same
+    steps (a binary search over step numbers), so they find the same crossing."""
+    def probes(window_end, first_hit):
+        steps = list(range(1, window_end))
+        lo, hi, seen = -1, len(steps), []
+        while hi - lo > 1:
+            mid = evaluation._dyadic_midpoint(steps, lo, hi)
+            seen.append(steps[mid])
+            lo, hi = (lo, mid) if steps[mid] >= first_hit else (mid, hi)
+        return seen, steps[hi] if hi < len(steps) else window_end
+    a, found_a = probes(290, 165)
+    b, found_b = probes(281, 165)
+    assert a == b and found_a == found_b == 165
+    assert a[0] == 256 and len(a) <= 9

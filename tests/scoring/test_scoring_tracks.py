@@ -64,8 +64,17 @@ def test_scores_and_counts_are_per_track(report):
 def test_the_report_says_there_are_two_tracks_and_does_not_compare_across(report):
     assert any(n.startswith('Two tracks: centralized (ctr, lm); federated '
                             '(federated_shakespeare)') for n in report.notes)
+    # Speed-ups per track, each against its own reference: adamw (named) for the
+    # centralized one, the top-scoring fedbuff for the federated one.
     summary = report.speedup_summary.set_index('entrant')
-    assert summary.loc['fedavg', 'vs_reference'] == 'not comparable'
+    assert summary.loc['fedavg', 'reference'] == 'fedbuff'
+    assert summary.loc['nadamw', 'reference'] == 'adamw'
+    assert summary.loc['fedavg', 'vs_reference'] == 'slower'
+    assert set(report.speedups['workload_id'][report.speedups['reference'] == 'fedbuff']) == {
+        'federated_shakespeare'}
+    assert report.comparison_sentence.startswith('Centralized track: ')
+    assert 'Federated track: Distinguishable from fedbuff: fedavg' in report.comparison_sentence
+    assert any(n.startswith('Speed-ups are per track') for n in report.notes)
 
 
 def test_a_workload_without_what_a_submission_needs_is_not_applicable_to_it(tmp_path):

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from harness.errors import UserInputError
-from harness.launch.suite import find_suite, load_suite
+from harness.launch.suite import expand, find_suite, load_suite
 from tests.suites.conftest import BASIC, make_submission
 
 
@@ -175,9 +175,19 @@ def test_bad_experiment_names(write_suite, tmp_path):
 def test_shipped_suites_are_found_by_name_and_valid():
     demo = load_suite(find_suite('demo'))
     assert demo.experiment == 'demo' and demo.executor == 'local'
-    assert [w.key for w in demo.workloads] == ['lm'] and demo.workloads[0].size == 'tiny'
-    assert [s.name for s in demo.submissions] == ['adamw', 'nadamw']
-    assert demo.frameworks == ('jax', 'pytorch') and (demo.studies, demo.trials) == (1, 1)
+    assert [w.key for w in demo.workloads] == ['lm_slm', 'ctr',
+                                               'federated_shakespeare-early_target']
+    assert {w.size for w in demo.workloads} == {'tiny'}
+    assert [s.name for s in demo.submissions] == ['nadamw', 'salt', 'fedavg', 'fedadam']
+    assert demo.frameworks == ('jax', 'pytorch') and (demo.studies, demo.trials) == (2, 1)
+    # Each entrant on its own workloads: SALT (jax) on lm_slm only, NAdamW in both
+    # frameworks on lm_slm and ctr, the federated pair (jax) on the federated workload.
+    runs = sorted({(c.submission, c.framework, c.workload) for c in expand(demo)})
+    assert runs == sorted([
+        ('nadamw', 'jax', 'lm_slm'), ('nadamw', 'pytorch', 'lm_slm'), ('salt', 'jax', 'lm_slm'),
+        ('nadamw', 'jax', 'ctr'), ('nadamw', 'pytorch', 'ctr'),
+        ('fedavg', 'jax', 'federated_shakespeare'), ('fedadam', 'jax', 'federated_shakespeare')])
+    assert len(expand(demo)) == 14
     full = load_suite(find_suite('full'))
     assert full.executor == 'slurm' and (full.studies, full.trials) == (3, 5)
     assert full.slurm.gpus_per_node == 1
