@@ -266,6 +266,7 @@ class TrialResult(_Record):
     #: Contention while the trial trained (see harness.trial.contention).
     cpu_share: Optional[float] = None
     run_queue_share: Optional[float] = None
+    other_cpu_share: Optional[float] = None
     load_average: Optional[float] = None
     timing_disturbed: Optional[bool] = None
     #: CPU cores the trial trained on (its own: harness.trial.cores).

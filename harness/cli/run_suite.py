@@ -84,11 +84,11 @@ def run_suite_command(args) -> int:
               'to resume them.', file=sys.stderr)
         return 1
     if report.waited:
-        score_experiment(report.experiment_dir)
+        score_experiment(report.experiment_dir, suite.reference)
     return 0
 
 
-def score_experiment(experiment_dir) -> None:
+def score_experiment(experiment_dir, reference=None) -> None:
     """The end of every waited suite run: profiles, scores and report.html.
 
     A scoring problem (say, no trial reached a target) is printed, never turned
@@ -98,7 +98,7 @@ def score_experiment(experiment_dir) -> None:
 
     out_dir = Path(experiment_dir) / 'scoring'
     try:
-        rep = score(experiment_dir, out_dir=out_dir)
+        rep = score(experiment_dir, out_dir=out_dir, reference=reference)
     except UserInputError as e:
         print(f'scoring: not scored: {e}', file=sys.stderr)
         return

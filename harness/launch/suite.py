@@ -19,6 +19,7 @@ A suite is a YAML file (see ``harness/suites/demo.yaml``)::
       - {name: lm_slm, variants: [strong_teacher], submissions: [salt], paired_variants: true}
     submissions: [adamw, {name: ./my_algo, search_space: ./my_space.yaml}]
     frameworks: [jax, pytorch]
+    reference: adamw@jax          # scoring's speed-ups are against it (default: top scorer)
     executor:
       default: local              # debug | local | slurm (--executor overrides)
       local: {parallelism: 1}
@@ -86,6 +87,8 @@ TOP_KEYS: Dict[str, Tuple[str, Any, Dict[str, Any]]] = {
     'self_tuning_budget_factor': ('float', 1.5, {'positive': True}),
     'checkpoint_every_s': ('float', 60.0, {'positive': True}),
     'threads': ('int', None, {'minimum': 1}),
+    # The entrant the report's speed-ups are against, in its track (None: the top scorer).
+    'reference': ('str', None, {}),
     # Devices per trial (None: all the trial's job sees; PyTorch: one DDP process each).
     'devices': ('int', None, {'minimum': 1}),
     'workloads': ('list', REQUIRED, {}),
@@ -196,6 +199,8 @@ class Suite:
     devices: Optional[int] = None
     #: CPU cores per trial (None: the local executor's cores ÷ parallelism, else all).
     threads: Optional[int] = None
+    #: The entrant (submission, or submission@framework) scoring compares the others with.
+    reference: Optional[str] = None
     executor: str = 'local'
     executor_line: Optional[int] = None
     parallelism: int = 1
@@ -301,7 +306,7 @@ def load_suite(path: Path) -> Suite:
         stop_at_target=top['stop_at_target'],
         self_tuning_budget_factor=top['self_tuning_budget_factor'],
         checkpoint_every_s=top['checkpoint_every_s'], devices=top['devices'],
-        threads=top['threads'], executor=executor['default'], executor_line=ctx.lines.get(('executor', 'default')),
+        threads=top['threads'], reference=top['reference'], executor=executor['default'], executor_line=ctx.lines.get(('executor', 'default')),
         parallelism=sections['local']['parallelism'],
         slurm=SlurmSettings(**{**slurm, 'setup': tuple(setup)}),
     )

@@ -394,6 +394,7 @@ class TrialRunner(Evaluation):
             eval_wall_share=(self.c.eval_time_s / wall_time_s) if wall_time_s > 0 else None,
             cpu_share=contention.get('cpu_share'),
             run_queue_share=contention.get('run_queue_share'),
+            other_cpu_share=contention.get('other_cpu_share'),
             load_average=contention.get('load_average'),
             timing_disturbed=contention.get('timing_disturbed'),
             budget_s=self.budget_s,

@@ -58,14 +58,27 @@ def test_bad_thread_counts_are_refused():
 def test_shares_and_flag_from_the_counters(monkeypatch):
     clock = iter([0.0, 10.0])
     waits = iter([1.0, 1.0 + 0.5])        # 0.5 s waiting over 10 s x 2 threads: 2.5 %
+    cpu = iter([5.0, 5.0 + 18.0])         # the trial's own CPU time: 18 s of 20
+    busy = iter([100.0, 100.0 + 18.4])    # the two cores were busy 18.4 s: others 0.4 s, 2 %
     monkeypatch.setattr(contention, 'run_queue_wait_s', lambda: next(waits))
-    meter = contention.ContentionMeter(threads=2, wall_clock=lambda: next(clock))
+    monkeypatch.setattr(contention, '_cpu_s', lambda: next(cpu))
+    monkeypatch.setattr(contention, 'cores_busy_s', lambda cores: next(busy))
+    meter = contention.ContentionMeter(threads=2, wall_clock=lambda: next(clock), cores=[0, 1])
     meter.start()
     meter.stop()
     summary = meter.summary()
     assert summary['run_queue_share'] == pytest.approx(0.025)
+    assert summary['other_cpu_share'] == pytest.approx(0.02)
+    assert summary['cpu_share'] == pytest.approx(0.9)
     assert summary['timing_disturbed'] is False
+    # The trial's own threads waiting on each other (XLA's pools) do not flag it ...
     meter.load_state_dict({**meter.state_dict(), 'wait_s': 4.0})
+    assert meter.summary()['timing_disturbed'] is False
+    # ... other processes on its cores do.
+    meter.load_state_dict({**meter.state_dict(), 'other_s': 2.0})
+    assert meter.summary()['timing_disturbed'] is True
+    # Without /proc/stat the run-queue wait decides.
+    meter.load_state_dict({**meter.state_dict(), 'other_s': None})
     assert meter.summary()['timing_disturbed'] is True
 
 
@@ -91,4 +104,5 @@ def test_a_competitor_on_the_trials_core_is_seen():
         os.sched_setaffinity(0, previous)
     summary = meter.summary()
     assert summary['run_queue_share'] > 0.2
+    assert summary['other_cpu_share'] > 0.2
     assert summary['timing_disturbed'] is True

@@ -181,7 +181,7 @@ BUDGETS: Dict[tuple, spec.Budget] = {
     ('tiny', None): spec.Budget(0.40, 2 * DAY_S, HOUR_S, 550),
     ('tiny', 'no_stragglers'): spec.Budget(0.40, 2 * DAY_S, HOUR_S, 550),
     ('tiny', 'heavy_stragglers'): spec.Budget(0.40, 2 * DAY_S, HOUR_S, 550),
-    ('tiny', 'early_target'): spec.Budget(0.28, 12 * HOUR_S, HOUR_S, 140),
+    ('tiny', 'early_target'): spec.Budget(0.28, 12 * HOUR_S, 1200.0, 140),
     ('base', None): spec.Budget(0.52, 4 * DAY_S, 2 * HOUR_S, 1500),
     ('base', 'no_stragglers'): spec.Budget(0.52, 4 * DAY_S, 2 * HOUR_S, 1500),
     ('base', 'heavy_stragglers'): spec.Budget(0.52, 4 * DAY_S, 2 * HOUR_S, 1500),
