@@ -146,8 +146,8 @@ class ContentionMeter:
         self.wall_s = state.get('wall_s', 0.0)
         self.cpu_s = state.get('cpu_s', 0.0)
         self.wait_s = state.get('wait_s', 0.0)
-        # A checkpoint of an older TimeTrial has no other_s: unknown for this trial.
-        self.other_s = state.get('other_s')
+        # A checkpoint of an older TimeTrial that trained has no other_s: unknown then.
+        self.other_s = state.get('other_s', None if self.wall_s else 0.0)
         self.load_average = state.get('load_average')
 
     def summary(self) -> Dict[str, Optional[float]]:

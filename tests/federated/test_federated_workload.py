@@ -24,9 +24,12 @@ def pair(request):
 def test_registry_entry():
     info = registry.workload_info('federated_shakespeare')
     assert info.kind == 'federated'
-    assert info.variants == ('no_stragglers', 'heavy_stragglers')
+    assert info.variants == ('no_stragglers', 'heavy_stragglers', 'early_target')
     with pytest.raises(UserInputError, match='huge.*base, tiny'):
         registry.make_workload('federated_shakespeare', 'jax', 'huge')
+    # early_target is a tiny demo target: asked at base, a clear refusal.
+    with pytest.raises(UserInputError, match='early_target variant is a tiny demo target'):
+        registry.make_workload('federated_shakespeare', 'jax', 'base', 'early_target')
 
 
 def test_same_parameter_count_shapes_and_types(pair):

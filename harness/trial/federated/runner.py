@@ -57,6 +57,8 @@ from harness.submission.federated import (
 )
 from harness.submission.search_space import as_hyperparameters
 from harness.trial import checkpoint
+from harness.trial.contention import ContentionMeter
+from harness.trial.cores import available_cores
 from harness.trial.config import TrialConfig
 from harness.trial.federated import latency as latency_lib
 from harness.trial.federated.evaluation import group_shares, near_target
@@ -113,6 +115,9 @@ class _Trial:
         self.sim: Optional[Simulator] = None
         # Accumulated over resumes (restored from the checkpoint).
         self.wall_time_s = 0.0
+        # The machine's load on the trial's cores (wall time only: the simulated clock
+        # does not depend on the machine).
+        self.contention = ContentionMeter(len(available_cores()))
         self.eval_time_s = 0.0
         self.evals_written = 0
         self.preemptions = 0
@@ -231,6 +236,7 @@ class _Trial:
             'last_miss_time_s': self.last_miss_time_s,
             'last_eval_step': self.last_eval_step,
             'extra_evals': self.extra_evals,
+            'contention': self.contention.state_dict(),
         }
         checkpoint.save(self.dir, self.config.framework, state)
 
@@ -256,6 +262,7 @@ class _Trial:
         self.last_miss_time_s = state['last_miss_time_s']
         self.last_eval_step = state['last_eval_step']
         self.extra_evals = state['extra_evals']
+        self.contention.load_state_dict(state.get('contention', {}))
         # Evaluations after the checkpoint are redone; drop their earlier copies.
         results.truncate_evals(self.dir, self.evals_written)
         return True
@@ -264,9 +271,11 @@ class _Trial:
 
     def evaluate(self, time_s: float, wall_start: float, kind: str) -> Dict[str, Any]:
         """Evaluate the current model; ``kind`` is regular, near_target or final."""
+        self.contention.stop()        # evaluation is not training: out of the windows
         start = time.perf_counter()
         metrics = self.workload.eval_clients(self.backend.eval_params(), self.groups)
         self.eval_time_s += time.perf_counter() - start
+        self.contention.start()
         metrics.update(self.backend.take_window())
         metrics.update({f'federated/{k}': v for k, v in self.sim.counts.items()})
         metrics.update({f'federated/{k}': v for k, v in self.group_shares().items()})
@@ -338,6 +347,7 @@ class _Trial:
             if not self.load_checkpoint():
                 self.backend.initialize()
                 self.sim.start()
+            self.contention.start()
             events = 0
             while status is None:
                 if self.sim.next_time() > self.budget_s:
@@ -377,6 +387,7 @@ class _Trial:
             status, error = 'failed', str(e)
             results.atomic_write_text(self.dir / results.ERROR_FILE, e.traceback_text)
             self.log(f'failed: {e.phase} raised; see {results.ERROR_FILE}')
+        self.contention.stop()
         self.wall_time_s += time.perf_counter() - wall_start
         return self.write_result(status, error)
 
@@ -417,6 +428,7 @@ class _Trial:
 
     def write_result(self, status: str, error: Optional[str]) -> Dict[str, Any]:
         reach = self.first_reach or {}
+        contention = self.contention.summary()
         result = results.TrialResult(
             status=status,
             time_to_target_s=reach.get('time_s'),
@@ -433,6 +445,11 @@ class _Trial:
             num_evals=self.evals_written,
             time_to_target_resolution_s=reach.get('resolution_s'),
             extra_evals=self.extra_evals,
+            cpu_share=contention['cpu_share'],
+            run_queue_share=contention['run_queue_share'],
+            other_cpu_share=contention['other_cpu_share'],
+            load_average=contention['load_average'],
+            timing_disturbed=contention['timing_disturbed'],
             eval_wall_share=(
                 self.eval_time_s / self.wall_time_s if self.wall_time_s > 0 else None
             ),
