@@ -4,8 +4,11 @@ A noise-floor file (``harness.results.NoiseFloor`` records, ``{"noise_floors":
 [...]}``) holds, per hardware class, workload (size, variant), framework and
 submission, the coefficient of variation (CV) of the time and of the steps to
 target over K repeats, with one seed (``seeds: same``) or K seeds
-(``different``). Scoring uses the ``different`` entries: the studies it compares
-differ in seed too.
+(``different``). A paired comparison (study *s* of both entrants shares its seed)
+uses the ``same`` entries: what moves such a ratio between runs is the clock and
+any nondeterminism, not the seed, and its floor is the CV of a ratio of two such
+times, sqrt(CV_a² + CV_b²) (``ratio_floor``). An unpaired one uses the
+``different`` entries (the larger of the two): its studies differ in seed too.
 
 Where it is read from, first found:
 
@@ -34,8 +37,9 @@ from harness import paths, results
 from harness.errors import UserInputError
 
 SHIPPED_DIR = Path(__file__).resolve().parent / 'noise_floors'
-#: The ``seeds`` of the entries scoring uses.
+#: The ``seeds`` of the entries an unpaired comparison uses; a paired one uses 'same'.
 SEEDS = 'different'
+PAIRED_SEEDS = 'same'
 
 
 def shipped_file(hardware_class: str) -> Path:
@@ -50,12 +54,13 @@ class NoiseFloors:
     entries: List[results.NoiseFloor]
 
     def cv(
-        self, workload: str, size: str, variant: Optional[str], framework: str, time_col: str
+        self, workload: str, size: str, variant: Optional[str], framework: str, time_col: str,
+        seeds: str = SEEDS,
     ) -> Optional[float]:
         """The largest CV measured for this configuration (None: not measured)."""
         values = [
             f.time_to_target_cv if time_col == 'seconds' else f.steps_to_target_cv
-            for f in self._index.get((workload, size, variant or None, framework), ())
+            for f in self._index.get((workload, size, variant or None, framework, seeds), ())
         ]
         values = [v for v in values if v is not None]
         return max(values) if values else None
@@ -63,9 +68,22 @@ class NoiseFloors:
     def __post_init__(self) -> None:
         self._index: Dict[Tuple, List[results.NoiseFloor]] = {}
         for f in self.entries:
-            if f.seeds == SEEDS:
-                key = (f.workload, f.size, f.variant or None, f.framework)
-                self._index.setdefault(key, []).append(f)
+            key = (f.workload, f.size, f.variant or None, f.framework, f.seeds)
+            self._index.setdefault(key, []).append(f)
+
+    def ratio_floor(self, workload: str, size: str, variant: Optional[str],
+                    frameworks: Sequence[str], time_col: str, paired: bool) -> Optional[float]:
+        """The noise floor of a ratio of two entrants' times (module docstring); None when
+        neither configuration was measured (one measured: its CV counts for both)."""
+        seeds = PAIRED_SEEDS if paired else SEEDS
+        cvs = [self.cv(workload, size, variant, fw, time_col, seeds) for fw in frameworks]
+        known = [cv for cv in cvs if cv is not None]
+        if not known:
+            return None
+        if not paired:
+            return max(known)
+        filled = [cv if cv is not None else max(known) for cv in cvs]
+        return math.sqrt(sum(cv * cv for cv in filled))
 
 
 def _bad(path: Path, why: str) -> UserInputError:

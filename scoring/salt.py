@@ -210,12 +210,11 @@ def _find_baseline(group: pd.DataFrame, pool: pd.DataFrame, entrant: str, optimi
 
 
 def _floor(floors: Optional[NoiseFloors], entries, time_col: str) -> Optional[float]:
-    """The larger CV of the two (None: neither measured)."""
+    """The noise floor of a paired ratio of the two (None: neither measured)."""
     if floors is None:
         return None
-    cvs = [floors.cv(*entry, time_col) for entry in entries]
-    cvs = [cv for cv in cvs if cv is not None]
-    return max(cvs) if cvs else None
+    (workload, size, variant, fw_a), (_, _, _, fw_b) = entries
+    return floors.ratio_floor(workload, size, variant, [fw_a, fw_b], time_col, paired=True)
 
 
 def _compare(mine: np.ndarray, theirs: np.ndarray, unknown: bool, floor: Optional[float],

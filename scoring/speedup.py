@@ -14,8 +14,9 @@ shows how much slower or faster an entrant was):
   of the two median times, each entrant's studies redrawn on their own.
 - ``speedup`` = 1 / ratio (above 1: faster than the reference).
 - **Ties.** A difference is a tie when the 95% interval contains 1, or when
-  |ratio − 1| is within the noise floor: the larger of the two entrants' CVs
-  (``scoring.noise_floor``). With one study there is no interval; with neither an
+  |ratio − 1| is within the noise floor (``scoring.noise_floor``): for a paired
+  ratio sqrt(CV_a² + CV_b²) of the two configurations' same-seed repeats, for an
+  unpaired one the larger of their different-seed CVs. With one study there is no interval; with neither an
   interval nor a noise floor the difference is ``untested``.
 - Workloads only one of the two reached are counted apart: ``only entrant reached``
   (ratio 0, speed-up ∞) and ``only reference reached`` (ratio ∞, speed-up 0).
@@ -142,11 +143,10 @@ def _verdict(ratio: float, tie: Optional[bool]) -> str:
 
 
 def _pair_floor(floors: NoiseFloors, info: Dict, workload_id: str, entrants: List[str],
-                time_col: str) -> Optional[float]:
+                time_col: str, paired: bool) -> Optional[float]:
     workload, size, variant = info['workloads'][workload_id]
-    cvs = [floors.cv(workload, size, variant, info['frameworks'][e], time_col) for e in entrants]
-    cvs = [cv for cv in cvs if cv is not None]
-    return max(cvs) if cvs else None
+    return floors.ratio_floor(workload, size, variant, [info['frameworks'][e] for e in entrants],
+                              time_col, paired)
 
 
 def compare(
@@ -220,7 +220,8 @@ def compare(
                 continue
             lo, hi = (percentile_interval(samples) if samples is not None
                       else (math.nan, math.nan))
-            floor = _pair_floor(floors, info, workload, [entrant, reference], time_col)
+            floor = _pair_floor(floors, info, workload, [entrant, reference], time_col,
+                                pairs.paired)
             tie = is_tie(ratio, lo, hi, floor)
             row.update(time_ratio=ratio, ratio_ci_low=lo, ratio_ci_high=hi, tie=tie,
                        noise_floor_cv=math.nan if floor is None else floor,

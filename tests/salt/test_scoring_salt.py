@@ -165,12 +165,13 @@ def test_ties_by_interval_noise_floor_or_untested(tmp_path):
     assert kd_only['on_clock_verdict'] == 'tie'  # 0.9, 1.0, 1.2: the interval holds 1
     floor = results.NoiseFloor(
         hardware_class='cpu-synthetic-2c', workload='lm_slm', size='tiny', variant=None,
-        framework='jax', submission='nadamw', seeds='different', k=5, n_reached=5,
-        time_to_target_cv=0.25, steps_to_target_cv=0.1)
+        framework='jax', submission='nadamw', seeds='same', k=5, n_reached=5,
+        time_to_target_cv=0.15, steps_to_target_cv=0.1)
     floors = NoiseFloors('test', [], [floor])
     salt = _row(_table(tmp_path, floors=floors), 'salt')
-    assert salt['on_clock_noise_floor_cv'] == 0.25
-    assert salt['on_clock_verdict'] == 'tie'      # |0.8 − 1| within the time's CV
+    # A paired ratio of two same-seed times: sqrt(2) x 15 % = 21 %.
+    assert salt['on_clock_noise_floor_cv'] == pytest.approx(math.sqrt(2) * 0.15)
+    assert salt['on_clock_verdict'] == 'tie'      # |0.8 − 1| within the ratio's floor
     assert salt['steps_verdict'] == 'faster'      # but not within the steps' CV
     salt = _row(_table(tmp_path, n_samples=0), 'salt')
     assert math.isnan(salt['on_clock_ci_low']) and salt['on_clock_verdict'] == 'untested'

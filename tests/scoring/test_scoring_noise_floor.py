@@ -1,6 +1,7 @@
 """The noise floor: where it is read from, what it does to ties, and bad files."""
 
 import json
+import math
 
 import pytest
 from scoring_fixtures import trial
@@ -82,22 +83,30 @@ def test_a_difference_inside_the_noise_floor_is_a_tie(tmp_path, places):
     _ten_percent_slower(tmp_path / 'r')
     rep = score(tmp_path / 'r', reference='adamw', bootstrap_samples=200)
     assert rep.comparison_sentence.startswith('Distinguishable from adamw: nadamw')
-    # The pair takes the larger CV of the two entrants' frameworks.
+    # Paired studies: the different-seed spread is not the floor of a paired ratio ...
     results.write_noise_floors(places['explicit'], [_floor(0.15)])
     rep = score(tmp_path / 'r', reference='adamw', bootstrap_samples=200,
                 noise_floor=places['explicit'])
     row = rep.speedups[rep.speedups['entrant'] == 'nadamw'].iloc[0]
-    assert row['noise_floor_cv'] == 0.15 and row['tie'] is True
+    assert row['paired'] and math.isnan(row['noise_floor_cv']) and row['tie'] is False
+    # ... the same-seed one is: a ratio of two such times moves by sqrt(2) x 8 % > 10 %.
+    results.write_noise_floors(places['explicit'], [_floor(0.15), _floor(0.08, seeds='same')])
+    rep = score(tmp_path / 'r', reference='adamw', bootstrap_samples=200,
+                noise_floor=places['explicit'])
+    row = rep.speedups[rep.speedups['entrant'] == 'nadamw'].iloc[0]
+    assert row['noise_floor_cv'] == pytest.approx(math.sqrt(2) * 0.08) and row['tie'] is True
     assert rep.comparison_sentence == 'No entrant is distinguishable from adamw; ties: nadamw.'
     assert str(places['explicit']) in rep.noise_floor_source
 
 
-def test_pair_of_frameworks_takes_the_larger_cv(tmp_path, places):
+def test_a_paired_ratio_of_two_frameworks_combines_their_cvs(tmp_path, places):
     _ten_percent_slower(tmp_path / 'r', framework_b='pytorch')
-    results.write_noise_floors(places['machine'], [_floor(0.05), _floor(0.2, framework='pytorch')])
+    results.write_noise_floors(places['machine'], [
+        _floor(0.05, seeds='same'), _floor(0.2, framework='pytorch', seeds='same')])
     rep = score(tmp_path / 'r', reference='adamw', bootstrap_samples=0)
     row = rep.speedups[rep.speedups['entrant'] == 'nadamw'].iloc[0]
-    assert row['noise_floor_cv'] == 0.2 and row['vs_reference'] == 'tie'
+    assert row['noise_floor_cv'] == pytest.approx(math.hypot(0.05, 0.2))
+    assert row['vs_reference'] == 'tie'
 
 
 @pytest.mark.parametrize('content, why', [
