@@ -284,6 +284,7 @@ def load_suite(path: Path) -> Suite:
     submissions = _submissions(ctx, top, path.parent, frameworks)
     _check_kinds(ctx, workloads, submissions)
     _check_entry_submissions(ctx, top, submissions)
+    _check_reference(ctx, top['reference'], submissions, frameworks)
 
     if top['ruleset'] == 'self' and top['trials'] not in (1, BAD) and 'trials' in raw:
         ctx.error(('trials',), f'self-tuning runs one trial per study, got {top["trials"]}; '
@@ -311,6 +312,18 @@ def load_suite(path: Path) -> Suite:
         slurm=SlurmSettings(**{**slurm, 'setup': tuple(setup)}),
     )
     return suite
+
+
+def _check_reference(ctx: Context, reference, submissions, frameworks) -> None:
+    """``reference:`` names one of the suite's entrants: a submission, or submission@framework."""
+    if reference in (None, BAD):
+        return
+    name, _, framework = str(reference).partition('@')
+    names = [s.name for s in submissions]
+    if name not in names or (framework and framework not in frameworks):
+        ctx.error(('reference',), f'{reference!r} is not an entrant of this suite: name one of '
+                  f'its submissions ({", ".join(names)}), optionally @ one of its frameworks '
+                  f'({", ".join(frameworks)})')
 
 
 def _check_kinds(ctx: Context, workloads, submissions) -> None:

@@ -82,7 +82,9 @@ class MetricsLogger:
                     try:
                         self.last[k] = float(v.detach() if hasattr(v, 'detach') else v)
                     except (TypeError, ValueError):
-                        pass
+                        # A non-numeric report (a string, a vector) stays in the log
+                        # records; only numbers are kept as the latest value.
+                        continue
         return records
 
     def non_finite_loss(self) -> Optional[str]:

@@ -135,7 +135,7 @@ class ContentionMeter:
             self.load_average = load if self.load_average is None else max(load,
                                                                             self.load_average)
         except OSError:
-            pass
+            pass  # no load average on this system: the field stays None
         self._start = None
 
     def state_dict(self) -> Dict[str, Optional[float]]:

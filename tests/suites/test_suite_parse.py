@@ -166,6 +166,17 @@ def test_executor_given_as_a_name_gets_a_hint(write_suite, tmp_path):
     assert 'executor: expected a mapping, e.g. `executor: {default: slurm}`' in text
 
 
+@pytest.mark.parametrize('reference, ok', [('sub_a', True), ('sub_b@pytorch', True),
+                                            ('sub_c', False), ('sub_a@tensorflow', False)])
+def test_reference_names_an_entrant_of_the_suite(write_suite, tmp_path, reference, ok):
+    text = BASIC.format(results=tmp_path) + f'    reference: {reference}\n'
+    if ok:
+        assert load_suite(write_suite(text)).reference == reference
+    else:
+        assert f"reference: '{reference}' is not an entrant of this suite" in problems(
+            write_suite(text))
+
+
 def test_bad_experiment_names(write_suite, tmp_path):
     text = problems(write_suite(BASIC.format(results=tmp_path).replace(
         'experiment: exp', 'experiment: ../escape')))
@@ -188,6 +199,8 @@ def test_shipped_suites_are_found_by_name_and_valid():
         ('nadamw', 'jax', 'ctr'), ('nadamw', 'pytorch', 'ctr'),
         ('fedavg', 'jax', 'federated_shakespeare'), ('fedadam', 'jax', 'federated_shakespeare')])
     assert len(expand(demo)) == 14
+    # Its report compares with SALT's base optimizer (scoring resolves submission@framework).
+    assert demo.reference == 'nadamw@jax'
     full = load_suite(find_suite('full'))
     assert full.executor == 'slurm' and (full.studies, full.trials) == (3, 5)
     assert full.slurm.gpus_per_node == 1
@@ -212,3 +225,22 @@ def test_devices_per_trial_reach_every_trial_config(write_suite, tmp_path):
     text = problems(write_suite(BASIC.format(results=tmp_path) + '    devices: 0\n'))
     assert 'devices: must be at least 1, got 0' in text
 
+
+
+def test_a_submitted_entrant_runs_every_workload_of_its_contract(tmp_path):
+    """`timetrial submit --suite demo`: the demo's workload entries name the baselines that
+    run on them (SALT on lm_slm only); a submitted optimizer runs both centralized ones."""
+    import types
+
+    from harness.leaderboard.submit import submission_suite
+    from harness.registry import resolve_submission
+
+    demo = load_suite(find_suite('demo'))
+    path = resolve_submission('adamw')
+    identity = types.SimpleNamespace(path=path, entry_name='my_adamw-12345678',
+                                     search_space_path=path / 'search_space.yaml')
+    own = submission_suite(demo, identity, ['jax'], tmp_path)
+    trials = expand(own)
+    assert {c.submission for c in trials} == {str(path)}
+    assert sorted({c.workload for c in trials}) == ['ctr', 'lm_slm']
+    assert len(trials) == 4   # 2 workloads x 2 studies, jax

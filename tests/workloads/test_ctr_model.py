@@ -255,6 +255,11 @@ def test_eval_and_validation_predictions_agree_across_frameworks(tmp_path):
         assert jax_metrics[f'{split}/normalized_entropy'] == pytest.approx(
             jax_metrics[f'{split}/loss'] / entropy, rel=1e-6
         )
+    # A probe of a snapshot scores the validation split alone, with the full evaluation's
+    # numbers.
+    for workload, model, full in ((jw, params, jax_metrics), (tw, module, torch_metrics)):
+        probe = workload.eval_target_split(0, model, None, None, str(tmp_path), 0)
+        assert probe == {k: v for k, v in full.items() if k.startswith('validation/')}
     predictions = jw.validation_predictions(params, None, str(tmp_path))
     assert predictions.dtype == np.float32 and predictions.shape == (5000,)
     np.testing.assert_allclose(
