@@ -1,8 +1,10 @@
 """The CPU cores a trial trains on, and both frameworks' thread counts set from them.
 
 Two trials that share cores slow each other's clocks. A trial is given cores:
-all the process may use (``os.sched_getaffinity``: on Slurm, the job's
-allocation), or ``threads`` of them (``--threads``, the suite's ``threads:``,
+all the process may use (``os.sched_getaffinity``; in a Slurm job, the CPUs
+the job was allocated — ``SLURM_CPUS_PER_TASK`` — since a cluster whose
+``TaskPlugin`` does not bind jobs leaves every job the whole node's mask), or
+``threads`` of them (``--threads``, the suite's ``threads:``,
 or the local executor's cores ÷ parallelism). The trial *claims* its cores
 — one lock file per core, held with ``flock`` for the trial's lifetime, so a
 killed trial frees its cores — and, with fewer than all, pins its process to
@@ -32,6 +34,24 @@ def available_cores() -> List[int]:
         return list(range(os.cpu_count() or 1))
 
 
+def allocated_count(available: List[int]) -> int:
+    """How many of ``available`` this process may train on when no thread count is given.
+
+    In a Slurm job: the CPUs Slurm allocated to the task. With ``TaskPlugin=task/none``
+    (no cgroups, as on small or containerised clusters) the job's affinity is the whole
+    node, so two jobs sharing the node would both claim every core, and the second
+    would be refused. Claiming the allocation instead gives each its own cores.
+    """
+    if not os.environ.get('SLURM_JOB_ID'):
+        return len(available)
+    for var in ('SLURM_CPUS_PER_TASK', 'SLURM_JOB_CPUS_PER_NODE'):
+        # SLURM_JOB_CPUS_PER_NODE reads like "2" or "2(x3)": the first count is this node's.
+        text = os.environ.get(var, '').split('(')[0].split(',')[0].strip()
+        if text.isdigit() and int(text) >= 1:
+            return min(int(text), len(available))
+    return len(available)
+
+
 #: Where the per-core lock files live; one directory per machine (and user) by default.
 LOCK_DIR_ENV = 'TIMETRIAL_CORES_LOCK_DIR'
 
@@ -55,14 +75,15 @@ def _set_threads(n: int) -> None:
 def claimed(threads: Optional[int]) -> Iterator[List[int]]:
     """Pin this process to the trial's cores for the ``with`` block; yields them.
 
-    ``threads=None`` claims every core the process may use. Raises UserInputError
+    ``threads=None`` claims every core the process may use (in a Slurm job, as many as
+    it was allocated: ``allocated_count``). Raises UserInputError
     when fewer cores are free than asked for: trials would share cores and disturb
     each other's timing.
     """
     available = available_cores()
     if threads is not None and threads < 1:
         raise UserInputError(f'threads must be at least 1, got {threads}.')
-    threads = len(available) if threads is None else min(threads, len(available))
+    threads = allocated_count(available) if threads is None else min(threads, len(available))
     held = []
     try:
         for core in available:

@@ -18,13 +18,13 @@ needs_two_cores = pytest.mark.skipif(len(cores.available_cores()) < 2,
                                      reason='needs two usable cores')
 
 
-def _claim_in_child(threads: int, all_cores) -> subprocess.CompletedProcess:
+def _claim_in_child(threads: int, all_cores, **env) -> subprocess.CompletedProcess:
     """Another trial's process: a sibling that may use every core, as submitit starts them."""
     code = (f'import os; os.sched_setaffinity(0, {list(all_cores)})\n'
             'from harness.trial import cores\n'
             f'with cores.claimed({threads}) as c: print(sorted(os.sched_getaffinity(0)), c)')
     return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                          env={**os.environ, 'PYTHONPATH': REPO}, timeout=60)
+                          env={**os.environ, 'PYTHONPATH': REPO, **env}, timeout=60)
 
 
 @needs_two_cores
@@ -44,7 +44,28 @@ def test_trials_claim_disjoint_cores_and_a_third_is_refused():
     assert _claim_in_child(None, before).returncode == 0  # released
 
 
-def test_no_threads_means_every_core():
+@needs_two_cores
+def test_slurm_jobs_unbound_by_slurm_claim_their_allocation_not_the_node(monkeypatch):
+    # TaskPlugin=task/none: each 1-CPU job's affinity is the whole node. Without
+    # reading its allocation, the second job on the node would be refused.
+    before = cores.available_cores()
+    job = {'SLURM_JOB_ID': '7', 'SLURM_CPUS_PER_TASK': '1'}
+    for name, value in job.items():
+        monkeypatch.setenv(name, value)
+    with cores.claimed(None) as mine:
+        assert len(mine) == 1
+        other = _claim_in_child(None, before, **{**job, 'SLURM_JOB_ID': '8'})
+        assert other.returncode == 0, other.stderr
+        assert eval(other.stdout.split(']')[0] + ']') != mine
+    monkeypatch.delenv('SLURM_CPUS_PER_TASK')
+    monkeypatch.setenv('SLURM_JOB_CPUS_PER_NODE', '2(x3)')
+    assert cores.allocated_count(before) == min(2, len(before))
+    monkeypatch.delenv('SLURM_JOB_ID')  # outside a job: the whole affinity
+    assert cores.allocated_count(before) == len(before)
+
+
+def test_no_threads_means_every_core(monkeypatch):
+    monkeypatch.delenv('SLURM_JOB_ID', raising=False)
     with cores.claimed(None) as mine:
         assert mine == cores.available_cores()
 
