@@ -147,7 +147,7 @@ def calibrate(framework: str, args) -> None:
             rows = [
                 r
                 for r in results.read_jsonl(config.trial_dir() / results.EVALS_JSONL)
-                if r.get('eval_kind', 'regular') != 'near_target'
+                if r.get('eval_kind', 'regular') != 'refine'
             ]
             budget_s = result['budget_s']
             best = {

@@ -12,8 +12,8 @@ studies (each study's selected trial: the fastest to target, else its last trial
   those into the weights); ``straggler_dispatch_share`` the share of dispatches
   (the sampling). Medians over studies.
 - ``time_to_target_resolution_s``: simulated seconds between the last evaluation
-  that missed the target and the first that met it (the runner evaluates after
-  every server update near the target); ``extra_evals``; ``eval_wall_share``
+  that missed the target and the first that met it (the runner bisects over the
+  server models of the window that met it); ``extra_evals``; ``eval_wall_share``
   (evaluation's share of the trial's wall time). Medians over studies.
 
 A *control* entrant (``CONTROLS``) is named beside the entrant it controls: it runs

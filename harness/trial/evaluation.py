@@ -29,7 +29,7 @@ previous evaluated miss is.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from harness import results
 from harness.errors import call_submission
@@ -205,37 +205,30 @@ class Evaluation:
         met it (the window's end)."""
         miss = self.c.last_miss
         window = [s for s in self.snapshots.snapshots if miss['step'] < s.step < hit.step]
-        lo, hi = -1, len(window)       # window[lo] missed, window[hi] met (hi == len: ``hit``)
         probed: List[Tuple[Snapshot, float, results.EvalRecord]] = []
-        def clock_s(index: int) -> float:
-            if index < 0:
-                return miss['time_s']
-            return window[index].submission_time_s if index < len(window) else \
-                hit.submission_time_s
 
+        def probe(index: int) -> bool:
+            snap = window[index]
+            opt_state, params, model_state = self._restore(snap)
+            _, params, model_state, prep_s = self._prepare(
+                params, model_state, opt_state, snap.step)
+            metrics, duration_s = self._measure(params, model_state, snap.step,
+                                                target_split_only=True)
+            time_s = snap.submission_time_s + prep_s
+            probed.append((snap, time_s, self._record(
+                step=snap.step, submission_time_s=time_s,
+                examples_seen=snap.examples_seen, wall_time_s=snap.wall_time_s,
+                metrics=metrics, duration_s=duration_s,
+                teacher_time_s=snap.teacher_time_s, reported=snap.reported,
+                kind='refine')))
+            return self._meets(metrics, time_s)
+
+        lo, hi = -1, len(window)
         if window:
             current = self._snapshot_now(with_optimizer=True)
-            # Narrow until the miss and the hit are adjacent snapshots, or closer than 1 % of
-            # the time to target (the resolution the rule asks for): no probe beyond that.
-            while hi - lo > 1 and clock_s(hi) - clock_s(lo) > RELATIVE_RESOLUTION * clock_s(hi):
-                mid = _dyadic_midpoint([s.step for s in window], lo, hi)
-                snap = window[mid]
-                opt_state, params, model_state = self._restore(snap)
-                _, params, model_state, prep_s = self._prepare(
-                    params, model_state, opt_state, snap.step)
-                metrics, duration_s = self._measure(params, model_state, snap.step,
-                                                    target_split_only=True)
-                time_s = snap.submission_time_s + prep_s
-                probed.append((snap, time_s, self._record(
-                    step=snap.step, submission_time_s=time_s,
-                    examples_seen=snap.examples_seen, wall_time_s=snap.wall_time_s,
-                    metrics=metrics, duration_s=duration_s,
-                    teacher_time_s=snap.teacher_time_s, reported=snap.reported,
-                    kind='refine')))
-                if self._meets(metrics, time_s):
-                    hi = mid
-                else:
-                    lo = mid
+            lo, hi = bisect_first_hit([s.step for s in window],
+                                      [s.submission_time_s for s in window],
+                                      miss['time_s'], hit.submission_time_s, probe)
             # Put the live state back, exactly (the trial may train on, and its final
             # checkpoint and predictions must hold the true final state).
             self.opt_state, self.params, self.model_state = self._restore(current)
@@ -266,7 +259,34 @@ class Evaluation:
         return dict(self.metrics_logger.last) or None
 
 
-def _dyadic_midpoint(steps: List[int], lo: int, hi: int) -> int:
+def bisect_first_hit(steps: Sequence[int], times_s: Sequence[float], miss_time_s: float,
+                     hit_time_s: float, meets: Callable[[int], bool]) -> Tuple[int, int]:
+    """Bisect one window between an evaluated miss and an evaluated hit; ``(lo, hi)``.
+
+    ``steps`` and ``times_s`` are the window's snapshots (in step order, strictly between
+    the miss and the hit); ``meets(i)`` evaluates snapshot ``i`` and says whether it meets
+    the target. On return ``lo`` is the last evaluated miss (-1: the miss before the
+    window) and ``hi`` the first evaluated hit after it (``len(steps)``: the hit that ends
+    the window); they are adjacent, or closer than ``RELATIVE_RESOLUTION`` of the hit's
+    time — the resolution the rule asks for, so no probe goes beyond it. The centralized
+    and the federated runner both search this way.
+    """
+    def clock_s(index: int) -> float:
+        if index < 0:
+            return miss_time_s
+        return times_s[index] if index < len(steps) else hit_time_s
+
+    lo, hi = -1, len(steps)
+    while hi - lo > 1 and clock_s(hi) - clock_s(lo) > RELATIVE_RESOLUTION * clock_s(hi):
+        mid = _dyadic_midpoint(steps, lo, hi)
+        if meets(mid):
+            hi = mid
+        else:
+            lo = mid
+    return lo, hi
+
+
+def _dyadic_midpoint(steps: Sequence[int], lo: int, hi: int) -> int:
     """The index in (lo, hi) to probe next: the step with the most factors of two (the
     nearest to the middle among equals).
 

@@ -70,6 +70,9 @@ class Snapshot:
     teacher_time_s: Optional[float] = None
     #: The submission's reported metrics as of this step (e.g. SALT's stage).
     reported: Optional[dict] = None
+    #: What else the runner must know of this point to write its record (the federated
+    #: runner: the simulator's counts and the submission's compute time then).
+    extra: Optional[dict] = None
     nbytes: int = 0
 
 

@@ -1,50 +1,92 @@
-"""When a federated trial evaluates beyond its period, and the straggler shares."""
+"""The federated search for the first server update meeting the target, and the straggler shares."""
 
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
-import pytest
+import numpy as np
 
 from harness import results
 from harness.trial.federated import evaluation
-from harness.trial.federated.evaluation import group_shares, near_target
+from harness.trial.federated.evaluation import group_shares
+from harness.trial.snapshots import SnapshotBuffer
 
 ACCURACY = results.Target(metric='validation/accuracy', value=0.5, mode='max')
-LOSS = results.Target(metric='validation/loss', value=2.0, mode='min')
 
 
-@pytest.mark.parametrize(
-    'target,value,first_gap,periods,near,gap',
-    [
-        (ACCURACY, 0.30, None, 0, False, 0.20),  # first evaluation: no pace yet
-        (ACCURACY, 0.30, 0.50, 1, True, 0.20),  # closed 0.30 in a period: near
-        (ACCURACY, 0.30, 0.50, 2, True, 0.20),  # 0.15 a period on average: 1.3 periods
-        (ACCURACY, 0.30, 0.45, 3, False, 0.20),  # 0.083 a period: 2.4 periods away
-        (ACCURACY, 0.30, 0.50, 4, False, 0.20),  # 0.075 a period: 2.7 periods away
-        (ACCURACY, 0.30, 0.20, 1, False, 0.20),  # no progress
-        (ACCURACY, 0.30, 0.10, 1, False, 0.20),  # worse than at first
-        (ACCURACY, 0.496, None, 0, True, 0.004),  # within 1% of the target
-        (ACCURACY, 0.60, 0.1, 1, True, -0.10),  # met
-        (LOSS, 2.6, 2.0, 2, True, 0.6),  # a loss target: the gap is value - target
-        (LOSS, 2.6, 1.0, 2, False, 0.6),  # 0.2 a period: 3 periods away
-    ],
-)
-def test_near_target(target, value, first_gap, periods, near, gap):
-    got_near, got_gap = near_target(value, first_gap, periods, target)
-    assert got_near is near and got_gap == pytest.approx(gap)
+class _Fake:
+    """What the Evaluation mixin reads of the runner: a model whose accuracy is a table
+    of its server version (the params are the version), on a clock of 100 s an update."""
+
+    def __init__(self, tmp_path, accuracy, target=0.5):
+        self.accuracy, self.evaluated = accuracy, []
+        self.dir, self.groups = tmp_path, {}
+        self.first_reach, self.last_miss = None, evaluation.no_miss_yet()
+        self.extra_evals, self.eval_time_s, self.evals_written = 0, 0.0, 0
+        self.snapshots = SnapshotBuffer(2**20)
+        self._last_eval = None
+        self.contention = SimpleNamespace(start=lambda: None, stop=lambda: None)
+        self.sim = SimpleNamespace(counts={'dispatched': 0}, clock_s=0.0)
+        self.backend = SimpleNamespace(version=0, examples_delivered=0, compute_time_s=0.0,
+                                       take_window=dict, eval_params=lambda: self.backend.version)
+        self.workload = SimpleNamespace(
+            eval_clients=self._eval, tree_to_numpy=np.asarray, tree_from_numpy=int,
+            has_reached_validation_target=lambda m: m['validation/accuracy'] >= target)
+        self.target = lambda: ACCURACY
+        self.log = lambda line: None
+
+    def _eval(self, params, groups):
+        self.evaluated.append(int(params))
+        return {'validation/accuracy': self.accuracy[int(params)], 'validation/loss': 1.0}
+
+    def group_shares(self):
+        return {}
+
+    def update(self):
+        self.backend.version += 1
+        self.sim.clock_s = 100.0 * self.backend.version
+        self.snapshot_now(wall_time_s=self.sim.clock_s)
 
 
-def test_a_missing_or_non_finite_value_is_never_near():
-    for value in (None, math.nan, math.inf):
-        assert near_target(value, 0.3, 1, ACCURACY) == (False, None)
+class _Runner(evaluation.Evaluation, _Fake):
+    pass
 
 
-def test_near_is_set_by_the_module_constants(monkeypatch):
-    monkeypatch.setattr(evaluation, 'NEAR_TARGET_PERIODS', 5.0)
-    assert near_target(0.30, 0.50, 4, ACCURACY)[0]  # 2.7 periods away at this pace
-    monkeypatch.setattr(evaluation, 'NEAR_TARGET_FRACTION', 0.5)
-    assert near_target(0.30, None, 0, ACCURACY)[0]
+def test_the_first_evaluated_update_meeting_the_target_is_found_by_bisection(tmp_path):
+    # Versions 1..20; the target (0.5) is first met at version 13, never left after.
+    accuracy = {v: (0.1 if v < 13 else 0.6) for v in range(21)}
+    run = _Runner(tmp_path, accuracy)
+    for _ in range(8):
+        run.update()
+    run.evaluate(800.0, 800.0, 'regular')       # a miss at version 8: the window starts
+    assert run.last_miss == {'step': 8, 'time_s': 800.0} and not run.snapshots.snapshots
+    for _ in range(12):
+        run.update()
+    run.evaluate(2000.0, 2000.0, 'regular')     # met at version 20
+    assert run.first_reach['step'] == 13 and run.first_reach['time_s'] == 1300.0
+    assert run.first_reach['resolution_s'] == 100.0
+    rows = results.read_jsonl(tmp_path / results.EVALS_JSONL)
+    assert [r['step'] for r in rows] == sorted(r['step'] for r in rows)  # training order
+    assert [r['eval_kind'] for r in rows] == (
+        ['regular'] + ['refine'] * run.extra_evals + ['regular'])
+    assert [r.get('kind') for r in rows] == [None] + ['refine'] * run.extra_evals + [None]
+    assert 12 in [r['step'] for r in rows] and run.extra_evals <= 4  # log2(11 models) probes
+    # The same version is not evaluated twice: a regular evaluation with no new model
+    # reuses the numbers.
+    run.evaluate(2100.0, 2100.0, 'regular')
+    assert run.evaluated.count(20) == 1
+
+
+def test_a_window_without_kept_models_keeps_the_regular_time(tmp_path):
+    run = _Runner(tmp_path, {v: 0.1 * v for v in range(10)})
+    run.snapshots = SnapshotBuffer(0)           # no memory for models: nothing to search
+    for _ in range(6):
+        run.update()
+    run.evaluate(600.0, 600.0, 'regular')
+    assert run.first_reach == {'time_s': 600.0, 'step': 6, 'examples': 0,
+                               'resolution_s': 600.0, 'snapshot_spacing': 1}
+    assert run.extra_evals == 0
 
 
 def test_group_shares():

@@ -162,8 +162,14 @@ def test_reaching_the_target_stops_the_trial(tmp_path, federated_data_dir):
     cfg = config(tmp_path, federated_data_dir, budget_override=override, max_steps=None)
     result = run_federated_trial(cfg)
     assert result['status'] == 'reached'
-    assert result['time_to_target_s'] == 1800.0
-    assert result['steps_to_target'] == result['final_step'] > 0
+    # The regular evaluation at 1800 s found it met and stopped the trial; the search
+    # over the models kept since the start found the first server update's already met.
+    assert result['submission_time_s'] == 1800.0 and result['final_step'] > 1
+    rows = results.read_jsonl(cfg.trial_dir() / results.EVALS_JSONL)
+    assert [r['eval_kind'] for r in rows] == ['refine'] * result['extra_evals'] + ['regular']
+    assert result['steps_to_target'] == 1 == rows[0]['step']
+    assert 0 < result['time_to_target_s'] == rows[0]['submission_time_s'] < 1800.0
+    assert result['time_to_target_resolution_s'] == result['time_to_target_s']  # from the start
 
 
 BROKEN = '''

@@ -44,5 +44,5 @@ def test_fedavg_reaches_the_tiny_target(tmp_path, variant):
     assert result['time_to_target_s'] <= budget.max_allowed_runtime_sec
     # The target measures late training, not the first hours.
     assert result['time_to_target_s'] > 0.25 * budget.max_allowed_runtime_sec
-    # Near the target every server update was evaluated: the time is sharp.
+    # The search over the server models of the window that met it: the time is sharp.
     assert result['time_to_target_resolution_s'] < 0.5 * budget.eval_period_time_sec

@@ -142,3 +142,24 @@ def test_probes_follow_the_step_grid_whatever_the_window():
     b, found_b = probes(281, 165)
     assert a == b and found_a == found_b == 165
     assert a[0] == 256 and len(a) <= 9
+
+
+def test_the_search_stops_at_adjacent_snapshots_or_one_percent():
+    steps = list(range(1, 100))
+    seen = []
+
+    def meets(i):
+        seen.append(steps[i])
+        return steps[i] >= 37
+
+    # One step a second: 1 % of ~37 s is under a step, so the search ends adjacent.
+    lo, hi = evaluation.bisect_first_hit(steps, [float(s) for s in steps], 0.0, 100.0, meets)
+    assert (steps[lo], steps[hi]) == (36, 37) and len(seen) <= 7
+    # A clock that starts late (1000 s + the step): 1 % of the time is ~10 steps.
+    seen.clear()
+    lo, hi = evaluation.bisect_first_hit(steps, [1000.0 + s for s in steps], 1000.0, 1100.0,
+                                         meets)
+    assert steps[hi] >= 37 > steps[lo] and steps[hi] - steps[lo] <= 0.01 * (1000 + steps[hi])
+    assert len(seen) < 7
+    # No snapshots: the miss and the hit that bound the window.
+    assert evaluation.bisect_first_hit([], [], 0.0, 5.0, meets) == (-1, 0)

@@ -168,8 +168,9 @@ LATENCY_CONFIGS['early_target'] = LATENCY_CONFIGS[None]
 #   is out of reach of the 0.12M-parameter model in 2 simulated days.
 # tiny early_target: 0.28, an early-training target for a demo that must run in minutes
 #   on 2 cores (the README's `timetrial run`): the base variant's clients and clock with a
-#   12-hour budget, evaluated every 20 simulated minutes (so that the near-target rule,
-#   which needs two evaluations to see the pace, starts before the target is met). Measured 2026-12-06 on the same machine, quiet (load < 1), jax, seed 0,
+#   12-hour budget, evaluated every 20 simulated minutes (a trial stops at most 20 minutes
+#   after its crossing, and the search between two evaluations covers a few server
+#   updates). Measured 2026-12-06 on the same machine, quiet (load < 1), jax, seed 0,
 #   `timetrial run --workload federated_shakespeare --size tiny --submission S --framework
 #   jax` (the 0.40 target; first regular evaluation at or above each level, sim s / wall s):
 #     fedavg   0.26: 3,600 / 10   0.28: 18,000 / 35   0.30: 46,800 / 81   0.40: 132,913 / 224

@@ -14,19 +14,16 @@ workloads of kind 'federated'. It writes the same files as a centralized trial
   received (local steps x client batch size per report).
 
 Evaluations happen every ``eval_period_time_sec`` simulated seconds and at
-the end. Evaluation costs no simulated time, so near the target the runner
-evaluates after every server update (``near_target``), and the time to
-target is the simulated time of the first server update whose model meets
-it, not the next regular evaluation. A regular evaluation is *near* when the
-target is at most two evaluation periods away at the average pace since the
-first evaluation, or within 1% of the target's value
-(``harness.trial.federated.evaluation``); from then on every server update is
-evaluated until the target is met. ``result.json`` records ``time_to_target_resolution_s``
-(simulated seconds between the last evaluation that missed the target, or the
+the end. Evaluation costs no simulated time; the time to target is the
+simulated time of the first server update whose model meets it, to one
+update or 1 % of the time, found by bisection over the server models kept
+since the last evaluation that missed (``harness.trial.federated.evaluation``),
+not the next regular evaluation's. ``result.json`` records ``time_to_target_resolution_s``
+(simulated seconds between the last evaluated model that missed the target, or the
 start, and the first that met it), ``extra_evals`` (evaluations beyond the
 regular ones) and ``eval_wall_share`` (evaluation's share of the trial's wall
 time); each evals.jsonl line says which kind it is (``eval_kind``: regular,
-near_target, final). A trial ends at the first evaluation that meets the
+refine, final), in training order. A trial ends at the first evaluation that meets the
 target (unless ``stop_at_target`` is False), when the next event lies past the budget (a
 last evaluation at the budget), at ``max_steps`` server updates, on
 ``TrainingCompleteError``, on a non-finite validation loss (``diverged``) or
@@ -36,7 +33,9 @@ A checkpoint (``harness.trial.checkpoint``, two generations) is written after ev
 and every ``checkpoint_every_s`` wall seconds, between two events; it holds
 the whole simulation (clock, event heap, in-flight clients and their computed
 updates, server state), so a resumed trial produces the same events and
-metrics as an uninterrupted one.
+metrics as an uninterrupted one. The server models kept for the search are not
+in it: after a resume the restored model is the window's first, and the
+resolution recorded says what that cost.
 """
 
 from __future__ import annotations
@@ -61,18 +60,19 @@ from harness.trial.contention import ContentionMeter
 from harness.trial.cores import available_cores
 from harness.trial.config import TrialConfig
 from harness.trial.federated import latency as latency_lib
-from harness.trial.federated.evaluation import group_shares, near_target
+from harness.trial.federated.evaluation import Evaluation, no_miss_yet
 from harness.trial.federated.simulator import EVAL, Simulator
 from harness.trial.federated.training import ModelBackend
+from harness.trial.snapshots import SnapshotBuffer
 
-CHECKPOINT_FORMAT = 2  # 2: work-dependent latencies, per-group counts, near-target state
+CHECKPOINT_FORMAT = 3  # 3: the search's window start (no near-target state)
 
 
 def _after_event(events_processed: int) -> None:
     """Called after every simulator event; tests replace it to simulate a crash."""
 
 
-class _Trial:
+class _Trial(Evaluation):
     """Everything one run of one trial needs; built by ``_setup``."""
 
     def __init__(self, config: TrialConfig):
@@ -122,13 +122,15 @@ class _Trial:
         self.evals_written = 0
         self.preemptions = 0
         self.first_reach: Optional[Dict[str, Any]] = None
-        # Near-target evaluation (restored from the checkpoint).
-        self.every_update = False  # near the target: evaluate after every server update
-        self.first_regular_gap: Optional[float] = None
-        self.periods_since_first = 0  # regular evaluations since the first one
-        self.last_miss_time_s = 0.0
-        self.last_eval_step = -1
+        # The search for the first server update meeting the target (evaluation.py):
+        # the last evaluated miss (restored from the checkpoint), the server models
+        # kept since, and the last evaluation's (version, metrics).
+        self.last_miss = no_miss_yet()
         self.extra_evals = 0
+        self.snapshots = SnapshotBuffer(
+            None if config.snapshot_budget_mb is None else int(config.snapshot_budget_mb * 2**20)
+        )
+        self._last_eval = None
 
     def load_submission(self) -> None:
         """Import and check the submission, get its round configuration.
@@ -230,11 +232,7 @@ class _Trial:
             'evals_written': self.evals_written,
             'preemptions': self.preemptions,
             'first_reach': self.first_reach,
-            'every_update': self.every_update,
-            'first_regular_gap': self.first_regular_gap,
-            'periods_since_first': self.periods_since_first,
-            'last_miss_time_s': self.last_miss_time_s,
-            'last_eval_step': self.last_eval_step,
+            'last_miss': self.last_miss,
             'extra_evals': self.extra_evals,
             'contention': self.contention.state_dict(),
         }
@@ -256,88 +254,18 @@ class _Trial:
         self.evals_written = state['evals_written']
         self.preemptions = state['preemptions'] + 1
         self.first_reach = state['first_reach']
-        self.every_update = state['every_update']
-        self.first_regular_gap = state['first_regular_gap']
-        self.periods_since_first = state['periods_since_first']
-        self.last_miss_time_s = state['last_miss_time_s']
-        self.last_eval_step = state['last_eval_step']
+        self.last_miss = state['last_miss']
         self.extra_evals = state['extra_evals']
         self.contention.load_state_dict(state.get('contention', {}))
         # Evaluations after the checkpoint are redone; drop their earlier copies.
         results.truncate_evals(self.dir, self.evals_written)
         return True
 
-    # ---- evaluation ----------------------------------------------------------------------
-
-    def evaluate(self, time_s: float, wall_start: float, kind: str) -> Dict[str, Any]:
-        """Evaluate the current model; ``kind`` is regular, near_target or final."""
-        self.contention.stop()        # evaluation is not training: out of the windows
-        start = time.perf_counter()
-        metrics = self.workload.eval_clients(self.backend.eval_params(), self.groups)
-        self.eval_time_s += time.perf_counter() - start
-        self.contention.start()
-        metrics.update(self.backend.take_window())
-        metrics.update({f'federated/{k}': v for k, v in self.sim.counts.items()})
-        metrics.update({f'federated/{k}': v for k, v in self.group_shares().items()})
-        record = results.EvalRecord(
-            step=self.backend.version,
-            submission_time_s=time_s,
-            wall_time_s=self.wall_time_s + (time.perf_counter() - wall_start),
-            eval_time_s=self.eval_time_s,
-            examples_seen=self.backend.examples_delivered,
-            metrics=metrics,
-            extra={'compute_time_s': self.backend.compute_time_s, 'eval_kind': kind},
-        )
-        results.append_eval(self.dir, record)
-        self.evals_written += 1
-        self.last_eval_step = record.step
-        if kind == 'near_target':
-            self.extra_evals += 1
-        value = metrics.get(self.target().metric)
-        reached = (
-            value is not None
-            and math.isfinite(value)
-            and self.workload.has_reached_validation_target(metrics)
-        )
-        if self.first_reach is None and reached:
-            self.first_reach = {
-                'time_s': time_s,
-                'step': record.step,
-                'examples': record.examples_seen,
-                'resolution_s': time_s - self.last_miss_time_s,
-            }
-        elif self.first_reach is None:
-            self.last_miss_time_s = time_s
-        if kind == 'regular' and self.first_reach is None:
-            self.every_update = self._is_near(value) or self.every_update
-        groups = ''.join(
-            f' val_accuracy_{g}:{metrics.get(f"validation/accuracy_{g}", float("nan")):.4f}'
-            for g in self.groups
-        )
-        self.log(
-            f'step:{record.step} sim_time:{time_s:.0f}s '
-            f'val_accuracy:{metrics.get("validation/accuracy", float("nan")):.4f}{groups} '
-            f'val_loss:{metrics.get("validation/loss", float("nan")):.4f} '
-            f'compute_time:{self.backend.compute_time_s:.1f}s '
-            f'wall_time:{record.wall_time_s:.1f}s'
-        )
-        return metrics
-
-    def _is_near(self, value: Optional[float]) -> bool:
-        """Whether a regular evaluation's ``value`` is near the target (module docstring)."""
-        if self.first_regular_gap is not None:
-            self.periods_since_first += 1
-        near, gap = near_target(
-            value, self.first_regular_gap, self.periods_since_first, self.target()
-        )
-        if self.first_regular_gap is None:
-            self.first_regular_gap = gap
-        return near
-
-    def group_shares(self) -> Dict[str, float]:
-        return group_shares(self.sim.counts, list(self.groups))
-
     # ---- the loop -------------------------------------------------------------------------
+
+    def _wall_now(self, wall_start: float) -> float:
+        """The trial's wall seconds so far, over resumes."""
+        return self.wall_time_s + (time.perf_counter() - wall_start)
 
     def run(self) -> Dict[str, Any]:
         wall_start = time.perf_counter()
@@ -347,6 +275,11 @@ class _Trial:
             if not self.load_checkpoint():
                 self.backend.initialize()
                 self.sim.start()
+            else:
+                # The models kept before the interruption are gone: the restored one is
+                # the first of its window.
+                self.snapshot_now(self._wall_now(wall_start))
+            kept_version = self.backend.version
             self.contention.start()
             events = 0
             while status is None:
@@ -361,15 +294,17 @@ class _Trial:
                     break
                 if event.kind == EVAL:
                     status = self._status_after_eval(
-                        self.evaluate(event.time_s, wall_start, 'regular')
+                        self.evaluate(event.time_s, self._wall_now(wall_start), 'regular')
                     )
                     if status is None:
                         self.save_checkpoint(wall_start)
                         last_checkpoint = time.perf_counter()
-                elif self._due_near_target():
-                    status = self._status_after_eval(
-                        self.evaluate(self.sim.clock_s, wall_start, 'near_target')
-                    )
+                elif (self.backend.version != kept_version
+                      and self.sim.next_time() > self.sim.clock_s):
+                    # A new server model, after the last event at this instant: keep it for
+                    # the search (off the clock; a copy of the evaluation parameters).
+                    self.snapshot_now(self._wall_now(wall_start))
+                    kept_version = self.backend.version
                 if status is not None:
                     break
                 if (
@@ -391,17 +326,6 @@ class _Trial:
         self.wall_time_s += time.perf_counter() - wall_start
         return self.write_result(status, error)
 
-    def _due_near_target(self) -> bool:
-        """Near the target, a model no evaluation has seen yet: evaluate it now,
-        after the last event at this instant (a regular evaluation due at this
-        same instant evaluates it instead)."""
-        return (
-            self.every_update
-            and self.first_reach is None
-            and self.backend.version > self.last_eval_step
-            and self.sim.next_time() > self.sim.clock_s
-        )
-
     def _status_after_eval(self, metrics) -> Optional[str]:
         loss = metrics.get('validation/loss')
         if loss is None or not math.isfinite(loss):
@@ -418,7 +342,7 @@ class _Trial:
             or rows[-1].step != self.backend.version
             or rows[-1].submission_time_s != time_s
         ):
-            metrics = self.evaluate(time_s, wall_start, 'final')
+            metrics = self.evaluate(time_s, self._wall_now(wall_start), 'final')
             after = self._status_after_eval(metrics)
             if after == 'diverged':
                 return after
