@@ -26,6 +26,7 @@ class _Fake:
         self.extra_evals, self.eval_time_s, self.evals_written = 0, 0.0, 0
         self.snapshots = SnapshotBuffer(2**20)
         self._last_eval = None
+        self.version_time_s = 0.0
         self.contention = SimpleNamespace(start=lambda: None, stop=lambda: None)
         self.sim = SimpleNamespace(counts={'dispatched': 0}, clock_s=0.0)
         self.backend = SimpleNamespace(version=0, examples_delivered=0, compute_time_s=0.0,
@@ -45,7 +46,7 @@ class _Fake:
 
     def update(self):
         self.backend.version += 1
-        self.sim.clock_s = 100.0 * self.backend.version
+        self.sim.clock_s = self.version_time_s = 100.0 * self.backend.version
         self.snapshot_now(wall_time_s=self.sim.clock_s)
 
 
@@ -83,7 +84,8 @@ def test_a_window_without_kept_models_keeps_the_regular_time(tmp_path):
     run.snapshots = SnapshotBuffer(0)           # no memory for models: nothing to search
     for _ in range(6):
         run.update()
-    run.evaluate(600.0, 600.0, 'regular')
+    run.evaluate(650.0, 650.0, 'regular')
+    # Seen at 650 s, made at 600 s: the model's time is when it was made.
     assert run.first_reach == {'time_s': 600.0, 'step': 6, 'examples': 0,
                                'resolution_s': 600.0, 'snapshot_spacing': 1}
     assert run.extra_evals == 0

@@ -7,8 +7,10 @@ reading and the simulator's counts then (``harness.trial.snapshots``). When an
 evaluation first finds the target met, the window's snapshots are searched by
 bisection (``harness.trial.evaluation.bisect_first_hit``, the centralized
 runner's search) until the first evaluated model meeting the target is one
-server update, or 1 % of its time, after an evaluated model that missed it. Its
-simulated time is the time to target.
+server update, or 1 % of its time, after an evaluated model that missed it. The
+simulated time at which that model was made (its server update) is the time to
+target — also when it is the regular evaluation's own model, which that
+evaluation saw later, on its grid.
 
 Evaluating every server update near the target would find the same crossing
 when the metric rises steadily, but costs one evaluation per update: on the
@@ -107,7 +109,7 @@ class Evaluation:
         if self.first_reach is not None or not self.snapshots.wants(version):
             return
         self.snapshots.add(Snapshot(
-            step=version, submission_time_s=self.sim.clock_s,
+            step=version, submission_time_s=self.version_time_s,
             examples_seen=self.backend.examples_delivered, wall_time_s=wall_time_s,
             params=self.workload.tree_to_numpy(self.backend.eval_params()), model_state=None,
             extra={'compute_time_s': self.backend.compute_time_s, 'counts': self._counts_now()},
@@ -136,20 +138,23 @@ class Evaluation:
             return self._meets(metrics)
 
         live = self._last_eval  # the live model's numbers stay the ones to reuse
+        # The hit's model was made before the evaluation that saw it: its time is then.
+        hit_time_s = self.version_time_s
         lo, hi = bisect_first_hit([s.step for s in window],
                                   [s.submission_time_s for s in window],
-                                  miss['time_s'], hit.submission_time_s, probe)
+                                  miss['time_s'], hit_time_s, probe)
         self._last_eval = live
         for index in sorted(probed):
             self._write(probed[index])
         self.extra_evals += len(probed)
         found = probed[hi] if hi < len(window) else hit
+        found_time_s = found.submission_time_s if hi < len(window) else hit_time_s
         miss_time_s = window[lo].submission_time_s if lo >= 0 else miss['time_s']
         return {
-            'time_s': found.submission_time_s,
+            'time_s': found_time_s,
             'step': found.step,
             'examples': found.examples_seen,
-            'resolution_s': found.submission_time_s - miss_time_s,
+            'resolution_s': found_time_s - miss_time_s,
             'snapshot_spacing': self.snapshots.spacing,
         }
 

@@ -127,6 +127,10 @@ class _Trial(Evaluation):
         # kept since, and the last evaluation's (version, metrics).
         self.last_miss = no_miss_yet()
         self.extra_evals = 0
+        # When the current server model was made (simulated s): its clock reading. A
+        # regular evaluation sees the model later, on the evaluation grid; the model met
+        # the target when it was made.
+        self.version_time_s = 0.0
         self.snapshots = SnapshotBuffer(
             None if config.snapshot_budget_mb is None else int(config.snapshot_budget_mb * 2**20)
         )
@@ -233,6 +237,7 @@ class _Trial(Evaluation):
             'preemptions': self.preemptions,
             'first_reach': self.first_reach,
             'last_miss': self.last_miss,
+            'version_time_s': self.version_time_s,
             'extra_evals': self.extra_evals,
             'contention': self.contention.state_dict(),
         }
@@ -255,6 +260,7 @@ class _Trial(Evaluation):
         self.preemptions = state['preemptions'] + 1
         self.first_reach = state['first_reach']
         self.last_miss = state['last_miss']
+        self.version_time_s = state['version_time_s']
         self.extra_evals = state['extra_evals']
         self.contention.load_state_dict(state.get('contention', {}))
         # Evaluations after the checkpoint are redone; drop their earlier copies.
@@ -279,7 +285,7 @@ class _Trial(Evaluation):
                 # The models kept before the interruption are gone: the restored one is
                 # the first of its window.
                 self.snapshot_now(self._wall_now(wall_start))
-            kept_version = self.backend.version
+            kept_version = made_version = self.backend.version
             self.contention.start()
             events = 0
             while status is None:
@@ -299,12 +305,15 @@ class _Trial(Evaluation):
                     if status is None:
                         self.save_checkpoint(wall_start)
                         last_checkpoint = time.perf_counter()
-                elif (self.backend.version != kept_version
-                      and self.sim.next_time() > self.sim.clock_s):
-                    # A new server model, after the last event at this instant: keep it for
-                    # the search (off the clock; a copy of the evaluation parameters).
-                    self.snapshot_now(self._wall_now(wall_start))
-                    kept_version = self.backend.version
+                else:
+                    if self.backend.version != made_version:
+                        self.version_time_s, made_version = self.sim.clock_s, self.backend.version
+                    if (self.backend.version != kept_version
+                            and self.sim.next_time() > self.sim.clock_s):
+                        # A new server model, after the last event at this instant: keep it
+                        # for the search (off the clock; a copy of the evaluation parameters).
+                        self.snapshot_now(self._wall_now(wall_start))
+                        kept_version = self.backend.version
                 if status is not None:
                     break
                 if (
