@@ -103,8 +103,10 @@ def provenance(rep, run_wall_s: Optional[float], command: str) -> dict:
     load = trials['load_average'].dropna()
     # The trials' own wall time: what the suite costs, whichever invocations ran them (a
     # rerun of one trial must not read as the whole suite's time).
-    trials_wall_s = sum(float(r.get('wall_time_s') or 0.0) for r in
-                        _trial_files(list(trials['trial_dir']), results.RESULT_JSON))
+    walls = [float(r['wall_time_s']) for r in
+             _trial_files(list(trials['trial_dir']), results.RESULT_JSON)
+             if r.get('wall_time_s') is not None]
+    trials_wall_s = sum(walls) if walls else None
     return {
         'generated_at': datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec='seconds'),
@@ -158,7 +160,7 @@ def _machine(meta: dict) -> str:
 
 def render_block(table: pd.DataFrame, meta: dict) -> str:
     """The README's generated block, markers included."""
-    wall = meta.get('trials_wall_s', meta.get('run_wall_s'))
+    wall = meta.get('trials_wall_s')
     load = meta.get('load_average_median')
     lines = [BEGIN, '']
     if meta.get('max_steps'):
@@ -234,6 +236,10 @@ def main(argv=None) -> int:
     readme = args.readme or args.out_dir / 'README.md'
     try:
         check_readme(readme)  # before an hour of trials, not after
+        if args.noise_floor is not None:
+            from scoring.noise_floor import find_noise_floors
+
+            find_noise_floors([], args.noise_floor)  # likewise: a bad file is said now
         if not args.readme_only:
             run_wall_s = None
             if not args.skip_run:

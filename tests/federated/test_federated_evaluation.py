@@ -51,7 +51,7 @@ class _Fake:
 
 
 class _Runner(evaluation.Evaluation, _Fake):
-    pass
+    """The mixin under test on the fake runner's state."""
 
 
 def test_the_first_evaluated_update_meeting_the_target_is_found_by_bisection(tmp_path):

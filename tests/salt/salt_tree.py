@@ -90,6 +90,7 @@ def write_salt_trial(
         'final_step': evals[-1]['step'],
         'submission_time_s': evals[-1]['submission_time_s'],
         'error': None,
+        'wall_time_s': evals[-1]['wall_time_s'],  # as the runner records it
     }
     meta = None
     if uses_teacher:

@@ -99,3 +99,30 @@ def test_bad_input_exits_2_and_writes_nothing(script, tmp_path, capsys):
 def test_the_shipped_readme_has_the_markers():
     text = (ROOT / 'workloads' / 'lm_slm' / 'README.md').read_text(encoding='utf-8')
     assert text.count('<!-- salt-table:begin -->') == text.count('<!-- salt-table:end -->') == 1
+
+
+def test_a_bad_noise_floor_file_is_refused_before_any_trial_runs(script, tmp_path, capsys,
+                                                                  monkeypatch):
+    (tmp_path / 'README.md').write_text(README, encoding='utf-8')
+    ran = []
+    monkeypatch.setattr(script, 'run_suite', lambda *a: ran.append(a) or 0.0)
+    missing = tmp_path / 'no_such_floor.json'
+    assert script.main(_args(tmp_path, '--noise-floor', str(missing))) == 2
+    err = capsys.readouterr().err
+    assert 'salt_table: error:' in err and 'no_such_floor.json' in err and 'does not exist' in err
+    assert not ran and not (tmp_path / 'out').exists()
+    assert (tmp_path / 'README.md').read_text() == README
+
+
+def test_the_table_states_the_trials_own_wall_time(script, tmp_path):
+    write_suite_tree(tmp_path / 'results')
+    (tmp_path / 'README.md').write_text(README, encoding='utf-8')
+    assert script.main(_args(tmp_path, '--skip-run')) == 0
+    meta = json.loads((tmp_path / 'out' / 'salt_table.json').read_text())
+    readme = (tmp_path / 'README.md').read_text()
+    # The sum of the trials' own wall times (result.json), whoever ran them.
+    walls = [json.loads(f.read_text()).get('wall_time_s')
+             for f in (tmp_path / 'results' / 'salt').rglob('result.json')]
+    walls = [w for w in walls if w is not None]  # a trial that failed early records none
+    assert meta['trials_wall_s'] == pytest.approx(sum(walls)) and sum(walls) > 0
+    assert f'{sum(walls) / 60:.0f} min of trial wall time in all' in readme

@@ -285,7 +285,7 @@ class _Trial(Evaluation):
                 # The models kept before the interruption are gone: the restored one is
                 # the first of its window.
                 self.snapshot_now(self._wall_now(wall_start))
-            kept_version = made_version = self.backend.version
+            made_version = self.backend.version
             self.contention.start()
             events = 0
             while status is None:
@@ -305,15 +305,11 @@ class _Trial(Evaluation):
                     if status is None:
                         self.save_checkpoint(wall_start)
                         last_checkpoint = time.perf_counter()
-                else:
-                    if self.backend.version != made_version:
-                        self.version_time_s, made_version = self.sim.clock_s, self.backend.version
-                    if (self.backend.version != kept_version
-                            and self.sim.next_time() > self.sim.clock_s):
-                        # A new server model, after the last event at this instant: keep it
-                        # for the search (off the clock; a copy of the evaluation parameters).
-                        self.snapshot_now(self._wall_now(wall_start))
-                        kept_version = self.backend.version
+                elif self.backend.version != made_version:
+                    # A server update made a new model: note when, and keep it for the
+                    # search (off the clock; a copy of its evaluation parameters).
+                    self.version_time_s, made_version = self.sim.clock_s, self.backend.version
+                    self.snapshot_now(self._wall_now(wall_start))
                 if status is not None:
                     break
                 if (
