@@ -131,12 +131,15 @@ def test_probes_follow_the_step_grid_whatever_the_window():
     """Two runs of one seed whose regular evaluations fell at different steps probe the same
     steps (a binary search over step numbers), so they find the same crossing."""
     def probes(window_end, first_hit):
-        steps = list(range(1, window_end))
-        lo, hi, seen = -1, len(steps), []
-        while hi - lo > 1:
-            mid = evaluation._dyadic_midpoint(steps, lo, hi)
-            seen.append(steps[mid])
-            lo, hi = (lo, mid) if steps[mid] >= first_hit else (mid, hi)
+        steps, seen = list(range(1, window_end)), []
+
+        def meets(i):
+            seen.append(steps[i])
+            return steps[i] >= first_hit
+
+        # One step a second: 1 % of the time is under a step, so the search ends adjacent.
+        _, hi = evaluation.bisect_first_hit(steps, [float(s) for s in steps], 0.0,
+                                            float(window_end), meets)
         return seen, steps[hi] if hi < len(steps) else window_end
     a, found_a = probes(290, 165)
     b, found_b = probes(281, 165)
